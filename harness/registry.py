@@ -1,0 +1,263 @@
+"""The backend registry: one frozen declaration per backend, one dict of them.
+
+Built-in backends live in ``impls/<name>.py`` (file stem == backend name), each exposing a
+module-level ``BACKEND`` declaration. Those modules import nothing heavy at import time;
+``probe()`` says whether the backend can really run here, and returns the reason when not.
+Users add their own with :func:`register_backend`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Mapping
+
+from .conv_spec import CONV2D_FEATURES, FLOAT_DTYPES
+from .errors import Unsupported
+
+#: Every op the harness knows, with every feature a call of it can need.
+OP_FEATURES: dict[str, frozenset[str]] = {"conv2d": CONV2D_FEATURES}
+
+RESERVED_NAMES = frozenset({"auto", "all"})
+
+
+def _always_available() -> str | None:
+    return None
+
+
+def _nothing_to_sync() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What one backend is and what it can do.
+
+    Attributes
+    ----------
+    name : str
+        Registry key; for built-ins, the stem of its file in ``impls/``.
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    ops : Mapping[str, Callable]
+        Op name -> implementation. ``conv2d`` implementations are called as
+        ``fn(x, w, bias, spec)`` with a 4-D ``x`` and a resolved
+        :class:`~harness.conv_spec.Conv2dSpec`; they return the (N, O, OH, OW) output.
+    features : Mapping[str, frozenset[str]]
+        Op name -> the optional features it implements (see ``OP_FEATURES``).
+    dtypes : frozenset[str]
+        Array dtypes it accepts.
+    exact : bool
+        True when integer-valued data whose partial sums are exactly representable gives a
+        bit-exact result (direct summation, GEMM). False for FFT and Winograd, whose
+        transforms round even then; the verifier then holds them to ``error_model``.
+    deterministic : bool
+        Same inputs give the same bits, run after run and for any thread count.
+    error_model : str
+        Which rounding-error bound the verifier applies (see ``harness.tolerance``).
+    probe : Callable[[], str | None]
+        Returns None when the backend can run here, else the reason it cannot.
+    sync : Callable[[], None]
+        Waits for queued work (asynchronous devices); benchmarks call it before stopping a clock.
+    auto_rank : int
+        Preference of ``backend="auto"`` among backends that support a call (lower first).
+    """
+
+    name: str
+    device: str
+    ops: Mapping[str, Callable]
+    features: Mapping[str, frozenset[str]]
+    dtypes: frozenset[str] = frozenset(FLOAT_DTYPES)
+    exact: bool = True
+    deterministic: bool = True
+    error_model: str = "direct"
+    probe: Callable[[], str | None] = _always_available
+    sync: Callable[[], None] = _nothing_to_sync
+    auto_rank: int = 50
+    description: str = ""
+    origin: str = "builtin"
+    import_error: str | None = field(default=None, repr=False)
+
+    @cached_property
+    def reason(self) -> str | None:
+        """Why the backend is unavailable here, or None when it is available."""
+        if self.import_error:
+            return self.import_error
+        try:
+            return self.probe()
+        except Exception as exc:  # a probe that crashes is itself the reason
+            return f"probe failed: {type(exc).__name__}: {exc}"
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+    def unsupported_reason(self, op: str, spec) -> str | None:
+        """None if this backend can run ``op`` on ``spec``, else why not."""
+        if op not in self.ops:
+            return f"backend {self.name!r} does not implement {op}"
+        if spec.dtype not in self.dtypes:
+            return f"backend {self.name!r} does not support dtype {spec.dtype}"
+        missing = sorted(spec.features - self.features.get(op, frozenset()))
+        if missing:
+            return f"backend {self.name!r} does not support {op} feature(s): {', '.join(missing)}"
+        return None
+
+    def check(self, op: str, spec) -> Callable:
+        """The implementation of ``op`` for ``spec``; raises Unsupported with the reason."""
+        if not self.available:
+            raise Unsupported(f"backend {self.name!r} is unavailable: {self.reason}")
+        why = self.unsupported_reason(op, spec)
+        if why:
+            raise Unsupported(why)
+        return self.ops[op]
+
+
+_REGISTRY: dict[str, Backend] = {}
+_BUILTINS_LOADED = False
+
+
+def _load_builtins() -> None:
+    """Import each ``impls/<name>.py`` once and register its ``BACKEND``."""
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    import impls
+
+    for module in sorted(pkgutil.iter_modules(impls.__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):
+            continue
+        try:
+            declared = importlib.import_module(f"impls.{module.name}").BACKEND
+        except Exception as exc:  # keep the backend listed, with the reason it cannot load
+            declared = Backend(
+                name=module.name,
+                device="unknown",
+                ops={},
+                features={},
+                import_error=f"impls/{module.name}.py failed to load: {type(exc).__name__}: {exc}",
+            )
+        if declared.name != module.name:
+            raise RuntimeError(
+                f"impls/{module.name}.py declares backend {declared.name!r}; "
+                "a built-in backend's name must equal its file stem"
+            )
+        _REGISTRY.setdefault(declared.name, declared)
+
+
+def backends() -> list[Backend]:
+    """Every registered backend, available or not (see ``Backend.reason``), by name."""
+    _load_builtins()
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def get_backend(name) -> Backend:
+    """The declaration registered under ``name``; ValueError lists the known names."""
+    _load_builtins()
+    if isinstance(name, Backend):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a name (str), got {type(name).__name__}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(["auto"] + sorted(_REGISTRY))
+        raise ValueError(f"unknown backend {name!r}; known backends: {known}") from None
+
+
+def register_backend(
+    name: str,
+    *,
+    device: str = "cpu",
+    features=None,
+    dtypes=FLOAT_DTYPES,
+    exact: bool = False,
+    deterministic: bool = False,
+    error_model: str = "direct",
+    probe: Callable[[], str | None] | None = None,
+    sync: Callable[[], None] | None = None,
+    auto_rank: int = 100,
+    description: str = "",
+    replace: bool = False,
+    **ops: Callable,
+) -> Backend:
+    """Register a backend of your own, e.g. ``register_backend("mine", conv2d=my_conv2d)``.
+
+    Parameters
+    ----------
+    name : str
+        A Python identifier, not already registered (unless ``replace=True``).
+    features : None, iterable of str, or mapping op -> iterable of str
+        What each op implements. None claims every feature of every given op, so the
+        verifier tests them all. An iterable applies to every given op.
+    exact, deterministic : bool
+        Claims the verifier holds you to (bit-exact integer results; same bits every run).
+        Off by default: claim them once your backend earns them.
+    **ops : callable
+        Op name -> implementation, e.g. ``conv2d=fn`` with ``fn(x, w, bias, spec)``.
+    """
+    _load_builtins()
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"backend name must be a Python identifier, got {name!r}")
+    if name in RESERVED_NAMES:
+        raise ValueError(f"backend name {name!r} is reserved")
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"backend {name!r} is already registered (pass replace=True to replace it)")
+    if not ops:
+        raise ValueError(f"register_backend({name!r}) needs at least one op, e.g. conv2d=fn")
+    for op, fn in ops.items():
+        if op not in OP_FEATURES:
+            raise ValueError(f"unknown op {op!r}; known ops: {', '.join(sorted(OP_FEATURES))}")
+        if not callable(fn):
+            raise TypeError(f"{op} implementation must be callable, got {type(fn).__name__}")
+    declared = Backend(
+        name=name,
+        device=device,
+        ops=dict(ops),
+        features=_normalise_features(features, ops),
+        dtypes=frozenset(dtypes),
+        exact=exact,
+        deterministic=deterministic,
+        error_model=error_model,
+        probe=probe or _always_available,
+        sync=sync or _nothing_to_sync,
+        auto_rank=auto_rank,
+        description=description,
+        origin="user",
+    )
+    unknown = declared.dtypes - set(FLOAT_DTYPES)
+    if unknown:
+        raise ValueError(f"unsupported dtypes {sorted(unknown)}; choose from {FLOAT_DTYPES}")
+    _REGISTRY[name] = declared
+    return declared
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a user-registered backend (built-ins stay)."""
+    declared = get_backend(name)
+    if declared.origin == "builtin":
+        raise ValueError(f"backend {name!r} is built in and cannot be removed")
+    del _REGISTRY[name]
+
+
+def _normalise_features(features, ops) -> dict[str, frozenset[str]]:
+    if features is None:
+        return {op: OP_FEATURES[op] for op in ops}
+    if isinstance(features, Mapping):
+        per_op = {op: frozenset(features.get(op, ())) for op in ops}
+    elif isinstance(features, str):
+        raise TypeError("features must be an iterable of feature names, not one string")
+    else:
+        given = frozenset(features)
+        per_op = {op: given for op in ops}
+    for op, declared in per_op.items():
+        unknown = declared - OP_FEATURES[op]
+        if unknown:
+            raise ValueError(
+                f"unknown {op} feature(s) {sorted(unknown)}; known: {', '.join(sorted(OP_FEATURES[op]))}"
+            )
+    return per_op

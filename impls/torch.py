@@ -1,0 +1,83 @@
+"""``torch``: ``torch.nn.functional.conv2d`` on the CPU — the reference and the baseline to beat.
+
+Non-zero padding modes and asymmetric padding go through ``F.pad`` first, exactly as
+``torch.nn.Conv2d`` does for ``padding_mode != 'zeros'``. TF32 is switched off and cuDNN is
+made deterministic, so fp32 results are real fp32 (see ``impls/torch_cuda.py``).
+"""
+
+from functools import lru_cache
+
+import numpy as np
+
+from harness.conv_spec import CONV2D_FEATURES
+from harness.registry import Backend
+
+_TORCH_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+
+
+@lru_cache(maxsize=None)
+def load_torch():
+    """Import torch once, with the settings that make it a trustworthy reference."""
+    import warnings
+
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    # harness.conv2d hands backends read-only views; torch reads them without writing.
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    return torch
+
+
+def probe():
+    try:
+        load_torch()
+    except ImportError as exc:
+        return f"torch is not installed ({exc})"
+    return None
+
+
+def to_tensor(a, device="cpu"):
+    torch = load_torch()
+    if any(s < 0 for s in a.strides):  # torch.from_numpy refuses negative strides
+        a = np.ascontiguousarray(a)
+    return torch.from_numpy(a).to(device)
+
+
+def conv2d_tensor(xt, wt, bt, spec):
+    """F.conv2d on tensors with the spec's padding (any mode, any split)."""
+    torch = load_torch()
+    F = torch.nn.functional
+    top, bottom, left, right = spec.padding
+    if spec.padding_mode == "zeros" and top == bottom and left == right:
+        padding = (top, left)
+    else:
+        xt = F.pad(xt, (left, right, top, bottom), mode=_TORCH_PAD_MODES[spec.padding_mode])
+        padding = 0
+    return F.conv2d(xt, wt, bt, spec.stride, padding, spec.dilation, spec.groups)
+
+
+def conv2d_on(device):
+    def conv2d(x, w, bias, spec):
+        if spec.N == 0:  # F.pad's non-constant modes refuse an empty batch; the answer is empty
+            return np.zeros(spec.out_shape, dtype=spec.dtype)
+        bt = None if bias is None else to_tensor(bias, device)
+        y = conv2d_tensor(to_tensor(x, device), to_tensor(w, device), bt, spec)
+        return y.cpu().numpy()
+
+    return conv2d
+
+
+BACKEND = Backend(
+    name="torch",
+    device="cpu",
+    ops={"conv2d": conv2d_on("cpu")},
+    features={"conv2d": CONV2D_FEATURES},
+    exact=True,
+    deterministic=True,
+    probe=probe,
+    auto_rank=10,
+    description="torch.nn.functional on the CPU (oneDNN); reference and baseline",
+)
