@@ -10,6 +10,7 @@ from .api import conv2d
 from .conv_spec import CONV2D_FEATURES, Conv2dSpec, conv2d_spec
 from .errors import BackendError, Unsupported
 from .padding import pad_input
+from .verifier import check_case, summarize, verify
 from .registry import Backend, backends, get_backend, register_backend, unregister_backend
 
 __all__ = [
@@ -19,10 +20,13 @@ __all__ = [
     "Conv2dSpec",
     "Unsupported",
     "backends",
+    "check_case",
     "conv2d",
     "conv2d_spec",
     "get_backend",
     "pad_input",
     "register_backend",
+    "summarize",
     "unregister_backend",
+    "verify",
 ]

@@ -56,6 +56,9 @@ class Backend:
         transforms round even then; the verifier then holds them to ``error_model``.
     deterministic : bool
         Same inputs give the same bits, run after run and for any thread count.
+    nonfinite : bool
+        NaN/Inf in the input reach exactly the outputs whose window holds them, as in torch.
+        False for transform methods (FFT, Winograd) that smear one NaN over a whole tile.
     error_model : str
         Which rounding-error bound the verifier applies (see ``harness.tolerance``).
     probe : Callable[[], str | None]
@@ -73,6 +76,7 @@ class Backend:
     dtypes: frozenset[str] = frozenset(FLOAT_DTYPES)
     exact: bool = True
     deterministic: bool = True
+    nonfinite: bool = True
     error_model: str = "direct"
     probe: Callable[[], str | None] = _always_available
     sync: Callable[[], None] = _nothing_to_sync
@@ -177,6 +181,7 @@ def register_backend(
     dtypes=FLOAT_DTYPES,
     exact: bool = False,
     deterministic: bool = False,
+    nonfinite: bool = True,
     error_model: str = "direct",
     probe: Callable[[], str | None] | None = None,
     sync: Callable[[], None] | None = None,
@@ -222,6 +227,7 @@ def register_backend(
         dtypes=frozenset(dtypes),
         exact=exact,
         deterministic=deterministic,
+        nonfinite=nonfinite,
         error_model=error_model,
         probe=probe or _always_available,
         sync=sync or _nothing_to_sync,

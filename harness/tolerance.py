@@ -52,8 +52,56 @@ def direct_bound(spec, A: np.ndarray) -> np.ndarray:
     return u * (K_SIGMA * np.sqrt(n_terms) + 2.0) * A
 
 
+#: Rounding steps charged per log2 of the FFT size: a forward and an inverse real 2-D transform,
+#: each about one rounding per butterfly stage (log2 of the size), plus the complex products.
+#: Correct ``fft`` results measured at <= 0.03 units with it (see ``impls/fft.py``).
+FFT_STAGE_FACTOR = 4.0
+
+
+def fft_bound(spec, A: np.ndarray) -> np.ndarray:
+    """Bound for convolution by FFT: global, set by the largest magnitude in each output plane.
+
+    A transform spreads the rounding of every value over all outputs, so an output's error is
+    about ``u * log2(L) * (a norm of all the products in its transform)``, not relative to its
+    own ``A``. ``max A`` over the (n, o) plane bounds every such norm; ``L`` is at most the padded
+    input area (tiles are smaller). The channel sum in the frequency domain adds the direct
+    model's ``K_SIGMA * sqrt(n_terms)``.
+    """
+    top, bottom, left, right = spec.padding
+    area = max(2, (spec.H + top + bottom) * (spec.W + left + right))
+    n_terms = spec.n_acc + (1 if spec.bias else 0)
+    u = UNIT_ROUNDOFF[spec.dtype] + UNIT_ROUNDOFF["float64"]
+    scale = A.max(axis=(2, 3), keepdims=True) if A.size else A
+    return u * (K_SIGMA * np.sqrt(n_terms) + 2.0 + FFT_STAGE_FACTOR * np.log2(area)) * scale
+
+
+def winograd_bound(spec, A: np.ndarray) -> np.ndarray:
+    """Bound for Winograd F(m x m, 3x3): the direct bound, amplified by the transforms.
+
+    The tile size ``m`` is the one ``impls.winograd.choose_tile`` picks for ``spec``. The
+    transforms mix every input of an ``(m+2) x (m+2)`` tile with every tap, with coefficients
+    whose absolute sums make the magnitudes behind one output ``growth`` times larger than
+    direct summation's (7.1 for F(2x2), 256 for F(4x4); ``WinogradTransform.growth``); those
+    products belong to outputs at most ``m + 1`` away, so ``A`` is taken as its maximum over
+    that neighbourhood.
+    """
+    from scipy.ndimage import maximum_filter
+
+    from impls._winograd_transforms import TRANSFORMS
+    from impls.winograd import choose_tile
+
+    t = TRANSFORMS[choose_tile(spec)]
+    reach = 2 * t.m + 3
+    A_near = maximum_filter(A, size=(1, 1, reach, reach), mode="constant", cval=0.0) if A.size else A
+    return t.growth * direct_bound(spec, A_near)
+
+
 #: error model name -> bound(spec, A) -> array broadcastable to the output
-ERROR_MODELS: dict[str, Callable[..., np.ndarray]] = {"direct": direct_bound}
+ERROR_MODELS: dict[str, Callable[..., np.ndarray]] = {
+    "direct": direct_bound,
+    "fft": fft_bound,
+    "winograd": winograd_bound,
+}
 
 
 def error_bound(model: str, spec, A: np.ndarray) -> np.ndarray:
@@ -91,8 +139,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, bound) -> Comparison:
     # non-finite reference values must be reproduced exactly (NaN as NaN, +-Inf with its sign)
     special_bad = ~finite & ~((np.isnan(e) & np.isnan(a)) | (e == a))
     special_bad |= finite & ~np.isfinite(a)
-    diff = np.where(finite & np.isfinite(a), np.abs(a - e), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # inf - inf where both are special
+        diff = np.where(finite & np.isfinite(a), np.abs(a - e), 0.0)
         units = np.where(diff == 0, 0.0, diff / bound)
     units = np.where(special_bad, np.inf, units)
     bad = (units > 1.0) | special_bad

@@ -18,10 +18,16 @@ from harness.registry import Backend
 def conv2d(x, w, bias, spec):
     xp = pad_input(x, spec).astype(np.float64)
     w64 = w.astype(np.float64)
+    y = np.zeros(spec.out_shape, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf inputs propagate as in torch
+        _accumulate(y, xp, w64, bias, spec)
+    return y.astype(spec.dtype)
+
+
+def _accumulate(y, xp, w64, bias, spec):
     (sh, sw), (dh, dw) = spec.stride, spec.dilation
     OH, OW = spec.OH, spec.OW
     Cg, Og = spec.C // spec.groups, spec.O // spec.groups
-    y = np.zeros((spec.N, spec.O, OH, OW), dtype=np.float64)
     for o in range(spec.O):
         g = o // Og
         for c in range(Cg):
@@ -34,7 +40,6 @@ def conv2d(x, w, bias, spec):
                     y[:, o] += taps * w64[o, c, p, q]
         if bias is not None:
             y[:, o] += bias[o]
-    return y.astype(spec.dtype)
 
 
 BACKEND = Backend(

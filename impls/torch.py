@@ -18,16 +18,12 @@ _TORCH_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "rep
 @lru_cache(maxsize=None)
 def load_torch():
     """Import torch once, with the settings that make it a trustworthy reference."""
-    import warnings
-
     import torch
 
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-    # harness.conv2d hands backends read-only views; torch reads them without writing.
-    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     return torch
 
 
@@ -43,6 +39,14 @@ def to_tensor(a, device="cpu"):
     torch = load_torch()
     if any(s < 0 for s in a.strides):  # torch.from_numpy refuses negative strides
         a = np.ascontiguousarray(a)
+    if not a.flags.writeable:
+        # harness.conv2d hands backends read-only views; torch only reads them, but
+        # from_numpy insists on a writable array, so take a writable view where numpy allows.
+        a = a.view()
+        try:
+            a.flags.writeable = True
+        except ValueError:  # the caller's own array is read-only
+            a = a.copy()
     return torch.from_numpy(a).to(device)
 
 

@@ -1,0 +1,1 @@
+"""Subcommands of ``convbench``; each module exposes ``register(subparsers)``."""

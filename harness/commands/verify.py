@@ -1,0 +1,74 @@
+"""``convbench verify``: cross-check backends against the float64 torch reference."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import Unsupported
+from ..plugins import add_plugin_option, load_plugins
+from ..registry import backends, get_backend
+from ..results_io import write_csv
+from ..verifier import DEFAULT_CASES, summarize, verify
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("verify", help="verify backends against torch on randomized and hand-picked cases")
+    parser.add_argument("--backend", action="append", default=[], metavar="NAME",
+                        help="backend to verify (repeatable, or comma-separated; 'all' = every available one)")
+    add_plugin_option(parser)
+    parser.add_argument("--cases", type=int, default=DEFAULT_CASES,
+                        help=f"random cases per backend, on top of the fixed table (default {DEFAULT_CASES})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
+    parser.add_argument("--out", default=None, metavar="CSV",
+                        help="write every case's row here (default reports/verify.csv)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def selected_backends(names) -> list[str]:
+    """Names from repeated/comma-separated options; 'all' means every available backend."""
+    wanted = [n for item in names for n in item.split(",") if n]
+    if not wanted or "all" in wanted:
+        return [b.name for b in backends() if b.available]
+    for name in wanted:
+        get_backend(name)  # ValueError with the known names
+    return wanted
+
+
+def run(args) -> int:
+    load_plugins(args.plugin)
+    try:
+        names = selected_backends(args.backend)
+    except ValueError as exc:
+        print(f"convbench verify: {exc}", file=sys.stderr)
+        return 2
+    reports = []
+    for name in names:
+        print(f"verifying {name} ({args.cases} random cases + table, seed {args.seed})", file=sys.stderr)
+        try:
+            reports.append(verify(name, cases=args.cases, seed=args.seed,
+                                  progress=not args.no_progress and sys.stderr.isatty()))
+        except Unsupported as exc:
+            print(f"convbench verify: {exc}", file=sys.stderr)
+            return 2
+    report = pd.concat(reports, ignore_index=True)
+    out = write_csv(report, Path(args.out or "reports/verify.csv"))
+    print_report(report)
+    print(f"\nall cases: {out}")
+    return 1 if (report.status == "failed").any() else 0
+
+
+def print_report(report: pd.DataFrame) -> None:
+    summary = summarize(report)
+    print(summary.to_string(float_format=lambda v: f"{v:.3g}"))
+    failed = report[report.status == "failed"]
+    for name, rows in failed.groupby("backend"):
+        print(f"\n{name}: {len(rows)} failed case(s); first ones:")
+        for _, row in rows.head(5).iterrows():
+            print(f"  {row.case}\n    {row.message}")
+        minimal = rows[rows.minimal]
+        if not minimal.empty:
+            print(f"  minimal reproducer (shrunk from the smallest failure):\n    {minimal.iloc[0].reproducer}")

@@ -1,0 +1,48 @@
+"""Shared test helpers: one comparison helper and the per-backend parametrization."""
+
+import numpy as np
+import pytest
+
+import harness
+from harness.conv_spec import conv2d_spec
+from harness.tolerance import compare, error_bound, magnitude
+from impls.torch import conv2d_on
+
+_torch_cpu = conv2d_on("cpu")
+
+
+def reference_conv2d(x, w, bias=None, **kwargs):
+    """torch in float64 on up-cast inputs, and A = |x| * |w| + |b| for the error bound."""
+    spec, batched = conv2d_spec(x, w, bias, **kwargs)
+    spec64 = spec.with_(dtype="float64")
+    as64 = lambda a: None if a is None else np.asarray(a, np.float64)  # noqa: E731
+    x4 = x if batched else x[None]
+    ref = lambda a, b, c: _torch_cpu(a, b, c, spec64)  # noqa: E731
+    expected = ref(as64(x4), as64(w), as64(bias))
+    A = magnitude(ref, x4, w, bias)
+    if not batched:
+        expected, A = expected[0], A[0]
+    return spec, expected, A
+
+
+def assert_close(actual, x, w, bias=None, *, error_model="direct", **kwargs):
+    """Shape, then dtype, then values within the error bound of ``error_model``."""
+    spec, expected, A = reference_conv2d(x, w, bias, **kwargs)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != expected {expected.shape}"
+    assert actual.dtype == x.dtype, f"dtype {actual.dtype} != input dtype {x.dtype}"
+    verdict = compare(actual, expected, error_bound(error_model, spec, A))
+    assert verdict.passed, verdict.message
+
+
+def backend_params():
+    """Every registered backend as a pytest param; unavailable ones skip with the reason."""
+    params = []
+    for b in harness.backends():
+        marks = [] if b.available else [pytest.mark.skip(reason=f"{b.name} unavailable: {b.reason}")]
+        params.append(pytest.param(b.name, marks=marks, id=b.name))
+    return params
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
