@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
-from .api import run_conv2d
-from .cases import Conv2dCase, random_cases, table_cases
 from .errors import Unsupported
+from .optable import op_info, op_of
 from .registry import get_backend
-from .tolerance import compare, error_bound, magnitude
+from .tolerance import compare
 
 DEFAULT_CASES = 300
 MISTRUST_ZERO_FRACTION = 0.5
@@ -35,7 +34,7 @@ STATUSES = ("passed", "failed", "unsupported", "mistrusted")
 class CaseResult:
     """The verdict on one case."""
 
-    case: Conv2dCase
+    case: object  # a case of any op in harness.optable.OPS
     status: str  # one of STATUSES
     max_units: float
     max_abs_err: float
@@ -48,63 +47,53 @@ def reference_backend(name: str) -> str:
     return "naive" if name == "torch" else "torch"
 
 
-def _reference_conv(reference: str, spec):
-    """float64 convolution through the reference backend, for the values and for ``A``."""
-    ref = get_backend(reference)
-    spec64 = spec.with_(dtype="float64")
-    return lambda x, w, b: run_conv2d(ref, x, w, b, spec64)
-
-
-def check_case(backend, case: Conv2dCase, *, reference: str | None = None) -> CaseResult:
+def check_case(backend, case, *, reference: str | None = None) -> CaseResult:
     """Run one case on ``backend`` and judge it; the one-line reproducer's entry point."""
     declared = get_backend(backend)
-    reference = reference or reference_backend(declared.name)
+    op = op_info(op_of(case))
+    reference = get_backend(reference or reference_backend(declared.name))
     spec = case.spec
-    why = declared.unsupported_reason("conv2d", spec) or (
+    why = declared.unsupported_reason(op.name, spec) or (
         None if declared.nonfinite or case.fill not in ("nan", "inf")
         else f"backend {declared.name!r} does not propagate NaN/Inf element-wise ({declared.error_model} error model)"
     )
     if why:
         return CaseResult(case, "unsupported", np.nan, np.nan, why, 0.0, False)
-    x, w, b = case.arrays()
-    saved = [None if a is None else a.copy() for a in (x, w, b)]
+    arrays = case.arrays()
+    saved = [None if a is None else a.copy() for a in arrays]
     start = time.perf_counter()
     try:
-        batched = case.batched
-        y = run_conv2d(declared, x, w, b, spec, batched)
+        outputs = op.call(declared, case, arrays)
     except Unsupported as exc:
         return CaseResult(case, "unsupported", np.nan, np.nan, str(exc), time.perf_counter() - start, False)
     except Exception as exc:  # any other exception is a failed case, reported with its type
         return CaseResult(case, "failed", np.inf, np.inf, f"raised {type(exc).__name__}: {exc}",
                           time.perf_counter() - start, False)
     seconds = time.perf_counter() - start
-    if not batched:
-        y = y[np.newaxis]
-    ref = _reference_conv(reference, spec)
-    as64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)  # noqa: E731
-    x4 = x if batched else x[np.newaxis]
-    expected = ref(as64(x4), as64(w), as64(b))
+    expected = op.reference(reference, case, [None if a is None else np.asarray(a, np.float64) for a in arrays])
     exact = case.fill == "exact" and declared.exact
-    if exact:
-        bound = 0.0
+    if exact:  # the float64 reference rounded once to the dtype is the only right answer
+        expected = [e.astype(spec.dtype).astype(np.float64) for e in expected]
+        bounds = [0.0] * len(expected)
     else:
-        A = magnitude(ref, x4, w, b)
-        bound = error_bound(declared.error_model, spec, A)
-    verdict = compare(y, expected.astype(spec.dtype).astype(np.float64) if exact else expected, bound)
-    status, message = ("passed" if verdict.passed else "failed"), verdict.message
-    if exact and verdict.passed:
+        bounds = op.bounds(declared, reference, case, arrays)
+    verdicts = [compare(y, e, bound) for y, e, bound in zip(outputs, expected, bounds)]
+    worst = max(verdicts, key=lambda v: (not v.passed, v.max_units))
+    status = "passed" if all(v.passed for v in verdicts) else "failed"
+    message = worst.message if len(verdicts) == 1 else f"output {verdicts.index(worst)}: {worst.message}"
+    if exact and status == "passed":
         message = "bit-exact"
-    changed = [name for name, now, before in zip(("x", "w", "bias"), (x, w, b), saved)
+    changed = [f"input {i}" for i, (now, before) in enumerate(zip(arrays, saved))
                if before is not None and not np.array_equal(now, before, equal_nan=True)]
+    zeros = np.mean([np.mean(e == 0) for e in expected if e.size]) if any(e.size for e in expected) else 0.0
     if changed:
-        status, message = "failed", f"input(s) modified in place: {', '.join(changed)}"
-    elif status == "passed" and expected.size and np.mean(expected == 0) > MISTRUST_ZERO_FRACTION:
-        status = "mistrusted"
-        message = f"{np.mean(expected == 0):.0%} of the reference output is zero; {message}"
-    return CaseResult(case, status, verdict.max_units, verdict.max_abs_err, message, seconds, exact)
+        status, message = "failed", f"modified in place: {', '.join(changed)}"
+    elif status == "passed" and zeros > MISTRUST_ZERO_FRACTION:
+        status, message = "mistrusted", f"{zeros:.0%} of the reference output is zero; {message}"
+    return CaseResult(case, status, worst.max_units, worst.max_abs_err, message, seconds, exact)
 
 
-def shrink(backend, case: Conv2dCase, *, reference: str | None = None, attempts: int = SHRINK_ATTEMPTS):
+def shrink(backend, case, *, reference: str | None = None, attempts: int = SHRINK_ATTEMPTS):
     """The smallest still-failing case reachable by one-step simplifications (greedy)."""
     for _ in range(attempts):
         for simpler in case.simpler():
@@ -119,10 +108,11 @@ def shrink(backend, case: Conv2dCase, *, reference: str | None = None, attempts:
     return case
 
 
-def reproducer(backend_name: str, case: Conv2dCase) -> str:
+def reproducer(backend_name: str, case) -> str:
     """A one-line shell command that re-runs ``case`` and prints the verdict."""
+    case_type = type(case)
     return (
-        'python -c "import harness; from harness.cases import Conv2dCase; '
+        f'python -c "import harness; from {case_type.__module__} import {case_type.__name__}; '
         f"print(harness.check_case('{backend_name}', {case!r}))\""
     )
 
@@ -161,8 +151,7 @@ def verify(
         Columns: backend, op, source, status, max_units, max_abs_err, exact, message,
         seconds, the case's fields, features, n_acc, reproducer and minimal.
     """
-    if op != "conv2d":
-        raise ValueError(f"verify supports op='conv2d' only, got {op!r}")
+    info = op_info(op)
     declared = get_backend(backend)
     if not declared.available:
         raise Unsupported(f"backend {declared.name!r} is unavailable: {declared.reason}")
@@ -170,9 +159,11 @@ def verify(
         cases = DEFAULT_CASES
     if not isinstance(cases, int) or cases < 0:
         raise ValueError(f"cases must be a non-negative int, got {cases!r}")
-    todo = [("table", c) for c in (table_cases() if table else [])]
-    todo += [("random", c) for c in random_cases(declared.features.get(op, ()), declared.dtypes,
-                                                    cases, seed, nonfinite=declared.nonfinite)]
+    if op not in declared.ops:
+        raise Unsupported(f"backend {declared.name!r} does not implement {op}")
+    todo = [("table", c) for c in (info.table_cases() if table else [])]
+    todo += [("random", c) for c in info.random_cases(declared.features.get(op, ()), declared.dtypes,
+                                                         cases, seed, nonfinite=declared.nonfinite)]
     results = []
     for i, (source, case) in enumerate(todo):
         results.append((source, check_case(declared, case)))
@@ -191,14 +182,13 @@ def verify(
     return report
 
 
-def _size(case: Conv2dCase) -> int:
-    return int(np.prod(case.x_shape)) + int(np.prod(case.w_shape))
+def _size(case) -> int:
+    return sum(int(a.size) for a in case.arrays() if a is not None)
 
 
 def _row(name, op, source, result: CaseResult) -> dict:
     case = result.case
-    spec = case.spec
-    return {
+    row = {
         "backend": name,
         "op": op,
         "source": source,
@@ -208,23 +198,15 @@ def _row(name, op, source, result: CaseResult) -> dict:
         "exact": result.exact,
         "message": result.message,
         "seconds": result.seconds,
-        "x_shape": str(case.x_shape),
-        "w_shape": str(case.w_shape),
-        "bias": case.bias,
-        "stride": str(case.stride),
-        "padding": str(case.padding),
-        "dilation": str(case.dilation),
-        "groups": case.groups,
-        "padding_mode": case.padding_mode,
-        "dtype": case.dtype,
-        "fill": case.fill,
-        "layout": case.layout,
-        "seed": case.seed,
-        "features": ",".join(sorted(spec.features)),
-        "n_acc": spec.n_acc,
-        "case": repr(case),
-        "reproducer": reproducer(name, case) if result.status == "failed" else "",
     }
+    for f in fields(case):  # the case's own fields; tuples as text so columns stay scalar
+        value = getattr(case, f.name)
+        row[f.name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    row["features"] = ",".join(sorted(case.spec.features))
+    row["n_acc"] = getattr(case.spec, "n_acc", np.nan)
+    row["case"] = repr(case)
+    row["reproducer"] = reproducer(name, case) if result.status == "failed" else ""
+    return row
 
 
 def _progress(done: int, total: int, results) -> None:
