@@ -57,8 +57,10 @@ def _conv2d_reference(backend, case, arrays64):
 def _conv2d_bounds(backend, reference, case, arrays):
     x, w, b = arrays
     spec64 = case.spec.with_(dtype="float64")
-    A = magnitude(lambda *a: run_conv2d(reference, *a, spec64, case.batched), x, w, b)
-    return (error_bound(backend.error_model, case.spec, A),)
+    x4 = x if case.batched else x[np.newaxis]  # error models see NCHW
+    A = magnitude(lambda *a: run_conv2d(reference, *a, spec64), x4, w, b)
+    bound = error_bound(backend.error_model, case.spec, A)
+    return (bound if case.batched else bound[0],)
 
 
 OPS: dict[str, OpInfo] = {

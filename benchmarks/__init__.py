@@ -1,0 +1,1 @@
+"""asv benchmarks for convbench (see ``asv.conf.json`` and ``convbench asv``)."""

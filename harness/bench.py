@@ -1,0 +1,259 @@
+"""In-process benchmarks: suite layers x backends, one long results table.
+
+The same rules as the asv benchmarks (``benchmarks/bench_conv2d.py`` uses
+:func:`prepare` and :mod:`harness.timing` too): inputs from a seeded ``default_rng``
+made outside the timed region, the backend's op called directly (arguments were checked
+once, when the case was prepared), warm-up and compile time apart from run time, and the
+backend's ``sync()`` before every clock stop.
+
+Results are long: one row per (backend, op, suite, layer, batch, dtype, threads, metric).
+Metrics:
+
+* ``time_min``, ``time_median``, ``time_iqr`` (seconds), ``runs``, ``compile_s``
+* ``gflops`` (dense FLOPs / time_min, see :mod:`harness.metrics`), ``gflops_useful``
+* ``ratio_to_torch``: torch's time_min / this backend's, from the same run (> 1 = faster
+  than torch)
+* ``pct_peak``: gflops as % of the roofline min(peak GEMM GFLOP/s, intensity x bandwidth)
+  measured by ``convbench env``
+* ``cpr``, ``intensity`` (properties of the layer, repeated per backend for convenience)
+* ``skipped`` (value NaN) with the reason, for unavailable backends, unsupported
+  features or ops, and cases the time guard refused.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .api import _read_only
+from .errors import Unsupported
+from .registry import get_backend
+from .suites import Layer, expand_batches, layers
+from .timing import pinned_threads, time_call, time_once
+
+BASELINE = "torch"
+COLUMNS = ("backend", "op", "suite", "layer", "batch", "dtype", "threads", "cache", "metric", "value", "reason")
+DEFAULT_CASE_LIMIT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A case ready to time: ``fn(*args)`` runs the op; ``sync`` waits for the device."""
+
+    fn: object
+    args: tuple
+    sync: object
+
+
+def make_inputs(spec, seed: int = 0, bias: bool | None = None):
+    """x, w (and bias when the spec has one) from a seeded default_rng, read-only."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(spec.x_shape, dtype=np.float64).astype(spec.dtype)
+    w = rng.standard_normal(spec.w_shape, dtype=np.float64).astype(spec.dtype)
+    b = rng.standard_normal(spec.O).astype(spec.dtype) if (spec.bias if bias is None else bias) else None
+    return _read_only(x), _read_only(w), None if b is None else _read_only(b)
+
+
+def prepare(backend_name: str, op: str, spec, seed: int = 0, limit_s: float | None = DEFAULT_CASE_LIMIT_S) -> Prepared:
+    """Everything a timing loop needs, or ``Unsupported`` with the reason it cannot run.
+
+    The reason covers an unavailable backend, an op or feature it lacks, and a case whose
+    estimated time per call exceeds ``limit_s`` (see :func:`estimate_seconds`).
+    """
+    declared = get_backend(backend_name)
+    fn = declared.check(op, spec)  # raises Unsupported with the reason
+    estimate = estimate_seconds(backend_name, spec)
+    if limit_s is not None and estimate is not None and estimate > limit_s:
+        raise Unsupported(
+            f"estimated {estimate:.0f} s per call for {backend_name} exceeds the per-case limit of {limit_s:g} s"
+        )
+    x, w, b = make_inputs(spec, seed)
+    return Prepared(fn=fn, args=(x, w, b, spec), sync=declared.sync)
+
+
+def estimate_seconds(backend_name: str, spec) -> float | None:
+    """A rough time per call for backends with a known cost model; None when unknown.
+
+    ``naive`` runs one numpy multiply-add over the (N, OH, OW) plane per (o, c, p, q):
+    about 4 us of overhead plus 1.5 ns per element each, fitted on this project's
+    2-core test machine (Zen 4, numpy 2.4) with 16->16 3x3 layers at 8x8 to 56x56.
+    Backends without a model are guarded by their first call instead (see :func:`run`).
+    """
+    if backend_name == "naive":
+        loops = spec.O * (spec.C // spec.groups) * spec.KH * spec.KW
+        return loops * (4e-6 + 1.5e-9 * spec.N * spec.OH * spec.OW)
+    return None
+
+
+# -- planning ----------------------------------------------------------------------------
+def plan(suites=(), shape_files=(), batches=None, dtypes=("float32",)) -> list[tuple[str, Layer]]:
+    """``(suite, layer)`` pairs for the named suites and shape files.
+
+    ``batches`` is a list of batch sizes, or None for each file's own batch (else 1 and 8).
+    """
+    from .shape_files import read_rows
+
+    out = []
+    for dtype in dtypes:
+        for name in suites:
+            for batch in batches or [None]:
+                out += [(name, layer) for layer in layers(name, batch, dtype)]
+        for path in shape_files:
+            rows = read_rows(path)
+            stem = rows[0].label.split(".")[0] if rows else str(path)
+            for batch in batches or [None]:
+                out += [(stem, layer) for layer in expand_batches(rows, batch, dtype)]
+    return out
+
+
+# -- running -----------------------------------------------------------------------------
+def run(
+    cases,
+    backend_names,
+    *,
+    threads: int | None = None,
+    budget_s: float = 0.3,
+    min_runs: int = 3,
+    cache: str = "hot",
+    limit_s: float = DEFAULT_CASE_LIMIT_S,
+    machine: dict | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Time every (suite, layer) in ``cases`` on every backend; one long DataFrame.
+
+    ``torch`` is added as the baseline when it is available and not listed, so that
+    ``ratio_to_torch`` always comes from the same run. Each case's first call is timed
+    alone; a backend without a cost model whose first call exceeds ``limit_s`` is not
+    timed further (recorded as skipped with that time).
+    """
+    names = list(dict.fromkeys(backend_names))
+    if BASELINE not in names and get_backend(BASELINE).available:
+        names.append(BASELINE)
+    rows = []
+    total = len(cases) * len(names)
+    with pinned_threads(threads) as counts:
+        used_threads = threads or counts.get("torch") or counts.get("blas") or 1
+        done = 0
+        for suite, layer in cases:
+            base = {"op": layer.op, "suite": suite, "layer": layer.label, "batch": layer.spec.N,
+                    "dtype": layer.spec.dtype, "threads": used_threads, "cache": cache}
+            times = {}
+            for name in names:
+                done += 1
+                if progress:
+                    _progress(done, total, layer.label, layer.spec.N, name)
+                result = _one(name, layer, base, budget_s, min_runs, cache, limit_s, seed)
+                rows += result[0]
+                if result[1] is not None:
+                    times[name] = result[1]
+            rows += _derived(times, layer, base, machine, used_threads)
+    if progress:
+        print(file=sys.stderr)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _one(name, layer, base, budget_s, min_runs, cache, limit_s, seed):
+    """Rows for one (backend, layer), and its Timing (None when skipped)."""
+    row = dict(base, backend=name)
+    try:
+        prepared = prepare(name, layer.op, layer.spec, seed, limit_s)
+    except Unsupported as exc:
+        return [dict(row, metric="skipped", value=math.nan, reason=str(exc))], None
+    try:
+        first = time_once(prepared.fn, prepared.args, prepared.sync)
+    except Unsupported as exc:  # a limit found only at run time (e.g. winograd's kernel size)
+        return [dict(row, metric="skipped", value=math.nan, reason=str(exc))], None
+    except Exception as exc:  # a crashing backend is reported, and the run goes on
+        return [dict(row, metric="skipped", value=math.nan, reason=f"error: {type(exc).__name__}: {exc}")], None
+    if first > limit_s:
+        reason = f"first call took {first:.1f} s, over the per-case limit of {limit_s:g} s; not timed further"
+        return [dict(row, metric="skipped", value=math.nan, reason=reason)], None
+    timing = time_call(prepared.fn, prepared.args, sync=prepared.sync, budget_s=budget_s,
+                       min_runs=min_runs, cache=cache, warmup=1, first_call_s=first)
+    values = {"time_min": timing.min, "time_median": timing.median, "time_iqr": timing.iqr,
+              "runs": timing.runs, "compile_s": timing.compile}
+    return [dict(row, metric=k, value=float(v), reason="") for k, v in values.items()], timing
+
+
+def _derived(times: dict, layer: Layer, base: dict, machine: dict | None, threads: int) -> list[dict]:
+    """GFLOP/s, ratio to torch, % of peak, CPR and intensity for every timed backend."""
+    spec = layer.spec
+    if layer.op != "conv2d":
+        return []
+    dense, useful = metrics.dense_flops(spec), metrics.useful_flops(spec)
+    ai = metrics.intensity(spec)
+    attainable = None
+    if machine is not None:
+        from .machine import peak_gflops
+
+        attainable = metrics.roofline_gflops(ai, peak_gflops(machine, spec.dtype, threads), machine["bandwidth"]["gbs"])
+    rows = []
+    for name, t in times.items():
+        values = {
+            "gflops": dense / t.min / 1e9,
+            "gflops_useful": useful / t.min / 1e9,
+            "cpr": metrics.cpr(spec),
+            "intensity": ai,
+        }
+        if BASELINE in times:
+            values["ratio_to_torch"] = times[BASELINE].min / t.min
+        if attainable:
+            values["pct_peak"] = metrics.pct_of(values["gflops"], attainable)
+        rows += [dict(base, backend=name, metric=k, value=float(v), reason="") for k, v in values.items()]
+    return rows
+
+
+def _progress(done: int, total: int, label: str, batch: int, backend: str) -> None:
+    end = "\r" if sys.stderr.isatty() else "\n"
+    print(f"[{done}/{total}] {label} N={batch} {backend}".ljust(79), end=end, file=sys.stderr, flush=True)
+
+
+# -- reporting ---------------------------------------------------------------------------
+def table(results: pd.DataFrame) -> str:
+    """GFLOP/s and ratio to torch per layer and backend, with geometric means per suite."""
+    timed = results[results.metric.isin(["gflops", "ratio_to_torch"])]
+    if timed.empty:
+        return "no case was timed"
+    wide = timed.pivot_table(index=["suite", "layer", "batch", "dtype"], columns=["backend", "metric"],
+                             values="value", aggfunc="first")
+    order = list(dict.fromkeys(zip(timed.suite, timed.layer, timed.batch, timed.dtype)))
+    wide = wide.reindex(order)  # the suite's own layer order, not alphabetical
+    backends = list(dict.fromkeys(b for b, _ in wide.columns))
+    header = f"{'layer':<40} {'N':>3} " + " ".join(f"{b + ' GF/s':>14} {'x torch':>8}" for b in backends)
+    lines = [header, "-" * len(header)]
+    skipped = results[results.metric == "skipped"].set_index(["layer", "batch", "dtype", "backend"]).reason
+    for suite, part in wide.groupby(level="suite", sort=False):
+        for (_, layer, batch, dtype), row in part.iterrows():
+            cells = []
+            for b in backends:
+                gf, ratio = row.get((b, "gflops"), math.nan), row.get((b, "ratio_to_torch"), math.nan)
+                if math.isnan(gf) and (layer, batch, dtype, b) in skipped.index:
+                    cells.append(f"{'skipped':>14} {'':>8}")
+                else:
+                    cells.append(f"{gf:>14.2f} {ratio:>8.2f}")
+            lines.append(f"{layer:<40} {batch:>3} " + " ".join(cells))
+        cells = []
+        for b in backends:
+            cells.append(f"{_geomean(part.get((b, 'gflops'))):>14.2f} {_geomean(part.get((b, 'ratio_to_torch'))):>8.2f}")
+        lines.append(f"{'geomean ' + suite:<40} {'':>3} " + " ".join(cells))
+        lines.append("")
+    n_skipped = int((results.metric == "skipped").sum())
+    if n_skipped:
+        lines.append(f"{n_skipped} case(s) skipped; reasons in the results file (metric 'skipped'). First ones:")
+        for reason in results[results.metric == "skipped"].reason.drop_duplicates().head(5):
+            lines.append(f"  - {reason}")
+    return "\n".join(lines)
+
+
+def _geomean(values) -> float:
+    if values is None:
+        return math.nan
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.log(v).mean())) if v.size else math.nan

@@ -1,0 +1,85 @@
+"""``convbench asv``: asv's commands with the flags this project's setup needs.
+
+asv 0.6 with an existing environment has traps this wrapper handles:
+
+* results are not saved without ``--set-commit-hash``: ``run`` passes the current commit;
+* ``--python=same`` runs in this interpreter (where convbench is installed, so the
+  dropped ``PYTHONPATH`` does not matter);
+* ``asv machine`` asks questions: ``--yes`` takes the detected answers.
+
+``--bench REGEX`` and ``--asv-args "..."`` pass arguments on to asv, e.g.
+``convbench asv run --suites smoke --bench track_gflops``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ACTIONS = ("machine", "run", "publish", "check", "preview")
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("asv", help="run the asv benchmarks (machine / run / publish / check)")
+    parser.add_argument("action", choices=ACTIONS, help="what to do ('run' registers the machine first)")
+    parser.add_argument("--suites", default=None, help="suites to benchmark (sets CONVBENCH_ASV_SUITES)")
+    parser.add_argument("--batches", default=None, help="batch sizes (sets CONVBENCH_ASV_BATCHES)")
+    parser.add_argument("--quick", action="store_true", help="one run per benchmark (asv run --quick)")
+    parser.add_argument("--bench", default=None, metavar="REGEX", help="only benchmarks matching REGEX (asv --bench)")
+    parser.add_argument("--asv-args", default="", metavar="ARGS",
+                        help="more arguments for asv, as one quoted string")
+    parser.set_defaults(func=run)
+
+
+def asv_command(action: str, quick: bool = False, extra=()) -> list[list[str]]:
+    """The asv command lines one action runs, in order."""
+    asv = _asv_executable()
+    if action == "machine":
+        return [[asv, "machine", "--yes"]]
+    if action == "check":
+        return [[asv, "check", "--python=same", *extra]]
+    if action == "run":
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        line = [asv, "run", "--python=same", "--set-commit-hash", commit, "--show-stderr"]
+        if quick:
+            line.append("--quick")
+        return [[asv, "machine", "--yes"], line + list(extra)]
+    return [[asv, action, *extra]]
+
+
+def run(args) -> int:
+    env = dict(os.environ)
+    if args.suites:
+        env["CONVBENCH_ASV_SUITES"] = args.suites
+    if args.batches:
+        env["CONVBENCH_ASV_BATCHES"] = args.batches
+    root = _repo_root()
+    extra = (["--bench", args.bench] if args.bench else []) + shlex.split(args.asv_args)
+    for line in asv_command(args.action, args.quick, extra):
+        print("+ " + " ".join(line), file=sys.stderr)
+        code = subprocess.run(line, cwd=root, env=env).returncode
+        if code:
+            return code
+    if args.action == "publish":
+        print(f"dashboard: {root / '.asv' / 'html' / 'index.html'} (serve it with `convbench asv preview`)")
+    return 0
+
+
+def _asv_executable() -> str:
+    beside = Path(sys.executable).with_name("asv")
+    found = str(beside) if beside.exists() else shutil.which("asv")
+    if not found:
+        raise SystemExit("convbench asv: asv is not installed in this environment (pip install asv)")
+    return found
+
+
+def _repo_root() -> Path:
+    """The folder holding asv.conf.json: the checkout this harness was installed from."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "asv.conf.json").is_file():
+        raise SystemExit(f"convbench asv: no asv.conf.json in {root}")
+    return root

@@ -1,0 +1,62 @@
+"""``convbench run``: the main job — measure the machine, verify every available backend,
+benchmark the default suite, and write the report."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .. import bench
+from ..machine import record, summary_lines
+from ..registry import backends
+from ..report import REPORTS, write_report
+from ..results_io import write_csv
+from ..verifier import summarize, verify
+
+DEFAULT_SUITES = ("resnet50", "mobilenetv2", "large_kernels")
+DEFAULT_CASES = 300
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("run", help="the main job: verify all backends, benchmark the default suite, report")
+    parser.add_argument("--cases", type=int, default=DEFAULT_CASES, help=f"random verification cases per backend (default {DEFAULT_CASES})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--suite", default=",".join(DEFAULT_SUITES),
+                        help=f"suites to benchmark, comma-separated (default {','.join(DEFAULT_SUITES)})")
+    parser.add_argument("--batch", default="1", help="batch size(s), comma-separated (default 1)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for every backend (default: all usable)")
+    parser.add_argument("--budget", type=float, default=0.2, metavar="S", help="timing budget per case (default 0.2 s)")
+    parser.add_argument("--limit", type=float, default=5.0, metavar="S",
+                        help="skip cases estimated or first measured above S seconds (default 5)")
+    parser.add_argument("--no-bench", action="store_true", help="verify and report only")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    started = time.time()
+    machine = record()
+    print("\n".join(summary_lines(machine)), end="\n\n")
+    names = [b.name for b in backends() if b.available]
+    skipped = [f"{b.name} ({b.reason})" for b in backends() if not b.available]
+    print(f"backends: {', '.join(names)}" + (f"; unavailable: {'; '.join(skipped)}" if skipped else ""))
+    reports = []
+    for name in names:
+        print(f"verifying {name} ...", file=sys.stderr, flush=True)
+        reports.append(verify(name, cases=args.cases, seed=args.seed, progress=sys.stderr.isatty()))
+    verified = pd.concat(reports, ignore_index=True)
+    write_csv(verified, REPORTS / "verify.csv")
+    print(summarize(verified).to_string(float_format=lambda v: f"{v:.3g}"), end="\n\n")
+    if not args.no_bench:
+        suites = [s for s in args.suite.split(",") if s]
+        cases = bench.plan(suites, batches=[int(b) for b in args.batch.split(",")])
+        threads = args.threads or machine["cpu"]["usable_cpus"]
+        results = bench.run(cases, names, threads=threads, budget_s=args.budget, limit_s=args.limit,
+                            machine=machine, progress=sys.stderr.isatty())
+        write_csv(results, REPORTS / "bench.csv")
+        print(bench.table(results), end="\n\n")
+    out = write_report(REPORTS / "verify.csv", None if args.no_bench else REPORTS / "bench.csv", machine)
+    print(f"report: {out} ({time.time() - started:.0f} s)")
+    return 1 if (verified.status == "failed").any() else 0

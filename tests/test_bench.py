@@ -1,0 +1,116 @@
+"""Timing rules, the in-process benchmark run, and `convbench bench` / `env` end to end (tiny)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import harness
+from harness import bench, machine, timing
+from harness.suites import Layer, load
+
+FAKE_MACHINE = {
+    "cpu": {"usable_cpus": 1},
+    "peak": {"sgemm": {"gflops": 100.0}, "dgemm": {"gflops": 50.0}, "threads": 1},
+    "bandwidth": {"gbs": 10.0},
+}
+
+
+def test_time_call_statistics_and_compile_time():
+    calls = []
+
+    def fn(x):
+        calls.append(x)
+        if len(calls) == 1:  # a "JIT compile" on the first call only
+            sum(range(200_000))
+
+    t = timing.time_call(fn, (1,), budget_s=0.0, min_runs=4, warmup=1)
+    assert t.runs == 4 and len(calls) == 1 + 1 + 4
+    assert t.min <= t.median and t.iqr >= 0
+    assert t.first_call > t.median and t.compile == pytest.approx(t.first_call - t.median)
+
+
+def test_cold_cache_gives_fresh_buffers_and_sync_runs_every_call():
+    seen, synced = [], []
+    x = np.zeros(8)
+    x.flags.writeable = False
+    timing.time_call(lambda a: seen.append(a), (x,), sync=lambda: synced.append(1),
+                     budget_s=0.0, min_runs=3, cache="cold")
+    assert seen[0] is x and all(a is not x and not a.flags.writeable for a in seen[2:])
+    assert len(synced) == len(seen)
+    with pytest.raises(ValueError):
+        timing.time_call(lambda: None, cache="lukewarm")
+
+
+def test_pinned_threads_sets_and_restores_every_library():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    with timing.pinned_threads(1) as counts:
+        assert counts["torch"] == 1 and counts.get("blas", 1) == 1
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_guard_skips_what_naive_cannot_finish():
+    big = dict(load("vgg16"))["vgg16.conv1_2"]
+    assert bench.estimate_seconds("naive", big) > 1
+    assert bench.estimate_seconds("torch", big) is None  # no model: guarded by its first call
+    with pytest.raises(harness.Unsupported, match="per-case limit"):
+        bench.prepare("naive", "conv2d", big, limit_s=1)
+
+
+def test_smoke_run_is_well_formed():
+    cases = bench.plan(["smoke"], batches=[1])[:2]
+    cases.append(("unet_decoder", next(l for l in harness.suites.layers("unet_decoder", 1) if l.op != "conv2d")))
+    results = bench.run(cases, ["naive", "torch_cuda"], threads=1, budget_s=0.0, min_runs=2,
+                        machine=FAKE_MACHINE, progress=False)
+    assert list(results.columns) == list(bench.COLUMNS)
+    assert set(results.threads) == {1}
+    timed = results[(results.backend == "naive") & (results.metric == "gflops")]
+    assert len(timed) == 2 and (timed.value > 0).all()
+    ratio = results[(results.backend == "torch") & (results.metric == "ratio_to_torch")]
+    assert len(ratio) == 2 and (ratio.value == 1.0).all()  # torch was added as the baseline
+    assert {"time_min", "time_median", "time_iqr", "compile_s", "gflops_useful", "pct_peak", "cpr",
+            "intensity"} <= set(results.metric)
+    skipped = results[results.metric == "skipped"]
+    assert skipped.reason.str.contains("torch_cuda").any()  # unavailable here, recorded with why
+    assert skipped.reason.str.contains("conv_transpose2d").any()  # unsupported op, recorded
+    assert (skipped.reason != "").all()
+    text = bench.table(results)
+    assert "geomean smoke" in text and "skipped" in text
+
+
+def test_convbench_bench_writes_csv_and_json(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    from harness.commands import bench as bench_command
+
+    monkeypatch.setattr(bench_command, "record", lambda: FAKE_MACHINE)
+    shapes = tmp_path / "mine.benchdnn"
+    shapes.write_text('mb1ic8ih12oc8oh12kh3n"one"\n')
+    out = tmp_path / "bench.csv"
+    code = main(["bench", "--suite", "smoke", "--shapes", str(shapes), "--backends", "torch", "--batch", "1",
+                 "--threads", "1", "--repeat", "1", "--budget", "0", "--no-progress", "--out", str(out)])
+    assert code == 0
+    frame = pd.read_csv(out)
+    assert set(frame.suite) == {"smoke", "mine"} and set(frame.batch) == {1}
+    payload = json.loads(out.with_suffix(".json").read_text())
+    assert payload["settings"]["threads"] == 1 and len(payload["results"]) == len(frame)
+    assert "GF/s" in capsys.readouterr().out
+
+
+def test_machine_record_is_cached_and_reused(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(machine, "measure", lambda: calls.append(1) or {"fingerprint": machine.fingerprint(), "x": 1})
+    path = tmp_path / "machine.json"
+    assert machine.record(path)["x"] == 1 and machine.record(path)["x"] == 1
+    assert len(calls) == 1
+    machine.record(path, remeasure=True)
+    assert len(calls) == 2
+
+
+def test_blas_override_warning_names_the_variable(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", "123")
+    monkeypatch.setattr(machine, "_native_blas", lambda: [])
+    lines = machine.blas_warnings(blas=[])
+    assert any(l.startswith("WARNING: OPENBLAS_L2_SIZE=123") for l in lines)
