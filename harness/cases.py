@@ -11,6 +11,8 @@ Fills
              weights sparsified per output channel so that every partial sum, in any order, stays
              below 2**mantissa_bits; a backend whose arithmetic allows it must then be bit-exact.
 ``nan``/``inf``  normal values with a few NaN (or +-Inf) planted in ``x``.
+``huge``/``tiny``  normal values scaled by 1e15 / 1e-15: products stay normal and finite in
+             float32 (1e+-30), so nothing may overflow or flush where torch does not.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ EXACT_X_MAX = 32
 EXACT_W_MAX = 32
 EXACT_B_MAX = 1024
 MANTISSA_BITS = {"float32": 24, "float64": 53}
+
+FILL_SCALES = {"huge": 1e15, "tiny": 1e-15}
 
 #: Random cases stay cheap enough for the naive reference: bounded multiply-adds and loop trips.
 MAX_MACS = 3_000_000
@@ -83,6 +87,8 @@ class Conv2dCase:
             b = rng.standard_normal(self.w_shape[0])
             if self.fill in ("nan", "inf"):
                 _plant_nonfinite(rng, x, self.fill)
+            elif self.fill in FILL_SCALES:
+                x, w, b = (a * FILL_SCALES[self.fill] for a in (x, w, b))
         dt = np.dtype(self.dtype)
         x, w, b = x.astype(dt), w.astype(dt), b.astype(dt)
         return _layout(x, self.layout), _layout(w, self.layout), (b if self.bias else None)
@@ -206,6 +212,8 @@ def table_cases() -> list[Conv2dCase]:
         C((2, 3, 7, 7), (4, 3, 3, 3), padding=1, fill="exact", dtype="float64"),
         C((1, 3, 6, 6), (2, 3, 3, 3), bias=True, padding=1, fill="nan"),
         C((1, 3, 6, 6), (2, 3, 3, 3), padding=1, fill="inf"),
+        C((1, 40, 6, 6), (2, 40, 3, 3), bias=True, padding=1, fill="huge"),
+        C((1, 40, 6, 6), (2, 40, 3, 3), bias=True, padding=1, fill="tiny"),
     ]
     both_dtypes = [replace(case, dtype=dt) for case in rows if case.fill != "exact" for dt in ("float32", "float64")]
     return both_dtypes + [case for case in rows if case.fill == "exact"]
@@ -278,7 +286,8 @@ def _draw(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int):
     W = max(W, _dil(dilation, 1) * (KW - 1) + 1, 6 if padding_mode != "zeros" else 1)
     N = pick([0, 1, 2, 3], p=[0.05, 0.45, 0.3, 0.2])
     unbatched = N == 1 and rng.random() < 0.2
-    fill = pick(["normal", "exact", "nan", "inf"], p=[0.68, 0.24, 0.04, 0.04] if nonfinite else [0.75, 0.25, 0, 0])
+    fills = ["normal", "exact", "huge", "tiny", "nan", "inf"]
+    fill = pick(fills, p=[0.62, 0.24, 0.03, 0.03, 0.04, 0.04] if nonfinite else [0.7, 0.24, 0.03, 0.03, 0, 0])
     layout = pick(["contiguous", "channels_last", "strided"], p=[0.7, 0.15, 0.15])
     case = Conv2dCase(
         x_shape=(C, H, W) if unbatched else (N, C, H, W),

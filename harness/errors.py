@@ -11,3 +11,8 @@ class Unsupported(NotImplementedError):
 
 class BackendError(RuntimeError):
     """A backend broke its contract: wrong output shape or dtype, or not an array."""
+
+
+class ResourceLimit(Unsupported):
+    """A valid call that would need more memory than this machine has available; the message
+    gives the estimate. Raised before anything is allocated."""

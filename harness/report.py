@@ -23,6 +23,11 @@ REPORTS = Path("reports")
 def read_results(path, required_columns) -> pd.DataFrame:
     """A results CSV, refusing a truncated or foreign file with a clear message."""
     path = Path(path)
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() and (handle.seek(-1, 2), handle.read(1))[1] != b"\n":
+            raise ValueError(f"{path} is truncated (it does not end with a complete line); re-run the "
+                             "command that writes it")
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:

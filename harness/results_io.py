@@ -30,3 +30,60 @@ def write_atomic(path, data: str | bytes) -> Path:
 def write_csv(frame: pd.DataFrame, path) -> Path:
     """CSV at full precision, written atomically."""
     return write_atomic(path, frame.to_csv(index=False, float_format="%.17g"))
+
+
+def append_records(path, records) -> Path:
+    """Append records (dicts) as JSON lines, in one write, to an append-only history file.
+
+    Earlier runs are never rewritten. If a previous writer died mid-line, that partial line
+    (never a complete record) is cut off first, so the new records start on a line of their own.
+    """
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = "".join(json.dumps(r, default=str, allow_nan=True) + "\n" for r in records).encode()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        _cut_partial_tail(fd)
+        view = memoryview(blob)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _cut_partial_tail(fd: int) -> None:
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    chunk = min(size, 1 << 20)
+    tail = os.pread(fd, chunk, size - chunk)
+    last_newline = tail.rfind(b"\n")
+    os.ftruncate(fd, size - chunk + last_newline + 1 if last_newline >= 0 else 0)
+
+
+def read_records(path, allow_truncated: bool = False) -> list[dict]:
+    """Records from a JSON-lines history; a truncated last line is an error unless allowed."""
+    import json
+
+    path = Path(path)
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]
+    records = []
+    for number, line in enumerate(complete, start=1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise ValueError(f"{path}: line {number} is not a valid record; the file is corrupt") from None
+    if tail:
+        if not allow_truncated:
+            raise ValueError(
+                f"{path}: the last record (line {len(complete) + 1}) is truncated — the run writing it was "
+                f"interrupted; the {len(records)} complete records before it are intact "
+                "(read them with allow_truncated=True)"
+            )
+    return records

@@ -12,8 +12,11 @@ test is torch itself, the reference is the ``naive`` loops instead.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -27,7 +30,8 @@ from .tolerance import compare
 DEFAULT_CASES = 300
 MISTRUST_ZERO_FRACTION = 0.5
 SHRINK_ATTEMPTS = 80
-STATUSES = ("passed", "failed", "unsupported", "mistrusted")
+CASE_TIME_LIMIT_S = 60.0
+STATUSES = ("passed", "failed", "unsupported", "mistrusted", "skipped")
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,42 @@ def reference_backend(name: str) -> str:
     return "naive" if name == "torch" else "torch"
 
 
-def check_case(backend, case, *, reference: str | None = None) -> CaseResult:
-    """Run one case on ``backend`` and judge it; the one-line reproducer's entry point."""
+class CaseTimeout(Exception):
+    """A backend call ran past the verifier's per-case time limit."""
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Interrupt the Python code inside after ``seconds`` (main thread, POSIX; else no limit).
+
+    A long-running C call (one huge numpy operation) finishes before the interrupt lands, but
+    a backend that loops in Python, or calls many short kernels, is stopped close to the limit.
+    """
+    usable = (seconds is not None and hasattr(signal, "SIGALRM")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CaseTimeout(f"no result after the per-case limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check_case(backend, case, *, reference: str | None = None,
+               time_limit_s: float | None = CASE_TIME_LIMIT_S) -> CaseResult:
+    """Run one case on ``backend`` and judge it; the one-line reproducer's entry point.
+
+    A call still running after ``time_limit_s`` is stopped and the case *skipped* with
+    that reason (a slow backend on a big case is not waited on forever).
+    """
     declared = get_backend(backend)
     op = op_info(op_of(case))
     reference = get_backend(reference or reference_backend(declared.name))
@@ -63,8 +101,10 @@ def check_case(backend, case, *, reference: str | None = None) -> CaseResult:
     saved = [None if a is None else a.copy() for a in arrays]
     start = time.perf_counter()
     try:
-        with np.errstate(all="ignore"):  # NaN/Inf cases make backends' arithmetic warn, by design
+        with np.errstate(all="ignore"), time_limit(time_limit_s):  # NaN/Inf cases warn by design
             outputs = op.call(declared, case, arrays)
+    except CaseTimeout as exc:
+        return CaseResult(case, "skipped", np.nan, np.nan, str(exc), time.perf_counter() - start, False)
     except Unsupported as exc:
         return CaseResult(case, "unsupported", np.nan, np.nan, str(exc), time.perf_counter() - start, False)
     except Exception as exc:  # any other exception is a failed case, reported with its type
@@ -128,6 +168,9 @@ def verify(
     *,
     table: bool = True,
     shrink_failures: bool = True,
+    max_failures: int | None = None,
+    time_limit_s: float | None = CASE_TIME_LIMIT_S,
+    on_result=None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Cross-check ``backend`` against the float64 reference, one row per case.
@@ -144,6 +187,13 @@ def verify(
         the backend declares; table rows it does not support show as ``unsupported``.
     seed : int
         Seeds the random cases; the same seed gives the same cases and data.
+    max_failures : int, optional
+        Stop after this many failed cases (the rows run so far are returned).
+    time_limit_s : float, optional
+        Per-case limit; a case still running then is *skipped* with the reason.
+    on_result : callable, optional
+        Called with each case's row (a dict) as soon as it is judged, so a caller can keep
+        every finished result even if the run is interrupted.
     shrink_failures : bool
         Shrink the smallest failing case to a minimal one; its row has ``minimal=True``
         and that minimal case as its ``reproducer`` (other failed rows reproduce themselves).
@@ -168,10 +218,16 @@ def verify(
     todo += [("random", c) for c in info.random_cases(declared.features.get(op, ()), declared.dtypes,
                                                          cases, seed, nonfinite=declared.nonfinite)]
     results = []
+    n_failed = 0
     for i, (source, case) in enumerate(todo):
-        results.append((source, check_case(declared, case)))
+        results.append((source, check_case(declared, case, time_limit_s=time_limit_s)))
+        n_failed += results[-1][1].status == "failed"
+        if on_result is not None:
+            on_result(_row(declared.name, op, source, results[-1][1]))
         if progress:
             _progress(i + 1, len(todo), results)
+        if max_failures is not None and n_failed >= max_failures:
+            break
     if progress:
         sys.stderr.write("\n")
     report = pd.DataFrame([_row(declared.name, op, source, result) for source, result in results])

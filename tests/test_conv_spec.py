@@ -50,8 +50,9 @@ ERROR_CASES = [
 
 
 @pytest.mark.parametrize("kwargs, exc, pattern", [c[1:] for c in ERROR_CASES], ids=[c[0] for c in ERROR_CASES])
-@pytest.mark.parametrize("backend", ["naive", "torch", "auto"])
+@pytest.mark.parametrize("backend", [b.name for b in harness.backends()] + ["auto"])
 def test_invalid_calls_raise_clear_errors(kwargs, exc, pattern, backend):
+    # arguments are checked before any backend is consulted: unavailable backends answer alike
     kwargs = {"backend": backend, **kwargs}
     with pytest.raises(exc, match=pattern):
         harness.conv2d(**kwargs)

@@ -33,7 +33,7 @@ def test_default_budget_reaches_every_feature_dtype_and_argument_form():
         forms = {type(getattr(c, arg)).__name__ for c in cases}
         assert {"int", "tuple"} <= forms, (arg, forms)
     assert {c.padding for c in cases if isinstance(c.padding, str)} == {"same", "valid", "full"}
-    assert {c.fill for c in cases} == {"normal", "exact", "nan", "inf"}
+    assert {c.fill for c in cases} == {"normal", "exact", "nan", "inf", "huge", "tiny"}
     assert {c.layout for c in cases} == {"contiguous", "channels_last", "strided"}
     assert any(not c.batched for c in cases) and any(c.x_shape[0] == 0 for c in cases if c.batched)
 
@@ -174,3 +174,18 @@ def test_undeclared_features_are_never_drawn():
         assert (report.status != "failed").all()
     finally:
         harness.unregister_backend("plain_only")
+
+
+def test_a_backend_that_hangs_is_skipped_after_the_time_limit():
+    import time as _time
+
+    def stuck(x, w, b, spec):
+        while True:
+            _time.sleep(0.01)
+
+    harness.register_backend("stuck", conv2d=stuck)
+    try:
+        result = check_case("stuck", Conv2dCase((1, 1, 3, 3), (1, 1, 1, 1)), time_limit_s=0.3)
+        assert result.status == "skipped" and "per-case limit of 0.3 s" in result.message
+    finally:
+        harness.unregister_backend("stuck")

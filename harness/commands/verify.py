@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 
+from ..determinism import determinism_report, determinism_verdict
 from ..errors import Unsupported
 from ..plugins import add_plugin_option, load_plugins
 from ..registry import backends, get_backend
-from ..results_io import write_csv
+from ..results_io import append_records, write_csv
 from ..verifier import DEFAULT_CASES, summarize, verify
 
 
@@ -24,6 +27,9 @@ def register(sub) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
     parser.add_argument("--out", default=None, metavar="CSV",
                         help="write every case's row here (default reports/verify.csv)")
+    parser.add_argument("--determinism", action="store_true",
+                        help="also run each case twice and with 1 vs all threads; fail a backend that "
+                             "declares itself deterministic but is not")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -45,20 +51,40 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"convbench verify: {exc}", file=sys.stderr)
         return 2
+    out = Path(args.out or "reports/verify.csv")
+    history = out.with_name(out.stem + "-history.jsonl")
+    run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    finished = []
+
+    def keep(row):  # every judged case goes to the append-only history at once
+        finished.append(row)
+        append_records(history, [dict(row, run=run_id)])
+
     reports = []
-    for name in names:
-        print(f"verifying {name} ({args.cases} random cases + table, seed {args.seed})", file=sys.stderr)
-        try:
-            reports.append(verify(name, cases=args.cases, seed=args.seed,
+    try:
+        for name in names:
+            print(f"verifying {name} ({args.cases} random cases + table, seed {args.seed})", file=sys.stderr)
+            reports.append(verify(name, cases=args.cases, seed=args.seed, on_result=keep,
                                   progress=not args.no_progress and sys.stderr.isatty()))
-        except Unsupported as exc:
-            print(f"convbench verify: {exc}", file=sys.stderr)
-            return 2
+    except Unsupported as exc:
+        print(f"convbench verify: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        write_csv(pd.DataFrame(finished), out)
+        print(f"\ninterrupted: the {len(finished)} finished case(s) are in {out} and {history}", file=sys.stderr)
+        return 130
     report = pd.concat(reports, ignore_index=True)
-    out = write_csv(report, Path(args.out or "reports/verify.csv"))
+    write_csv(report, out)
     print_report(report)
-    print(f"\nall cases: {out}")
-    return 1 if (report.status == "failed").any() else 0
+    print(f"\nall cases: {out} (history of every run: {history})")
+    deterministic = True
+    if args.determinism:
+        print("\ndeterminism:")
+        for name in names:
+            ok, sentence = determinism_verdict(determinism_report(name, seed=args.seed), name)
+            deterministic &= ok
+            print(f"  {sentence}")
+    return 1 if (report.status == "failed").any() or not deterministic else 0
 
 
 def print_report(report: pd.DataFrame) -> None:

@@ -1,0 +1,100 @@
+"""Results are never lost: atomic writes, append-only history, interrupted runs, truncated files."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from harness import results_io
+from harness.report import read_results
+from harness.results_io import append_records, read_records, write_atomic, write_csv
+
+
+def test_a_failed_write_leaves_the_old_file_whole_and_no_temp_file(tmp_path, monkeypatch):
+    target = tmp_path / "results.csv"
+    write_atomic(target, "old,complete\n")
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results_io.os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, "new,half")
+    assert target.read_text() == "old,complete\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+def test_appended_runs_keep_earlier_ones(tmp_path):
+    history = tmp_path / "h.jsonl"
+    append_records(history, [{"run": 1, "case": i} for i in range(3)])
+    append_records(history, [{"run": 2, "case": 0, "max_units": float("nan")}])
+    records = read_records(history)
+    assert [(r["run"], r["case"]) for r in records] == [(1, 0), (1, 1), (1, 2), (2, 0)]
+
+
+def test_a_truncated_history_is_rejected_clearly_and_repaired_by_the_next_append(tmp_path):
+    history = tmp_path / "h.jsonl"
+    append_records(history, [{"run": 1, "case": 0}, {"run": 1, "case": 1}])
+    with open(history, "ab") as handle:  # a writer killed in the middle of a line
+        handle.write(b'{"run": 2, "ca')
+    with pytest.raises(ValueError, match=r"line 3\) is truncated .* 2 complete records before it are intact"):
+        read_records(history)
+    assert len(read_records(history, allow_truncated=True)) == 2
+    append_records(history, [{"run": 3, "case": 0}])
+    assert [r["run"] for r in read_records(history)] == [1, 1, 3]
+
+
+def test_report_reader_rejects_a_truncated_csv(tmp_path):
+    path = tmp_path / "verify.csv"
+    write_csv(pd.DataFrame({"backend": ["a", "b"], "status": ["passed", "failed"],
+                            "max_units": [0.1, 2.0], "case": ["c1", "c2"]}), path)
+    assert len(read_results(path, ["backend", "status"])) == 2
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(ValueError, match="truncated"):
+        read_results(path, ["backend", "status"])
+    with pytest.raises(ValueError, match="not a convbench results file"):
+        write_csv(pd.DataFrame({"x": [1]}), path)
+        read_results(path, ["backend", "status"])
+
+
+INTERRUPTING_PLUGIN = """
+import os, signal, harness
+from impls.torch import conv2d_on
+conv = conv2d_on("cpu")
+calls = 0
+def conv2d(x, w, b, spec):
+    global calls
+    calls += 1
+    if calls == 20:
+        os.kill(os.getpid(), signal.{signal})
+    return conv(x, w, b, spec)
+harness.register_backend("dies", conv2d=conv2d)
+"""
+
+
+def _run_verify(tmp_path, how):
+    plugin = tmp_path / "dies.py"
+    plugin.write_text(INTERRUPTING_PLUGIN.replace("{signal}", how))
+    out = tmp_path / "verify.csv"
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "verify", "--backend", "dies", "--plugin",
+                           str(plugin), "--cases", "50", "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    return done, out, tmp_path / "verify-history.jsonl"
+
+
+def test_ctrl_c_keeps_every_finished_case(tmp_path):
+    done, out, history = _run_verify(tmp_path, "SIGINT")
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr
+    assert len(pd.read_csv(out)) == 19
+    assert len(read_records(history)) == 19
+
+
+def test_a_killed_run_keeps_its_history(tmp_path):
+    done, out, history = _run_verify(tmp_path, "SIGKILL")
+    assert done.returncode == -signal.SIGKILL
+    assert not out.exists()
+    assert len(read_records(history)) == 19
