@@ -189,3 +189,12 @@ def test_a_backend_that_hangs_is_skipped_after_the_time_limit():
         assert result.status == "skipped" and "per-case limit of 0.3 s" in result.message
     finally:
         harness.unregister_backend("stuck")
+
+
+def test_default_budget_reaches_every_possible_feature_pair():
+    from harness.coverage import coverage, coverage_line
+
+    report = coverage(CONV2D_FEATURES, ["float32", "float64"], cases=300, seed=0)
+    never = report[report.cases == 0].combination.tolist()
+    assert not never, coverage_line(report)
+    assert report[report["size"] == 1].cases.min() >= 10

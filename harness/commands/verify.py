@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..coverage import coverage, coverage_line
 from ..determinism import determinism_report, determinism_verdict
 from ..errors import Unsupported
 from ..plugins import add_plugin_option, load_plugins
@@ -77,6 +78,10 @@ def run(args) -> int:
     write_csv(report, out)
     print_report(report)
     print(f"\nall cases: {out} (history of every run: {history})")
+    for name in names:
+        declared = get_backend(name)
+        reached = coverage(declared.features.get("conv2d", ()), declared.dtypes, args.cases, args.seed)
+        print(f"coverage {name}: {coverage_line(reached)}")
     deterministic = True
     if args.determinism:
         print("\ndeterminism:")
