@@ -153,6 +153,12 @@ class Conv2dSpec:
                 f"weight of shape {w_shape} expects C/groups={Cg} input channels per group "
                 f"(C={Cg * groups}), but the input has C={C} with groups={groups}"
             )
+        if C == 0:
+            # torch answers an (N, 0, OH, OW) output here, contradicting the weight's O;
+            # refusing is clearer than copying that
+            raise ValueError(f"input has no channels (C=0, shape {x_shape}); conv2d needs C >= 1")
+        if O == 0:
+            raise ValueError(f"weight has no output channels (O=0, shape {w_shape}); conv2d needs O >= 1")
         if min(KH, KW) < 1:
             raise ValueError(f"kernel size must be at least 1x1, got weight shape {w_shape}")
         stride = _pair(stride, "stride")

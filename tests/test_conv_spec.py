@@ -37,6 +37,8 @@ ERROR_CASES = [
     ("padding-negative", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding=-1), ValueError, r"padding must be non-negative"),
     ("padding-string", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding="half"), ValueError, r"same.*valid.*full"),
     ("same-strided", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding="same", stride=2), ValueError, r"strided"),
+    ("no-input-channels", dict(x=arr(1, 0, 5, 5), w=arr(2, 0, 3, 3)), ValueError, r"no channels \(C=0"),
+    ("no-output-channels", dict(x=arr(1, 2, 5, 5), w=arr(0, 2, 3, 3)), ValueError, r"no output channels \(O=0"),
     ("kernel-too-big", dict(x=arr(1, 3, 2, 5), w=arr(2, 3, 3, 3)), ValueError, r"larger than the padded input"),
     ("dilated-too-big", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), dilation=3), ValueError, r"dilated: 7"),
     ("mode-unknown", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding=1, padding_mode="mirror"), ValueError, r"padding_mode must be one of"),
