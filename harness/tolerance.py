@@ -64,14 +64,15 @@ def fft_bound(spec, A: np.ndarray) -> np.ndarray:
     A transform spreads the rounding of every value over all outputs, so an output's error is
     about ``u * log2(L) * (a norm of all the products in its transform)``, not relative to its
     own ``A``. ``max A`` over the (n, o) plane bounds every such norm; ``L`` is at most the padded
-    input area (tiles are smaller). The channel sum in the frequency domain adds the direct
-    model's ``K_SIGMA * sqrt(n_terms)``.
+    input area (tiles are smaller). The frequency-domain channel sum has ``C/groups`` terms
+    (plus the bias), which add the direct model's ``K_SIGMA * sqrt(n_terms)``; the kernel taps
+    are summed inside the transforms and cost only their ``log2``.
     """
     top, bottom, left, right = spec.padding
     area = max(2, (spec.H + top + bottom) * (spec.W + left + right))
-    n_terms = spec.n_acc + (1 if spec.bias else 0)
+    n_terms = spec.C // spec.groups + (1 if spec.bias else 0)
     u = UNIT_ROUNDOFF[spec.dtype] + UNIT_ROUNDOFF["float64"]
-    scale = A.max(axis=(2, 3), keepdims=True) if A.size else A
+    scale = A.max(axis=(-2, -1), keepdims=True) if A.size else A  # per (n, o) plane
     return u * (K_SIGMA * np.sqrt(n_terms) + 2.0 + FFT_STAGE_FACTOR * np.log2(area)) * scale
 
 
@@ -92,7 +93,8 @@ def winograd_bound(spec, A: np.ndarray) -> np.ndarray:
 
     t = TRANSFORMS[choose_tile(spec)]
     reach = 2 * t.m + 3
-    A_near = maximum_filter(A, size=(1, 1, reach, reach), mode="constant", cval=0.0) if A.size else A
+    size = (1,) * (A.ndim - 2) + (reach, reach)  # over (H, W) only, batched or not
+    A_near = maximum_filter(A, size=size, mode="constant", cval=0.0) if A.size else A
     return t.growth * direct_bound(spec, A_near)
 
 
@@ -151,7 +153,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, bound) -> Comparison:
     if n_bad:
         message = (
             f"{n_bad} of {e.size} elements out of bound; worst at {tuple(int(i) for i in worst)}: "
-            f"got {a[worst]!r}, expected {e[worst]!r}, |diff| {diff[worst]:.3g}, "
+            f"got {a[worst]:.9g}, expected {e[worst]:.9g}, |diff| {diff[worst]:.3g}, "
             f"bound {bound[worst]:.3g} ({max_units:.3g} units)"
         )
     else:

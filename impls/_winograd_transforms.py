@@ -1,0 +1,105 @@
+"""Winograd minimal-filtering matrices F(m, 3), and their 2-D forms as Kronecker products.
+
+For a 1-D tile ``d`` of ``alpha = m + 2`` inputs and a 3-tap filter ``g``, the ``m`` outputs of
+the valid correlation are ``y = AT @ ((G @ g) * (BT @ d))``; in 2-D the transforms apply on both
+axes. The interpolation points are 0, 1, -1 (F(2, 3)) and 0, 1, -1, 2, -2 (F(4, 3)), plus the
+point at infinity — the usual choice (Lavin & Gray, 2016), which keeps the entries small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+def _kron(mat: np.ndarray, dtype) -> np.ndarray:
+    """``kron(mat, mat)``: the 2-D transform ``mat X mat^T`` as one matrix on flattened ``X``."""
+    return _kron_cached(mat.tobytes(), mat.shape, np.dtype(dtype).name)
+
+
+@lru_cache(maxsize=None)
+def _kron_cached(raw: bytes, shape, dtype: str) -> np.ndarray:
+    mat = np.frombuffer(raw).reshape(shape)
+    out = np.kron(mat, mat).astype(dtype)
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True)
+class WinogradTransform:
+    """The three matrices of F(m, 3): ``AT`` (m x alpha), ``G`` (alpha x 3), ``BT`` (alpha x alpha)."""
+
+    m: int
+    AT: np.ndarray
+    G: np.ndarray
+    BT: np.ndarray
+
+    @property
+    def alpha(self) -> int:
+        return self.m + 2
+
+    def kron_G(self, dtype) -> np.ndarray:
+        """(alpha**2, 9): row ``a*alpha + b`` maps a flattened 3x3 ``g`` to ``(G g G^T)[a, b]``."""
+        return _kron(self.G, dtype)
+
+    def kron_BT(self, dtype) -> np.ndarray:
+        """(alpha**2, alpha**2): flattened tile ``d`` -> flattened ``BT d B``."""
+        return _kron(self.BT, dtype)
+
+    def kron_AT(self, dtype) -> np.ndarray:
+        """(m**2, alpha**2): flattened products ``M`` -> flattened output tile ``AT M A``."""
+        return _kron(self.AT, dtype)
+
+    @property
+    def growth(self) -> float:
+        """Rounding amplification of the 2-D algorithm over the direct formula.
+
+        With every entry replaced by its absolute value, output ``y`` of the 1-D algorithm sums
+        ``C[y, p, k] |g_p| |d_k|`` with ``C = |AT| diag(|G|) |BT|``; the direct formula sums
+        3 such products with weight 1. The 2-D ratio, ``(max_y sum C[y] / 3) ** 2``, is how
+        much larger the magnitudes are whose rounding errors reach one output: 7.1 for F(2, 3),
+        256 for F(4, 3).
+        """
+        C = np.einsum("ya,ap,ak->ypk", np.abs(self.AT), np.abs(self.G), np.abs(self.BT))
+        return float((C.sum(axis=(1, 2)).max() / 3.0) ** 2)
+
+
+F2 = WinogradTransform(
+    m=2,
+    AT=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float),
+    G=np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
+    BT=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float),
+)
+
+F4 = WinogradTransform(
+    m=4,
+    AT=np.array(
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+        dtype=float,
+    ),
+    G=np.array(
+        [
+            [1 / 4, 0, 0],
+            [-1 / 6, -1 / 6, -1 / 6],
+            [-1 / 6, 1 / 6, -1 / 6],
+            [1 / 24, 1 / 12, 1 / 6],
+            [1 / 24, -1 / 12, 1 / 6],
+            [0, 0, 1],
+        ]
+    ),
+    BT=np.array(
+        [
+            [4, 0, -5, 0, 1, 0],
+            [0, -4, -4, 1, 1, 0],
+            [0, 4, -4, -1, 1, 0],
+            [0, -2, -1, 2, 1, 0],
+            [0, 2, -1, -2, 1, 0],
+            [0, 4, 0, -5, 0, 1],
+        ],
+        dtype=float,
+    ),
+)
+
+TRANSFORMS = {2: F2, 4: F4}

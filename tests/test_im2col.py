@@ -1,0 +1,123 @@
+"""im2col against torch on every declared feature, its tiling, and its exactness claims."""
+
+import numpy as np
+import pytest
+
+import harness
+from impls import im2col
+
+from conftest import assert_close
+
+BACKEND = "im2col"
+
+# (x_shape, w_shape, bias, kwargs): every feature im2col declares, and both GEMM layouts
+CASES = [
+    ((2, 4, 9, 10), (6, 4, 3, 3), True, dict(padding=1)),
+    ((2, 4, 11, 10), (6, 4, 3, 2), False, dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1))),
+    ((1, 4, 10, 9), (6, 2, 2, 3), True, dict(groups=2, padding="same", dilation=(3, 1))),
+    ((2, 4, 8, 8), (8, 1, 3, 3), True, dict(groups=4, padding=1, padding_mode="reflect")),
+    ((1, 3, 7, 6), (5, 3, 3, 3), False, dict(padding=(2, 1), padding_mode="replicate")),
+    ((2, 3, 6, 7), (4, 3, 3, 3), True, dict(padding=2, padding_mode="circular")),
+    ((3, 8, 5, 6), (4, 8, 1, 1), True, {}),
+    ((2, 8, 9, 9), (4, 4, 1, 1), False, dict(stride=2, groups=2)),
+    ((4, 6, 5, 5), (6, 3, 3, 3), True, dict(groups=2)),  # few positions: one wide GEMM
+]
+
+
+def ids(case):
+    x_shape, w_shape, bias, kwargs = case
+    extra = ",".join(f"{k}={v}" for k, v in kwargs.items())
+    return f"x{x_shape}-w{w_shape}{'-bias' if bias else ''}-{extra}"
+
+
+def make(case, dtype, seed=0):
+    x_shape, w_shape, bias, kwargs = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    return x, w, b, kwargs
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_matches_torch(case, dtype):
+    x, w, b, kwargs = make(case, dtype)
+    assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, **kwargs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_integer_data_is_bit_exact(case):
+    x, w, b, kwargs = make(case, "float32")
+    x, w = np.round(4 * x), np.round(4 * w)
+    b = None if b is None else np.round(4 * b)
+    expected = harness.conv2d(x, w, b, backend="naive", **kwargs)
+    np.testing.assert_array_equal(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), expected)
+
+
+def test_non_contiguous_input_and_weight():
+    x, w, b, kwargs = make(CASES[1], "float32")
+    x_nc = np.asfortranarray(x)[:, ::-1][:, ::-1]  # same values, Fortran-ordered strides
+    w_nc = np.ascontiguousarray(w[..., ::-1])[..., ::-1]  # negative strides
+    assert not x_nc.flags.c_contiguous and w_nc.strides[-1] < 0
+    np.testing.assert_array_equal(
+        harness.conv2d(x_nc, w_nc, b, backend=BACKEND, **kwargs), harness.conv2d(x, w, b, backend=BACKEND, **kwargs)
+    )
+
+
+def test_plain_gemm_on_non_contiguous_input():
+    x = np.random.default_rng(1).standard_normal((3, 10, 8, 8)).astype(np.float32)[:, ::2]
+    w = np.random.default_rng(2).standard_normal((4, 5, 1, 1)).astype(np.float32)
+    assert_close(harness.conv2d(x, w, backend=BACKEND), x, w)
+
+
+def test_empty_batch_and_unbatched_input():
+    x, w, b, kwargs = make(CASES[3], "float64")
+    assert harness.conv2d(x[:0], w, b, backend=BACKEND, **kwargs).shape == (0, 8, 8, 8)
+    y = harness.conv2d(x[0], w, b, backend=BACKEND, **kwargs)
+    np.testing.assert_array_equal(y, harness.conv2d(x[:1], w, b, backend=BACKEND, **kwargs)[0])
+
+
+@pytest.mark.parametrize("budget_mb", [0.002, 0.02, 0.06])
+def test_memory_budget_tiles(monkeypatch, budget_mb):
+    case = ((3, 6, 20, 17), (8, 6, 3, 3), True, dict(padding=1, stride=(1, 2)))
+    x, w, b, kwargs = make(case, "float32")
+    spec, _ = harness.conv2d_spec(x, w, b, **kwargs)
+    monkeypatch.setattr(im2col, "BUDGET_MB", budget_mb)
+    tiles = list(im2col._tiles(spec, im2col.budget_bytes()))
+    assert len(tiles) > 1  # really tiled: by images at 0.06 MB, by output rows below
+    row_bytes = spec.C * spec.KH * spec.KW * spec.OW * 4
+    assert all((n1 - n0) * (i1 - i0) * row_bytes <= max(im2col.budget_bytes(), row_bytes) for n0, n1, i0, i1 in tiles)
+    assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, **kwargs)
+
+
+def test_budget_from_environment(monkeypatch):
+    monkeypatch.setattr(im2col, "BUDGET_MB", None)
+    monkeypatch.setenv("CONVBENCH_IM2COL_BUDGET_MB", "3")
+    assert im2col.budget_bytes() == 3 * 2**20
+    monkeypatch.setenv("CONVBENCH_IM2COL_BUDGET_MB", "0")
+    with pytest.raises(ValueError, match="budget"):
+        im2col.budget_bytes()
+
+
+def test_deterministic_for_any_thread_count_and_inputs_unchanged():
+    from threadpoolctl import threadpool_limits
+
+    x, w, b, kwargs = make(CASES[0], "float32")
+    copies = [a.copy() for a in (x, w, b)]
+    spec, _ = harness.conv2d_spec(x, w, b, **kwargs)
+    first = im2col.conv2d(x, w, b, spec)  # writeable arrays straight to the backend
+    for before, after in zip(copies, (x, w, b)):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(im2col.conv2d(x, w, b, spec), first)
+    with threadpool_limits(1):
+        np.testing.assert_array_equal(im2col.conv2d(x, w, b, spec), first)
+
+
+def test_verify_passes():
+    verify = getattr(harness, "verify", None)
+    if verify is None:
+        pytest.skip("harness.verify is not available yet")
+    report = verify(BACKEND, cases=150, seed=0)
+    failed = report[report["status"].isin(["failed", "error"])]
+    assert failed.empty, failed[["message"]].to_string()

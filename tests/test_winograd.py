@@ -1,0 +1,130 @@
+"""winograd against torch for both tile sizes, what it refuses, and its error model."""
+
+import numpy as np
+import pytest
+
+import harness
+from impls import winograd
+
+from conftest import assert_close
+
+BACKEND = "winograd"
+
+# (x_shape, w_shape, bias, kwargs): 3x3 stride 1 with every declared feature; odd sizes
+# leave partial last tiles, and a block test below forces several row / channel blocks
+CASES = [
+    ((2, 4, 9, 10), (6, 4, 3, 3), True, dict(padding=1)),
+    ((1, 4, 10, 9), (6, 2, 3, 3), True, dict(groups=2, padding=(2, 0))),
+    ((2, 4, 8, 8), (8, 1, 3, 3), True, dict(groups=4, padding=1, padding_mode="reflect")),
+    ((1, 3, 7, 6), (5, 3, 3, 3), False, dict(padding=(2, 1), padding_mode="replicate")),
+    ((2, 3, 6, 7), (4, 3, 3, 3), True, dict(padding="same", padding_mode="circular")),
+    ((1, 16, 3, 3), (8, 16, 3, 3), False, {}),  # one output: a single, mostly empty tile
+    ((1, 32, 14, 14), (16, 32, 3, 3), True, dict(padding=1)),
+]
+
+
+def ids(case):
+    x_shape, w_shape, bias, kwargs = case
+    extra = ",".join(f"{k}={v}" for k, v in kwargs.items())
+    return f"x{x_shape}-w{w_shape}{'-bias' if bias else ''}-{extra}"
+
+
+def make(case, dtype, seed=0):
+    x_shape, w_shape, bias, kwargs = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    return x, w, b, kwargs
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_matches_torch(monkeypatch, case, dtype, tile):
+    monkeypatch.setattr(winograd, "TILE", tile)
+    x, w, b, kwargs = make(case, dtype)
+    assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
+
+
+@pytest.mark.parametrize("v_whole_bytes", [1, 2**30])
+def test_row_and_channel_blocks(monkeypatch, v_whole_bytes):
+    monkeypatch.setattr(winograd, "_BLOCK_BYTES", 2**12)  # tiny blocks: many of them
+    monkeypatch.setattr(winograd, "_U_BLOCK_BYTES", 2**11)
+    monkeypatch.setattr(winograd, "_V_WHOLE_BYTES", v_whole_bytes)  # 1: row blocks; 2**30: channel blocks
+    case = ((2, 6, 21, 18), (12, 3, 3, 3), True, dict(groups=2, padding=1))
+    x, w, b, kwargs = make(case, "float64")
+    spec, _ = harness.conv2d_spec(x, w, b, **kwargs)
+    t = winograd.TRANSFORMS[winograd.choose_tile(spec)]
+    rows, channels = winograd._blocks(spec, t, -(-spec.OH // t.m), -(-spec.OW // t.m), 8)
+    assert len(rows) * len(channels) > 1
+    assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
+
+
+def test_tile_choice():
+    def tile(n, c, h):
+        return winograd.choose_tile(harness.Conv2dSpec.from_shapes((n, c, h, h), (c, c, 3, 3), padding=1))
+
+    assert tile(1, 64, 56) == 4  # ResNet-50 res2: many tiles, weights cheap
+    assert tile(8, 128, 28) == 4
+    assert tile(1, 512, 7) == 2  # weights dominate: F(4x4) would transform 36/16 as many
+    assert tile(1, 8, 4) == 2  # F(4x4) would compute one tile for 16 outputs
+
+
+def test_error_model_separates_tiles_and_rejects_a_flipped_kernel(monkeypatch):
+    x, w, b, kwargs = make(CASES[6], "float32")
+    errors = {}
+    for tile in (2, 4):
+        monkeypatch.setattr(winograd, "TILE", tile)
+        y = harness.conv2d(x, w, b, backend=BACKEND, **kwargs)
+        errors[tile] = np.abs(y - harness.conv2d(*(a.astype(np.float64) for a in (x, w, b)), **kwargs)).max()
+        flipped = harness.conv2d(x, np.ascontiguousarray(w[..., ::-1, ::-1]), b, backend=BACKEND, **kwargs)
+        with pytest.raises(AssertionError, match="out of bound"):
+            assert_close(flipped, x, w, b, error_model="winograd", **kwargs)
+    assert errors[4] > 2 * errors[2]  # F(4x4, 3x3) rounds worse, as the model says
+
+
+@pytest.mark.parametrize(
+    "w_shape, kwargs, match",
+    [
+        ((4, 3, 5, 3), {}, "winograd needs a 3x3 kernel, got 5x3"),
+        ((4, 3, 1, 1), {}, "winograd needs a 3x3 kernel, got 1x1"),
+        ((4, 3, 3, 3), dict(stride=2), "stride"),
+        ((4, 3, 3, 3), dict(dilation=(1, 2)), "dilation"),
+    ],
+)
+def test_unsupported_calls_name_the_feature(w_shape, kwargs, match):
+    x = np.zeros((1, 3, 9, 9), np.float32)
+    w = np.zeros(w_shape, np.float32)
+    with pytest.raises(harness.Unsupported, match=match):
+        harness.conv2d(x, w, backend=BACKEND, **kwargs)
+    spec, _ = harness.conv2d_spec(x, w, **kwargs)
+    with pytest.raises(harness.Unsupported, match=match):  # also when called directly
+        winograd.conv2d(x, w, None, spec)
+
+
+def test_non_contiguous_empty_and_unbatched():
+    x, w, b, kwargs = make(CASES[0], "float32")
+    x_nc = np.asfortranarray(x)
+    np.testing.assert_array_equal(
+        harness.conv2d(x_nc, w, b, backend=BACKEND, **kwargs), harness.conv2d(x, w, b, backend=BACKEND, **kwargs)
+    )
+    assert harness.conv2d(x[:0], w, b, backend=BACKEND, **kwargs).shape == (0, 6, 9, 10)
+    assert_close(harness.conv2d(x[0], w, b, backend=BACKEND, **kwargs), x[0], w, b, error_model="winograd", **kwargs)
+
+
+def test_deterministic_and_inputs_unchanged():
+    x, w, b, kwargs = make(CASES[1], "float32")
+    copies = [a.copy() for a in (x, w, b)]
+    spec, _ = harness.conv2d_spec(x, w, b, **kwargs)
+    first = winograd.conv2d(x, w, b, spec)  # writeable arrays straight to the backend
+    for before, after in zip(copies, (x, w, b)):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(winograd.conv2d(x, w, b, spec), first)
+
+
+def test_verify_passes():
+    report = harness.verify(BACKEND, cases=150, seed=0)
+    assert (report["status"] == "passed").sum() > 0
+    failed = report[report["status"].isin(["failed", "error"])]
+    assert failed.empty, failed[["message"]].to_string()
