@@ -34,6 +34,23 @@ def assert_close(actual, x, w, bias=None, *, error_model="direct", **kwargs):
     assert verdict.passed, verdict.message
 
 
+def case_id(case):
+    """Readable test id for an ``(x_shape, w_shape, bias, kwargs)`` case row."""
+    x_shape, w_shape, bias, kwargs = case
+    extra = ",".join(f"{k}={v}" for k, v in kwargs.items())
+    return f"x{x_shape}-w{w_shape}{'-bias' if bias else ''}-{extra}"
+
+
+def make_case(case, dtype, seed=0):
+    """Seeded normal ``x, w, bias`` and the kwargs of an ``(x_shape, w_shape, bias, kwargs)`` row."""
+    x_shape, w_shape, bias, kwargs = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    return x, w, b, kwargs
+
+
 def backend_params():
     """Every registered backend as a pytest param; unavailable ones skip with the reason."""
     params = []

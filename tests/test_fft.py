@@ -6,7 +6,7 @@ import pytest
 import harness
 from impls import fft
 
-from conftest import assert_close
+from conftest import assert_close, case_id as ids, make_case as make
 
 BACKEND = "fft"
 
@@ -22,21 +22,6 @@ CASES = [
     ((1, 4, 24, 20), (4, 4, 15, 15), True, dict(padding=7)),
     ((2, 2, 40, 40), (3, 2, 21, 9), False, dict(padding=(10, 4), stride=(1, 2))),
 ]
-
-
-def ids(case):
-    x_shape, w_shape, bias, kwargs = case
-    extra = ",".join(f"{k}={v}" for k, v in kwargs.items())
-    return f"x{x_shape}-w{w_shape}{'-bias' if bias else ''}-{extra}"
-
-
-def make(case, dtype, seed=0):
-    x_shape, w_shape, bias, kwargs = case
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(x_shape).astype(dtype)
-    w = rng.standard_normal(w_shape).astype(dtype)
-    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
-    return x, w, b, kwargs
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

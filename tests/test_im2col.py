@@ -6,7 +6,7 @@ import pytest
 import harness
 from impls import im2col
 
-from conftest import assert_close
+from conftest import assert_close, case_id as ids, make_case as make
 
 BACKEND = "im2col"
 
@@ -22,21 +22,6 @@ CASES = [
     ((2, 8, 9, 9), (4, 4, 1, 1), False, dict(stride=2, groups=2)),
     ((4, 6, 5, 5), (6, 3, 3, 3), True, dict(groups=2)),  # few positions: one wide GEMM
 ]
-
-
-def ids(case):
-    x_shape, w_shape, bias, kwargs = case
-    extra = ",".join(f"{k}={v}" for k, v in kwargs.items())
-    return f"x{x_shape}-w{w_shape}{'-bias' if bias else ''}-{extra}"
-
-
-def make(case, dtype, seed=0):
-    x_shape, w_shape, bias, kwargs = case
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(x_shape).astype(dtype)
-    w = rng.standard_normal(w_shape).astype(dtype)
-    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
-    return x, w, b, kwargs
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -6,7 +6,7 @@ import pytest
 import harness
 from impls import winograd
 
-from conftest import assert_close
+from conftest import assert_close, case_id as ids, make_case as make
 
 BACKEND = "winograd"
 
@@ -21,21 +21,6 @@ CASES = [
     ((1, 16, 3, 3), (8, 16, 3, 3), False, {}),  # one output: a single, mostly empty tile
     ((1, 32, 14, 14), (16, 32, 3, 3), True, dict(padding=1)),
 ]
-
-
-def ids(case):
-    x_shape, w_shape, bias, kwargs = case
-    extra = ",".join(f"{k}={v}" for k, v in kwargs.items())
-    return f"x{x_shape}-w{w_shape}{'-bias' if bias else ''}-{extra}"
-
-
-def make(case, dtype, seed=0):
-    x_shape, w_shape, bias, kwargs = case
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(x_shape).astype(dtype)
-    w = rng.standard_normal(w_shape).astype(dtype)
-    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
-    return x, w, b, kwargs
 
 
 @pytest.mark.parametrize("tile", [2, 4])
