@@ -3,8 +3,7 @@
 Run:  .venv/bin/python benchmarks/measure_numba.py [--threads 2] [--repeat 7] [--batch 1]
       [--suites resnet50,mobilenetv2_dw] [--dtype float32] [--ptx]
 
-Threads are pinned equally (threadpoolctl for BLAS, ``torch.set_num_threads``,
-``numba.set_num_threads``). Compilation is measured first and separately (``warmup()``); each
+Threads are pinned equally (``harness.timing.pinned_threads``: BLAS, torch and numba). Compilation is measured first and separately (``warmup()``); each
 figure is then the minimum over 2 rounds of ``--repeat`` consecutive timed calls of the backends'
 ``conv2d`` ops, each round after one untimed call (the machine is shared, so the minimum is the
 least disturbed run). Both ops take and return NumPy arrays. GFLOP/s counts 2 * MACs of the direct formula (padding taps included,
@@ -21,6 +20,7 @@ import numpy as np
 
 from harness.conv_spec import Conv2dSpec
 from harness.registry import get_backend
+from harness.timing import pinned_threads
 
 # (label, C, H, O, K, stride, padding) — square images; groups == C for the depthwise suite
 LAYERS = {
@@ -44,29 +44,19 @@ LAYERS = {
         ("res5.1x1.2048-512", 2048, 7, 512, 1, 1, 0),
         ("res5.1x1.512-2048", 512, 7, 2048, 1, 1, 0),
     ],
-    "mobilenetv2_dw": [
+    "mobilenetv2_dw": [  # every depthwise row of harness/suites/mobilenetv2.csv
         ("dw32.112", 32, 112, 32, 3, 1, 1),
         ("dw96.112s2", 96, 112, 96, 3, 2, 1),
         ("dw144.56", 144, 56, 144, 3, 1, 1),
         ("dw144.56s2", 144, 56, 144, 3, 2, 1),
         ("dw192.28", 192, 28, 192, 3, 1, 1),
+        ("dw192.28s2", 192, 28, 192, 3, 2, 1),
         ("dw384.14", 384, 14, 384, 3, 1, 1),
         ("dw576.14", 576, 14, 576, 3, 1, 1),
+        ("dw576.14s2", 576, 14, 576, 3, 2, 1),
         ("dw960.7", 960, 7, 960, 3, 1, 1),
     ],
 }
-
-
-def pin_threads(n: int):
-    """Give BLAS, torch and numba the same ``n`` threads; returns the threadpoolctl context."""
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    from impls.torch import load_torch
-
-    load_torch().set_num_threads(n)
-    numba.set_num_threads(n)
-    return threadpool_limits(n)
 
 
 def best_times(fns, args, repeat: int, rounds: int = 2) -> list[float]:
@@ -139,10 +129,10 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     seconds = numba_cpu.warmup()
-    print(f"numba_cpu warmup (compile or load from cache: 3 kernels x 2 dtypes): {seconds:.2f} s "
+    print(f"numba_cpu warmup (compile or load from cache: 4 kernels x 2 dtypes): {seconds:.2f} s "
           f"(import + warmup {time.perf_counter() - start:.2f} s)")
-    with pin_threads(args.threads):
-        print(f"threads {args.threads}, batch {args.batch}, {args.dtype}, min of {args.repeat}; GFLOP/s")
+    with pinned_threads(args.threads) as counts:
+        print(f"threads {counts}, batch {args.batch}, {args.dtype}, min of {args.repeat}; GFLOP/s")
         for suite in args.suites.split(","):
             measure(suite, args.batch, args.dtype, args.repeat)
     return 0

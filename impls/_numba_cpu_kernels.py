@@ -19,7 +19,9 @@ multiply-adds (one item per pass would need a load and a store per multiply-add)
 kernel (depthwise, and any group with fewer than 4 output channels) works one group at a time: it
 pads and splits just that group's channels into a per-thread buffer that stays in cache, then
 updates one output channel from 3 items per pass. Depthwise layers do little arithmetic per input
-element, so skipping a separate pass over memory matters more there than register blocking.
+element, so skipping a separate pass over memory matters more there than register blocking. With
+zero padding, depthwise convolutions take :func:`conv_depthwise`, which cuts the fixed work per
+plane (padding written once per thread, no division per row, 3x3 in one pass, no array views).
 
 Items are never padded with zero weights (0 * inf would turn an infinite result into NaN): a
 remainder pass takes the leftover items one at a time. Summation order is fixed (bias, then items
@@ -40,6 +42,10 @@ DW_RI = 3
 #: Every pass runs over a multiple of this many outputs, so the vectorized loop has no scalar
 #: remainder; the extra positions are junk that the scatter drops, read from the input's slack.
 VEC = 32
+
+#: Planes narrower than this are copied into and out of the depthwise kernel's buffers
+#: through index maps, one loop per plane.
+MAP_WIDTH = 12
 
 #: Chunks of groups the grouped kernel shares among threads (static scheduling: several per thread).
 CHUNKS = 64
@@ -275,3 +281,129 @@ def _source(k, size, mode):
     if mode == 3:  # circular; the spec guarantees padding <= size
         return k + size if k < 0 else k - size
     return -1
+
+
+
+
+
+@njit(**_FLAGS)
+def conv_depthwise(x, h, w_in, w, off, b, y, chans, oh, ow, sh, sw, hs, ws, top, left, length, tile,
+                   n_chunks):
+    """Zero-padded convolution with one input channel per group (depthwise, any multiplier):
+    the offset GEMM of :func:`conv_grouped`, with less work per plane.
+
+    x : (N * C * H * W,) input, flat (read only); w : (O, R) weights; off : (R,) item offsets
+    in the phase-split plane; b : (O,) bias (zeros when there is none); y : (N * O * OH * OW,)
+    output, flat, written in full. Output channel ``o`` reads input channel ``o // (O // C)``.
+    n_chunks : contiguous runs of planes shared among the threads (a few per thread).
+
+    Each thread zeroes one phase-split plane buffer, once: the padding positions stay zero and
+    each plane only copies its data in, through offsets computed once per call (no division
+    per row), and not at all when the previous output channel read the same input channel.
+    A 3x3 kernel takes its 9 items in one pass over the accumulator, in order. Arrays are
+    indexed flat from per-plane offsets: a view per plane would cost atomic reference counts,
+    as much as a small plane's arithmetic.
+    """
+    n_out, n_items = w.shape[0], w.shape[1]
+    n_batch = y.shape[0] // (n_out * oh * ow)
+    mult = n_out // chans
+    plane = sh * sw * hs * ws
+    hw, ohw = h * w_in, oh * ow
+    # where input row r starts (its column phase 0, before the column offset) ...
+    row_at = np.empty(h, np.int64)
+    for r in range(h):
+        pr = r + top
+        row_at[r] = (pr % sh * sw * hs + pr // sh) * ws
+    # ... and, for each column phase, its first input column, element count and offset
+    col_first = np.empty(sw, np.int64)
+    col_count = np.empty(sw, np.int64)
+    col_at = np.empty(sw, np.int64)
+    for ph in range(sw):
+        col_first[ph] = (ph - left) % sw
+        col_count[ph] = max(0, -(-(w_in - col_first[ph]) // sw))
+        col_at[ph] = ph * hs * ws + (col_first[ph] + left) // sw
+    even = left % sw  # the phase of input column 0
+    # short rows: copy whole planes in and out through index maps (one loop per plane, not a
+    # loop per row, whose set-up would cost more than its few elements)
+    map_in = w_in < MAP_WIDTH
+    map_out = ow < MAP_WIDTH and length <= tile
+    in_at = np.empty(hw if map_in else 0, np.int64)
+    if map_in:
+        for r in range(h):
+            for c in range(w_in):
+                pc = c + left
+                in_at[r * w_in + c] = row_at[r] + pc % sw * hs * ws + pc // sw
+    out_from = np.empty(ohw if map_out else 0, np.int64)
+    if map_out:
+        for i in range(oh):
+            for j in range(ow):
+                out_from[i * ow + j] = i * ws + j
+    n_tasks = n_batch * n_out
+    n_chunks = min(n_tasks, n_chunks)
+    for chunk in prange(n_chunks):
+        buf = np.zeros(plane + VEC, dtype=y.dtype)
+        acc = np.empty(tile, dtype=y.dtype)
+        loaded = -1
+        for task in range(chunk * n_tasks // n_chunks, (chunk + 1) * n_tasks // n_chunks):
+            o = task % n_out
+            src = task // n_out * chans + o // mult
+            if src != loaded and map_in:
+                for t in range(hw):
+                    buf[in_at[t]] = x[src * hw + t]
+                loaded = src
+            elif src != loaded:
+                for r in range(h):
+                    s0 = src * hw + r * w_in
+                    if sw == 1:  # a literal step, so the copy vectorizes
+                        _copy(buf, row_at[r] + col_at[0], x, s0 + col_first[0], 1, col_count[0])
+                    elif sw == 2:  # both phases in one pass (column 0 is in phase ``even``)
+                        _deinterleave2(buf, row_at[r] + col_at[even], row_at[r] + col_at[1 - even],
+                                       x, s0, w_in // 2)
+                        if w_in % 2:
+                            buf[row_at[r] + col_at[even] + w_in // 2] = x[s0 + w_in - 1]
+                    else:
+                        for ph in range(sw):
+                            _copy(buf, row_at[r] + col_at[ph], x, s0 + col_first[ph], sw, col_count[ph])
+                loaded = src
+            if n_items == 9 and map_out:
+                _nine_taps(buf, w, o, b[o], off, acc, 0, length)
+                for t in range(ohw):
+                    y[task * ohw + t] = acc[out_from[t]]
+            elif n_items == 9:
+                for m0 in range(0, length, tile):
+                    mt = min(tile, length - m0)
+                    _nine_taps(buf, w, o, b[o], off, acc, m0, mt)
+                    _scatter_rows(acc, m0, mt, y, task * ohw, oh, ow, ws)
+            else:
+                yo = y[task * ohw:(task + 1) * ohw]
+                _grouped_output(buf, w[o], b[o], off, acc, yo, n_items - n_items % DW_RI, ow, ws,
+                                length, tile)
+
+
+@njit(inline="always", cache=True)
+def _nine_taps(buf, w, o, bias, off, acc, m0, mt):
+    """Extended output positions ``m0 <= m < m0 + mt`` of output channel ``o`` (9 items, 3x3)
+    into ``acc[m - m0]`` (rounded up to ``VEC`` positions), all 9 in one pass: 9 loads and 1
+    store per output, added in item order."""
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = w[o, 0], w[o, 1], w[o, 2], w[o, 3], w[o, 4], w[o, 5], w[o, 6], w[o, 7], w[o, 8]
+    # offsets relative to item 0 (unsigned: a negative one wraps to the same address)
+    o1, o2, o3 = np.uint64(off[1] - off[0]), np.uint64(off[2] - off[0]), np.uint64(off[3] - off[0])
+    o4, o5, o6 = np.uint64(off[4] - off[0]), np.uint64(off[5] - off[0]), np.uint64(off[6] - off[0])
+    o7, o8 = np.uint64(off[7] - off[0]), np.uint64(off[8] - off[0])
+    s = np.uint64(m0 + off[0])
+    for m in range(np.uint64(-(-mt // VEC) * VEC)):
+        k = s + m
+        acc[m] = (bias + w0 * buf[k] + w1 * buf[k + o1] + w2 * buf[k + o2] + w3 * buf[k + o3]
+                  + w4 * buf[k + o4] + w5 * buf[k + o5] + w6 * buf[k + o6] + w7 * buf[k + o7]
+                  + w8 * buf[k + o8])
+
+
+@njit(inline="always", cache=True)
+def _scatter_rows(acc, m0, mt, y, y0, oh, ow, ws):
+    """:func:`_scatter` into the flat plane of ``y`` at ``y0`` (no array views)."""
+    end = m0 + mt
+    for i in range(m0 // ws, min(-(-end // ws), oh)):
+        j_lo = max(m0 - i * ws, 0)
+        j_hi = min(ow, end - i * ws)
+        if j_hi > j_lo:
+            _copy(y, y0 + i * ow + j_lo, acc, i * ws + j_lo - m0, 1, j_hi - j_lo)

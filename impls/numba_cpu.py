@@ -4,13 +4,15 @@ The kernels (``impls/_numba_cpu_kernels.py``, see its docstring) run an *offset 
 padded input split into stride phases, whose innermost loop is contiguous for every stride and
 dilation. Every padding mode is applied while splitting. Groups with at least 4 output channels
 use the dense kernel (4 output channels x 4 reduction items per pass, parallel over batch x group
-x output-channel block x output tile); depthwise convolutions and groups with fewer output
-channels use the grouped kernel (parallel over batch x group, each group padded into a buffer
-that stays in cache). This module only prepares arguments: offsets and tile sizes; the
-weights are read in place.
+x output-channel block x output tile). Depthwise convolutions (one input channel per group)
+with zero padding use the depthwise kernel: parallel over (batch x output channel) planes, each
+thread's padded plane buffer zeroed once and only the data copied in per plane, a 3x3 kernel in
+one pass. Other padding modes and groups with fewer than 4 output channels use the grouped
+kernel (parallel over batch x group, each group padded into a buffer that stays in cache).
+This module only prepares arguments: offsets and tile sizes; the weights are read in place.
 
 Compilation: the kernels are compiled on first use and cached on disk (``numba`` ``cache=True``,
-in ``impls/__pycache__``); :func:`warmup` compiles (or loads) every specialisation — three
+in ``impls/__pycache__``); :func:`warmup` compiles (or loads) every specialisation — four
 kernels x float32/float64 — and returns the seconds it took, so benchmarks never time a compile.
 """
 
@@ -50,6 +52,8 @@ def conv2d(x, w, bias, spec):
     if y.size == 0:
         return y
     k = kernels()
+    if spec.groups == spec.C and (spec.padding_mode == "zeros" or not any(spec.padding)):
+        return _depthwise(k, x, w, bias, spec, y)
     g = _Geometry(spec)
     top, _, left, _ = spec.padding
     (sh, sw), mode = spec.stride, k.PADDING_MODE_CODES[spec.padding_mode]
@@ -67,23 +71,49 @@ def conv2d(x, w, bias, spec):
         tile = _tile(g.length, spec, n_blocks, k.VEC)
         k.conv_dense(xf, w2, off, spec.groups, g.group_stride, b, y3, spec.OW, g.ws, g.length, tile)
     else:
-        tile = int(min(_ACC_BYTES // np.dtype(spec.dtype).itemsize, -(-g.length // k.VEC) * k.VEC))
+        tile = _one_row_tile(g.length, spec, k.VEC)
         k.conv_grouped(x3, spec.H, spec.W, w2, off, b, y3, spec.groups, spec.OW, sh, sw, g.hs,
                        g.ws, top, left, g.hp, g.wp, mode, g.length, tile)
     return y
 
 
+def _depthwise(k, x, w, bias, spec, y):
+    """One input channel per group, zero padding: :func:`conv_depthwise` (padding positions
+    zeroed once per thread, data copied in through precomputed offsets)."""
+    g = _Geometry(spec)
+    (sh, sw), (top, _, left, _) = spec.stride, spec.padding
+    tile = _one_row_tile(g.length, spec, k.VEC)
+    k.conv_depthwise(_readonly_c(x).reshape(-1), spec.H, spec.W,
+                     _readonly_c(w).reshape(spec.O, spec.n_acc), _cached_offsets(spec),
+                     _bias(bias, spec), y.reshape(-1), spec.C, spec.OH, spec.OW, sh, sw, g.hs,
+                     g.ws, top, left, g.length, tile, 4 * _threads())
+    return y
+
+
+def _threads():
+    """Numba's current thread count (numba is imported by then: the kernels are loaded)."""
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _bias(bias, spec):
+    """Bias as a read-only contiguous vector, zeros when there is none (one specialisation)."""
+    return _readonly_c(np.zeros(spec.O, spec.dtype) if bias is None else bias)
+
+
 def warmup() -> float:
     """Compile (or load from the on-disk cache) every kernel specialisation; seconds taken.
 
-    Each dtype runs one dense and one grouped convolution, so all three kernels get compiled.
+    Each dtype runs a dense, a grouped and a depthwise convolution, so all four kernels (the
+    phase split included) get compiled.
     """
     from harness.conv_spec import Conv2dSpec
 
     start = time.perf_counter()
     for dtype in ("float32", "float64"):
-        for O, groups in ((4, 1), (2, 2)):  # dense kernel, then depthwise kernel
-            spec = Conv2dSpec.from_shapes((1, 2, 3, 3), (O, 2 // groups, 2, 2), groups=groups, dtype=dtype)
+        for O, groups in ((4, 1), (2, 2), (4, 4)):  # dense, grouped (2 in, 1 out), depthwise
+            spec = Conv2dSpec.from_shapes((1, 4, 3, 3), (O, 4 // groups, 2, 2), groups=groups, dtype=dtype)
             conv2d(np.ones(spec.x_shape, dtype), np.ones(spec.w_shape, dtype), None, spec)
     return time.perf_counter() - start
 
@@ -121,6 +151,18 @@ def _item_offsets(spec, geometry):
     q = np.arange(spec.KW)[None, None, :] * dw
     off = ((c * sh + p % sh) * sw + q % sw) * plane + (p // sh) * ws + q // sw
     return off.reshape(-1).astype(np.int64)
+
+
+@lru_cache(maxsize=64)
+def _cached_offsets(spec):
+    """:func:`_item_offsets`, read-only and kept per spec: the NumPy calls cost as much as a
+    small depthwise layer's arithmetic, and a network runs the same layers again and again."""
+    return _readonly_c(_item_offsets(spec, _Geometry(spec)))
+
+
+def _one_row_tile(length, spec, vec):
+    """Output positions per pass of the one-channel kernels: one accumulator row in L1."""
+    return int(min(_ACC_BYTES // np.dtype(spec.dtype).itemsize, -(-length // vec) * vec))
 
 
 def _tile(length, spec, n_blocks, vec):

@@ -27,6 +27,13 @@ CASES = [
     ((1, 6, 7, 7), (6, 2, 3, 3), True, dict(groups=3, padding="same", dilation=2, padding_mode="replicate")),
     ((1, 3, 50, 47), (3, 1, 5, 5), False, dict(groups=3, padding=(2, 1), stride=(1, 2))),  # depthwise tiles
     ((1, 4, 8, 9), (4, 4, 2, 2), False, dict(padding="same", padding_mode="reflect")),  # asymmetric
+    # the zero-padding depthwise kernel: row copies (width >= MAP_WIDTH) and index maps (narrower)
+    ((2, 6, 13, 13), (12, 1, 3, 3), True, dict(groups=6, padding=1, stride=2)),  # odd width, x2
+    ((1, 5, 7, 9), (5, 1, 3, 3), False, dict(groups=5, padding=(1, 2), dilation=(1, 2))),
+    ((1, 3, 8, 9), (3, 1, 2, 4), True, dict(groups=3, padding="same", dilation=(2, 1))),  # 8 items
+    ((1, 4, 9, 10), (8, 1, 3, 3), True, dict(groups=4, stride=3, padding=1)),     # 3 phases
+    ((1, 40, 20, 20), (40, 1, 3, 3), True, dict(groups=40, padding=1)),            # many planes
+    ((1, 2, 60, 61), (2, 1, 3, 3), False, dict(groups=2, padding=1)),              # 2 tiles
 ]
 
 
