@@ -6,18 +6,46 @@
 (1, 2, 5, 5)
 """
 
-from .api import conv2d
+from .api import conv2d, run_op
+from .conv_family import conv2d_backward, conv_transpose2d, depthwise_separable_conv2d, spatially_separable_conv2d
+from .pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
+                      global_max_pool2d, max_pool2d, max_pool2d_backward, spatial_pyramid_pool2d)
+from .pool_spec import AdaptivePool2dSpec, Pool2dSpec
+from .separable import DepthwiseSeparableSpec, SeparableFactors, SpatiallySeparableSpec, factor_spatially_separable
+from .transpose_spec import ConvTranspose2dSpec
 from .conv_spec import CONV2D_FEATURES, Conv2dSpec, conv2d_spec
-from .errors import BackendError, Unsupported
+from .errors import BackendError, ResourceLimit, Unsupported
 from .padding import pad_input
 from .verifier import check_case, summarize, verify
 from .registry import Backend, backends, get_backend, register_backend, unregister_backend
 
 __all__ = [
+    "AdaptivePool2dSpec",
+    "ConvTranspose2dSpec",
+    "DepthwiseSeparableSpec",
+    "Pool2dSpec",
+    "SpatiallySeparableSpec",
+    "SeparableFactors",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "conv2d_backward",
+    "conv_transpose2d",
+    "depthwise_separable_conv2d",
+    "factor_spatially_separable",
+    "global_avg_pool2d",
+    "global_max_pool2d",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "run_op",
+    "spatial_pyramid_pool2d",
+    "spatially_separable_conv2d",
     "Backend",
     "BackendError",
     "CONV2D_FEATURES",
     "Conv2dSpec",
+    "ResourceLimit",
     "Unsupported",
     "backends",
     "check_case",

@@ -6,11 +6,14 @@ made outside the timed region, the backend's op called directly (arguments were 
 once, when the case was prepared), warm-up and compile time apart from run time, and the
 backend's ``sync()`` before every clock stop.
 
-Results are long: one row per (backend, op, suite, layer, batch, dtype, threads, metric).
+Results are long: one row per (backend, op, suite, layer, batch, dtype, threads, metric), with
+``impl`` saying whether the backend ran the op natively or through a harness lowering
+(``native`` / ``lowered``, see :mod:`harness.lowering`).
 Metrics:
 
 * ``time_min``, ``time_median``, ``time_iqr`` (seconds), ``runs``, ``compile_s``
-* ``gflops`` (dense FLOPs / time_min, see :mod:`harness.metrics`), ``gflops_useful``
+* ``gflops`` (dense FLOPs / time_min, see :mod:`harness.metrics`; a transposed conv counts
+  2 * the MACs of its forward pair), ``gflops_useful``
 * ``ratio_to_torch``: torch's time_min / this backend's, from the same run (> 1 = faster
   than torch)
 * ``pct_peak``: gflops as % of the roofline min(peak GEMM GFLOP/s, intensity x bandwidth)
@@ -32,12 +35,15 @@ import pandas as pd
 from . import metrics
 from .api import _read_only
 from .errors import Unsupported
+from .conv_spec import Conv2dSpec
 from .registry import get_backend
+from .transpose_spec import ConvTranspose2dSpec
 from .suites import Layer, expand_batches, layers
 from .timing import pinned_threads, time_call, time_once
 
 BASELINE = "torch"
-COLUMNS = ("backend", "op", "suite", "layer", "batch", "dtype", "threads", "cache", "metric", "value", "reason")
+COLUMNS = ("backend", "impl", "op", "suite", "layer", "batch", "dtype", "threads", "cache", "metric", "value",
+           "reason")
 DEFAULT_CASE_LIMIT_S = 20.0
 
 
@@ -66,6 +72,7 @@ def prepare(backend_name: str, op: str, spec, seed: int = 0, limit_s: float | No
     estimated time per call exceeds ``limit_s`` (see :func:`estimate_seconds`).
     """
     declared = get_backend(backend_name)
+    spec = op_spec(op, spec)
     fn = declared.check(op, spec)  # raises Unsupported with the reason
     estimate = estimate_seconds(backend_name, spec)
     if limit_s is not None and estimate is not None and estimate > limit_s:
@@ -76,6 +83,19 @@ def prepare(backend_name: str, op: str, spec, seed: int = 0, limit_s: float | No
     return Prepared(fn=fn, args=(x, w, b, spec), sync=declared.sync)
 
 
+def op_spec(op: str, spec):
+    """The spec ``op`` takes, from a suite row's Conv2dSpec.
+
+    Suite files describe a transposed conv by its input (N, C, H, W), output channels O,
+    kernel, stride, padding and dilation, in a Conv2dSpec's fields (see ``harness/suites``).
+    """
+    if op == "conv_transpose2d" and isinstance(spec, Conv2dSpec):
+        top, _, left, _ = spec.padding
+        return ConvTranspose2dSpec(spec.N, spec.C, spec.H, spec.W, spec.O, spec.KH, spec.KW, spec.stride,
+                                   (top, left), (0, 0), spec.dilation, spec.groups, spec.bias, spec.dtype).with_()
+    return spec
+
+
 def estimate_seconds(backend_name: str, spec) -> float | None:
     """A rough time per call for backends with a known cost model; None when unknown.
 
@@ -84,7 +104,11 @@ def estimate_seconds(backend_name: str, spec) -> float | None:
     2-core test machine (Zen 4, numpy 2.4) with 16->16 3x3 layers at 8x8 to 56x56.
     Backends without a model are guarded by their first call instead (see :func:`run`).
     """
-    if backend_name == "naive":
+    if backend_name == "naive" and isinstance(spec, ConvTranspose2dSpec):
+        # one multiply-add over the (N, H, W) input plane per (c, o, p, q), as for conv2d
+        loops = spec.C * (spec.O // spec.groups) * spec.KH * spec.KW
+        return loops * (4e-6 + 1.5e-9 * spec.N * spec.H * spec.W)
+    if backend_name == "naive" and isinstance(spec, Conv2dSpec):
         loops = spec.O * (spec.C // spec.groups) * spec.KH * spec.KW
         return loops * (4e-6 + 1.5e-9 * spec.N * spec.OH * spec.OW)
     return None
@@ -160,9 +184,11 @@ def run(
 
 def _one(name, layer, base, budget_s, min_runs, cache, limit_s, seed):
     """Rows for one (backend, layer), and its Timing (None when skipped)."""
-    row = dict(base, backend=name)
+    row = dict(base, backend=name, impl="")
     try:
-        prepared = prepare(name, layer.op, layer.spec, seed, limit_s)
+        chosen, note = resolve_auto(name, layer.op, op_spec(layer.op, layer.spec))
+        row["impl"] = get_backend(chosen).op_impl(layer.op) or ""
+        prepared = prepare(chosen, layer.op, layer.spec, seed, limit_s)
     except Unsupported as exc:
         return [dict(row, metric="skipped", value=math.nan, reason=str(exc))], None
     try:
@@ -178,16 +204,48 @@ def _one(name, layer, base, budget_s, min_runs, cache, limit_s, seed):
                        min_runs=min_runs, cache=cache, warmup=1, first_call_s=first)
     values = {"time_min": timing.min, "time_median": timing.median, "time_iqr": timing.iqr,
               "runs": timing.runs, "compile_s": timing.compile}
-    return [dict(row, metric=k, value=float(v), reason="") for k, v in values.items()], timing
+    return [dict(row, metric=k, value=float(v), reason=note) for k, v in values.items()], timing
+
+
+#: Backend names that ``run`` resolves per layer through :mod:`harness.autoselect`, with how.
+AUTO_NAMES = {"auto": "measure", "auto:estimate": "estimate", "auto:torch": "measure"}
+
+
+def resolve_auto(name: str, op: str, spec) -> tuple[str, str]:
+    """``(backend to time, note for the results)``: a plain name stays itself, with no note.
+
+    ``auto`` is cuDNN's find mode (:func:`harness.autoselect.measure`: every candidate timed
+    once per spec, untimed here, the winner cached); ``auto:estimate`` the cost model alone;
+    ``auto:torch`` find mode with torch among the candidates.
+    """
+    if name not in AUTO_NAMES:
+        return name, ""
+    from . import autoselect
+
+    include_torch = name == "auto:torch"
+    if AUTO_NAMES[name] == "estimate":
+        choice = autoselect.estimate(op, spec, include_torch=include_torch)
+        if choice is None:
+            raise Unsupported(f"{name}: no candidate backend has a cost model for {op} on {spec}")
+    else:
+        choice = autoselect.measure(op, spec, include_torch=include_torch)
+    return choice.backend, f"chose {choice.backend} ({choice.method})"
 
 
 def _derived(times: dict, layer: Layer, base: dict, machine: dict | None, threads: int) -> list[dict]:
     """GFLOP/s, ratio to torch, % of peak, CPR and intensity for every timed backend."""
-    spec = layer.spec
-    if layer.op != "conv2d":
+    spec = op_spec(layer.op, layer.spec)
+    if layer.op == "conv_transpose2d":
+        # every product lands on a real output (zero-interleaving is a lowering's cost, not the op's)
+        dense = useful = metrics.transpose_flops(spec)
+        itemsize = np.dtype(spec.dtype).itemsize
+        moved = itemsize * (int(np.prod(spec.x_shape)) + metrics.transpose_params(spec) + int(np.prod(spec.out_shape)))
+        ai, layer_cpr = dense / moved, metrics.transpose_macs(spec) / metrics.transpose_params(spec)
+    elif layer.op == "conv2d":
+        dense, useful = metrics.dense_flops(spec), metrics.useful_flops(spec)
+        ai, layer_cpr = metrics.intensity(spec), metrics.cpr(spec)
+    else:
         return []
-    dense, useful = metrics.dense_flops(spec), metrics.useful_flops(spec)
-    ai = metrics.intensity(spec)
     attainable = None
     if machine is not None:
         from .machine import peak_gflops
@@ -198,14 +256,15 @@ def _derived(times: dict, layer: Layer, base: dict, machine: dict | None, thread
         values = {
             "gflops": dense / t.min / 1e9,
             "gflops_useful": useful / t.min / 1e9,
-            "cpr": metrics.cpr(spec),
+            "cpr": layer_cpr,
             "intensity": ai,
         }
         if BASELINE in times:
             values["ratio_to_torch"] = times[BASELINE].min / t.min
         if attainable:
             values["pct_peak"] = metrics.pct_of(values["gflops"], attainable)
-        rows += [dict(base, backend=name, metric=k, value=float(v), reason="") for k, v in values.items()]
+        impl = get_backend(resolve_auto(name, layer.op, spec)[0]).op_impl(layer.op) or ""
+        rows += [dict(base, backend=name, impl=impl, metric=k, value=float(v), reason="") for k, v in values.items()]
     return rows
 
 
@@ -228,6 +287,7 @@ def table(results: pd.DataFrame) -> str:
     header = f"{'layer':<40} {'N':>3} " + " ".join(f"{b + ' GF/s':>14} {'x torch':>8}" for b in backends)
     lines = [header, "-" * len(header)]
     skipped = results[results.metric == "skipped"].set_index(["layer", "batch", "dtype", "backend"]).reason
+    lowered = set(map(tuple, timed[timed.impl == "lowered"][["layer", "batch", "dtype", "backend"]].values))
     for suite, part in wide.groupby(level="suite", sort=False):
         for (_, layer, batch, dtype), row in part.iterrows():
             cells = []
@@ -235,14 +295,17 @@ def table(results: pd.DataFrame) -> str:
                 gf, ratio = row.get((b, "gflops"), math.nan), row.get((b, "ratio_to_torch"), math.nan)
                 if math.isnan(gf) and (layer, batch, dtype, b) in skipped.index:
                     cells.append(f"{'skipped':>14} {'':>8}")
-                else:
-                    cells.append(f"{gf:>14.2f} {ratio:>8.2f}")
+                else:  # '*': the op ran through a harness lowering, not the backend's own kernel
+                    mark = "*" if (layer, batch, dtype, b) in lowered else " "
+                    cells.append(f"{gf:>13.2f}{mark} {ratio:>8.2f}")
             lines.append(f"{layer:<40} {batch:>3} " + " ".join(cells))
         cells = []
         for b in backends:
             cells.append(f"{_geomean(part.get((b, 'gflops'))):>14.2f} {_geomean(part.get((b, 'ratio_to_torch'))):>8.2f}")
         lines.append(f"{'geomean ' + suite:<40} {'':>3} " + " ".join(cells))
         lines.append("")
+    if lowered:
+        lines.append("* lowered: the backend ran the op through a harness lowering onto its conv2d")
     n_skipped = int((results.metric == "skipped").sum())
     if n_skipped:
         lines.append(f"{n_skipped} case(s) skipped; reasons in the results file (metric 'skipped'). First ones:")

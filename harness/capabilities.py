@@ -21,11 +21,25 @@ def capability_matrix(op: str = "conv2d") -> pd.DataFrame:
             "deterministic": b.deterministic,
             "error_model": b.error_model,
             op: op in b.ops,
+            "implementation": b.op_impl(op) or "",
         }
         declared = b.features.get(op, frozenset())
         row.update({feature: feature in declared for feature in sorted(OP_FEATURES[op])})
         rows.append(row)
     return pd.DataFrame(rows).set_index("backend")
+
+
+def op_matrix() -> pd.DataFrame:
+    """Backend x op: ``native``, ``lowered`` (provided by the harness on the backend's conv2d), or ''."""
+    return pd.DataFrame(
+        [{"backend": b.name, **{op: b.op_impl(op) or "" for op in OP_FEATURES}} for b in backends()]
+    ).set_index("backend")
+
+
+def render_op_matrix(matrix: pd.DataFrame) -> str:
+    """Text rendering, one row per op: N = native, L = lowered by the harness, . = absent."""
+    short = matrix.replace({"native": "N", "lowered": "L", "": "."}).T
+    return short.to_string() + "\n\nN = native, L = lowered by the harness (harness/lowering.py), . = absent"
 
 
 def render_matrix(matrix: pd.DataFrame) -> str:

@@ -179,3 +179,159 @@ def receptive_field_of_specs(specs) -> tuple[ReceptiveField, ReceptiveField]:
     height = receptive_field((s.KH, s.stride[0], s.dilation[0], s.padding[0]) for s in specs)
     width = receptive_field((s.KW, s.stride[1], s.dilation[1], s.padding[2]) for s in specs)
     return height, width
+
+
+# -- the rest of the convolution family ----------------------------------------------------------
+# Counting conventions, the seed's applied to each op:
+#   transposed conv: the MACs of its forward pair (every input pixel times every tap of its
+#     group's kernel), FLOPs = 2 * MACs (each product is added into its output) + bias adds;
+#   max pooling: KH*KW - 1 comparisons per output (padding taps counted, as for conv);
+#   average pooling: KH*KW - 1 adds and one division per output;
+#   adaptive pooling: the same per output, with that output's own window;
+#   conv2d backward: grad_input and grad_weight each cost the forward MACs; grad_bias one add
+#     per grad_out element;
+#   pooling backward: one add per routed gradient (max), or per window tap plus the division (avg).
+# No pooling op has parameters.
+
+
+def transpose_macs(spec) -> int:
+    """MACs of a :class:`~harness.transpose_spec.ConvTranspose2dSpec`: N*C*H*W * O/groups*KH*KW."""
+    return spec.macs
+
+
+def transpose_flops(spec) -> int:
+    """2 * MACs, plus one add per output element with bias."""
+    return 2 * spec.macs + int(spec.bias) * spec.N * spec.O * spec.OH * spec.OW
+
+
+def transpose_params(spec) -> int:
+    return spec.C * (spec.O // spec.groups) * spec.KH * spec.KW + int(spec.bias) * spec.O
+
+
+def transpose_forward_pair(spec) -> Conv2dSpec:
+    """The conv2d whose input gradient this transposed conv computes (same MACs when output_padding < stride)."""
+    ph, pw = spec.padding
+    return Conv2dSpec(spec.N, spec.O, spec.OH, spec.OW, spec.C, spec.KH, spec.KW, spec.stride, (ph, ph, pw, pw),
+                      spec.dilation, spec.groups, dtype=spec.dtype)
+
+
+def pool_flops(spec) -> int:
+    """Comparisons (max) or adds + one division (avg) per output, for fixed or adaptive windows."""
+    from .pool_spec import AdaptivePool2dSpec, adaptive_windows
+
+    planes = spec.N * spec.C
+    if isinstance(spec, AdaptivePool2dSpec):
+        rows = [e - s for s, e in adaptive_windows(spec.H, spec.OH)]
+        cols = [e - s for s, e in adaptive_windows(spec.W, spec.OW)]
+        taps = sum(rows) * sum(cols)  # sum over outputs of window areas
+        per_output_extra = 0 if spec.kind == "max" else 1
+        return planes * (taps - spec.OH * spec.OW + per_output_extra * spec.OH * spec.OW)
+    per_output = spec.window - 1 + (spec.kind == "avg")
+    return planes * spec.OH * spec.OW * per_output
+
+
+def conv2d_backward_flops(spec: Conv2dSpec) -> dict[str, int]:
+    """FLOPs of each gradient: grad_input and grad_weight 2 * MACs each, grad_bias one add per grad_out element."""
+    m = macs(spec)
+    return {"grad_input": 2 * m, "grad_weight": 2 * m,
+            "grad_bias": spec.N * spec.O * spec.OH * spec.OW if spec.bias else 0}
+
+
+def pool_backward_flops(spec) -> int:
+    """Max: one add per output's routed gradient; avg: a division per output and an add per tap."""
+    outputs = spec.N * spec.C * spec.OH * spec.OW
+    return outputs if spec.kind == "max" else outputs * (spec.window + 1)
+
+
+def separable_accounting(spec) -> dict[str, float]:
+    """Parameters and MACs of a separable conv against the dense conv computing the same function.
+
+    ``spec`` is a :class:`~harness.separable.DepthwiseSeparableSpec` or
+    :class:`~harness.separable.SpatiallySeparableSpec`. For depthwise-separable with multiplier 1
+    and no bias, ``macs_ratio = 1/O + 1/(KH*KW)`` (MobileNet's reduction); for spatially
+    separable, ``M*(C*KH + O*KW) / (O*C*KH*KW)`` per group when the stages keep the image size.
+    """
+    first, second = (spec.depthwise, spec.pointwise) if hasattr(spec, "depthwise") else (spec.column, spec.row)
+    dense = spec.dense
+    out = {
+        "params": params(first) + params(second),
+        "params_dense": params(dense),
+        "macs": macs(first) + macs(second),
+        "macs_dense": macs(dense),
+        "flops": dense_flops(first) + dense_flops(second),
+        "flops_dense": dense_flops(dense),
+    }
+    out["params_ratio"] = out["params"] / out["params_dense"] if out["params_dense"] else float("nan")
+    out["macs_ratio"] = out["macs"] / out["macs_dense"] if out["macs_dense"] else float("nan")
+    return out
+
+
+def analyse_op(op: str, spec) -> dict[str, float]:
+    """The counts of any op: output shape, MACs (where defined), FLOPs and parameters."""
+    if op == "conv2d":
+        return analyse(spec)
+    if op == "conv_transpose2d":
+        return {"out_shape": "x".join(map(str, spec.out_shape)), "macs": transpose_macs(spec),
+                "flops_dense": transpose_flops(spec), "params": transpose_params(spec)}
+    if op in ("max_pool2d", "avg_pool2d", "adaptive_max_pool2d", "adaptive_avg_pool2d"):
+        return {"out_shape": "x".join(map(str, spec.out_shape)), "macs": 0, "flops_dense": pool_flops(spec),
+                "params": 0}
+    if op == "conv2d_backward":
+        return {"out_shape": "x".join(map(str, spec.x_shape)), "macs": 2 * macs(spec),
+                "flops_dense": sum(conv2d_backward_flops(spec).values()), "params": params(spec)}
+    if op in ("max_pool2d_backward", "avg_pool2d_backward"):
+        return {"out_shape": "x".join(map(str, spec.x_shape)), "macs": 0, "flops_dense": pool_backward_flops(spec),
+                "params": 0}
+    if op in ("depthwise_separable_conv2d", "spatially_separable_conv2d"):
+        counts = separable_accounting(spec)
+        return {"out_shape": "x".join(map(str, spec.out_shape)), "macs": counts["macs"],
+                "flops_dense": counts["flops"], "params": counts["params"]}
+    raise ValueError(f"no counts for op {op!r}")
+
+
+# -- receptive field through pooling and transposed layers -----------------------------------------------
+def receptive_field_through(layers) -> ReceptiveField:
+    """Receptive field along one axis through conv, pooling and transposed-conv layers.
+
+    Parameters
+    ----------
+    layers : iterable of (kind, kernel, stride, dilation, padding)
+        ``kind`` is ``"conv"`` or ``"pool"`` (same geometry: a window of ``kernel`` taps
+        ``dilation`` apart, moved by ``stride``) or ``"transpose"`` (a transposed conv, which
+        *divides* the jump by its stride). First layer first.
+
+    Returns
+    -------
+    ReceptiveField
+        ``size`` is the largest number of input pixels one output unit can depend on; ``jump``
+        is a :class:`fractions.Fraction` once a transposed layer upsamples (1/2 = two output
+        units per input pixel); ``start`` is the centre of the first output unit's footprint in
+        continuous input coordinates (after a transposed layer it can fall between pixels).
+
+    Examples
+    --------
+    >>> receptive_field_through([("conv", 3, 1, 1, 1), ("pool", 2, 2, 1, 0), ("conv", 3, 1, 1, 1)])
+    ReceptiveField(size=8, jump=2, start=0.5)
+    >>> receptive_field_through([("transpose", 2, 2, 1, 0)]).size   # U-Net up-conv: one input pixel each
+    1
+    """
+    from fractions import Fraction
+
+    size, jump, start = 1, Fraction(1), 0.0
+    for kind, kernel, stride, dilation, padding in layers:
+        extent = dilation * (kernel - 1) + 1
+        if kind in ("conv", "pool"):
+            start += ((extent - 1) / 2 - padding) * float(jump)
+            size += (extent - 1) * jump
+            jump *= stride
+        elif kind == "transpose":
+            # output i reads inputs j with j*stride = i + padding - k*dilation: the taps that land
+            # on stride multiples span at most floor((extent - 1) / stride) input steps
+            start += ((padding - (extent - 1) / 2) / stride) * float(jump)
+            size += ((extent - 1) // stride) * jump
+            jump /= stride
+        else:
+            raise ValueError(f"layer kind must be 'conv', 'pool' or 'transpose', got {kind!r}")
+    jump = int(jump) if jump.denominator == 1 else jump
+    size = int(size) if getattr(size, "denominator", 1) == 1 else size
+    return ReceptiveField(size, jump, start)

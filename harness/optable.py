@@ -29,6 +29,9 @@ class OpInfo:
     table_cases() -> hand-picked cases.
     random_cases(features, dtypes, count, seed, nonfinite) -> seeded random cases.
     case_type: the case class (its name appears in reproducers).
+    structural_zeros: the op's correct output is mostly zero by construction (a transposed
+        conv's gaps, the non-maxima of max-pool backward), where the bound is 0 and the check is
+        exact; the verifier does not mark such cases mistrusted.
     """
 
     name: str
@@ -38,6 +41,7 @@ class OpInfo:
     table_cases: Callable
     random_cases: Callable
     case_type: type
+    structural_zeros: bool = False
 
 
 def _as64(a):
@@ -74,6 +78,54 @@ OPS: dict[str, OpInfo] = {
         case_type=conv2d_cases.Conv2dCase,
     ),
 }
+
+
+def _family_ops() -> dict[str, OpInfo]:
+    """The convolution family beyond conv2d (checks in ``harness/family_checks.py``)."""
+    from . import cases_backward, cases_pool, cases_separable, cases_transpose
+    from . import family_checks as fc
+
+    def entry(name, call, bounds, table, random, case_type):
+        sparse = name in ("conv_transpose2d", "conv2d_backward", "max_pool2d_backward", "avg_pool2d_backward")
+        return OpInfo(name=name, call=call, reference=call, bounds=bounds, table_cases=table,
+                      random_cases=random, case_type=case_type, structural_zeros=sparse)
+
+    def pool_random(cls):
+        return lambda *args, **kw: cases_pool.pool_random_cases(cls, *args, **kw)
+
+    def adaptive_random(cls):
+        return lambda *args, **kw: cases_pool.adaptive_random_cases(cls, *args, **kw)
+
+    cp = cases_pool
+    return {op.name: op for op in [
+        entry("conv_transpose2d", fc.transpose_call, fc.transpose_bounds, cases_transpose.table_cases,
+              cases_transpose.random_cases, cases_transpose.ConvTranspose2dCase),
+        entry("conv2d_backward", fc.backward_call, fc.backward_bounds, cases_backward.table_cases,
+              cases_backward.random_cases, cases_backward.Conv2dBackwardCase),
+        entry("max_pool2d", fc.max_pool_call, fc.exact_bounds(fc.max_pool_call), cp.max_pool_table,
+              pool_random(cp.MaxPool2dCase), cp.MaxPool2dCase),
+        entry("avg_pool2d", fc.avg_pool_call, fc.avg_pool_bounds, cp.avg_pool_table,
+              pool_random(cp.AvgPool2dCase), cp.AvgPool2dCase),
+        entry("adaptive_max_pool2d", fc.adaptive_max_call, fc.exact_bounds(fc.adaptive_max_call),
+              lambda: cp.adaptive_table("max"), adaptive_random(cp.AdaptiveMaxPool2dCase), cp.AdaptiveMaxPool2dCase),
+        entry("adaptive_avg_pool2d", fc.adaptive_avg_call, fc.adaptive_avg_bounds, lambda: cp.adaptive_table("avg"),
+              adaptive_random(cp.AdaptiveAvgPool2dCase), cp.AdaptiveAvgPool2dCase),
+        entry("max_pool2d_backward", fc.max_backward_call, fc.pool_backward_bounds(fc.max_backward_call),
+              lambda: cp.max_pool_table(backward=True), pool_random(cp.MaxPool2dBackwardCase),
+              cp.MaxPool2dBackwardCase),
+        entry("avg_pool2d_backward", fc.avg_backward_call, fc.pool_backward_bounds(fc.avg_backward_call),
+              lambda: cp.avg_pool_table(backward=True), pool_random(cp.AvgPool2dBackwardCase),
+              cp.AvgPool2dBackwardCase),
+        entry("depthwise_separable_conv2d", fc.depthwise_separable_call, fc.depthwise_separable_bounds,
+              cases_separable.depthwise_table, cases_separable.depthwise_random_cases,
+              cases_separable.DepthwiseSeparableCase),
+        entry("spatially_separable_conv2d", fc.spatially_separable_call, fc.spatially_separable_bounds,
+              cases_separable.spatial_table, cases_separable.spatial_random_cases,
+              cases_separable.SpatiallySeparableCase),
+    ]}
+
+
+OPS.update(_family_ops())
 
 
 def op_info(op: str) -> OpInfo:

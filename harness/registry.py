@@ -17,9 +17,28 @@ from typing import Callable, Mapping
 
 from .conv_spec import CONV2D_FEATURES, FLOAT_DTYPES
 from .errors import Unsupported
+from .lowering import with_lowerings
+from .pool_spec import ADAPTIVE_POOL2D_FEATURES, AVG_POOL2D_FEATURES, MAX_POOL2D_FEATURES
+from .separable import DEPTHWISE_SEPARABLE_FEATURES
+from .transpose_spec import CONV_TRANSPOSE2D_FEATURES
 
 #: Every op the harness knows, with every feature a call of it can need.
-OP_FEATURES: dict[str, frozenset[str]] = {"conv2d": CONV2D_FEATURES}
+OP_FEATURES: dict[str, frozenset[str]] = {
+    "conv2d": CONV2D_FEATURES,
+    "conv_transpose2d": CONV_TRANSPOSE2D_FEATURES,
+    "conv2d_backward": CONV2D_FEATURES,
+    "max_pool2d": MAX_POOL2D_FEATURES,
+    "avg_pool2d": AVG_POOL2D_FEATURES,
+    "adaptive_max_pool2d": ADAPTIVE_POOL2D_FEATURES,
+    "adaptive_avg_pool2d": ADAPTIVE_POOL2D_FEATURES - {"return_indices"},
+    "max_pool2d_backward": MAX_POOL2D_FEATURES - {"return_indices"},
+    "avg_pool2d_backward": AVG_POOL2D_FEATURES,
+    "depthwise_separable_conv2d": DEPTHWISE_SEPARABLE_FEATURES,
+    "spatially_separable_conv2d": CONV2D_FEATURES,
+}
+
+#: Suffix of a backend's view with every lowerable op lowered (``get_backend("torch:lowered")``).
+LOWERED_SUFFIX = ":lowered"
 
 RESERVED_NAMES = frozenset({"auto", "all"})
 
@@ -30,6 +49,10 @@ def _always_available() -> str | None:
 
 def _nothing_to_sync() -> None:
     return None
+
+
+def _no_workspace(op, spec) -> int:
+    return 0
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,19 @@ class Backend:
         Op name -> implementation. ``conv2d`` implementations are called as
         ``fn(x, w, bias, spec)`` with a 4-D ``x`` and a resolved
         :class:`~harness.conv_spec.Conv2dSpec`; they return the (N, O, OH, OW) output.
+        The other ops (arrays always batched, 4-D, read-only; ``spec`` last) are::
+
+            conv_transpose2d(x, w, bias, ConvTranspose2dSpec) -> y
+            conv2d_backward(x, w, grad_out, Conv2dSpec) -> (grad_input, grad_weight, grad_bias or None)
+            max_pool2d(x, Pool2dSpec) -> (y, int64 indices or None)     avg_pool2d(x, Pool2dSpec) -> y
+            adaptive_max_pool2d(x, AdaptivePool2dSpec) -> (y, indices or None)
+            adaptive_avg_pool2d(x, AdaptivePool2dSpec) -> y
+            max_pool2d_backward(x, grad_out, Pool2dSpec) -> grad_input   (avg_pool2d_backward alike)
+            depthwise_separable_conv2d(x, w_dw, w_pw, b_dw, b_pw, DepthwiseSeparableSpec) -> y
+            spatially_separable_conv2d(x, w_column, w_row, bias, SpatiallySeparableSpec) -> y
+
+        Ops a backend leaves out but that ``harness.lowering`` can build from its conv2d are
+        added at registration (see ``lowered``).
     features : Mapping[str, frozenset[str]]
         Op name -> the optional features it implements (see ``OP_FEATURES``).
     dtypes : frozenset[str]
@@ -65,8 +101,14 @@ class Backend:
         Returns None when the backend can run here, else the reason it cannot.
     sync : Callable[[], None]
         Waits for queued work (asynchronous devices); benchmarks call it before stopping a clock.
+    workspace_bytes : Callable[[op, spec], int]
+        Memory the backend allocates beyond its output and a padded copy of the input
+        (column buffers, spectra, float64 accumulators); used to refuse calls that cannot fit.
     auto_rank : int
         Preference of ``backend="auto"`` among backends that support a call (lower first).
+    lowered : frozenset[str]
+        The ops in ``ops`` that the harness provides by lowering onto the backend's own ops
+        (see ``harness.lowering``); filled in at registration, never declared by a backend.
     """
 
     name: str
@@ -80,10 +122,18 @@ class Backend:
     error_model: str = "direct"
     probe: Callable[[], str | None] = _always_available
     sync: Callable[[], None] = _nothing_to_sync
+    workspace_bytes: Callable[..., int] = _no_workspace
     auto_rank: int = 50
     description: str = ""
     origin: str = "builtin"
     import_error: str | None = field(default=None, repr=False)
+    lowered: frozenset[str] = frozenset()
+
+    def op_impl(self, op: str) -> str | None:
+        """``"native"``, ``"lowered"`` (provided by the harness), or None when ``op`` is absent."""
+        if op not in self.ops:
+            return None
+        return "lowered" if op in self.lowered else "native"
 
     @cached_property
     def reason(self) -> str | None:
@@ -150,7 +200,7 @@ def _load_builtins() -> None:
                 f"impls/{module.name}.py declares backend {declared.name!r}; "
                 "a built-in backend's name must equal its file stem"
             )
-        _REGISTRY.setdefault(declared.name, declared)
+        _REGISTRY.setdefault(declared.name, with_lowerings(declared))
 
 
 def backends() -> list[Backend]:
@@ -166,11 +216,27 @@ def get_backend(name) -> Backend:
         return name
     if not isinstance(name, str):
         raise TypeError(f"backend must be a name (str), got {type(name).__name__}")
+    if name.endswith(LOWERED_SUFFIX):
+        return lowered_view(name[: -len(LOWERED_SUFFIX)])
     try:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(["auto"] + sorted(_REGISTRY))
         raise ValueError(f"unknown backend {name!r}; known backends: {known}") from None
+
+
+def lowered_view(name: str) -> Backend:
+    """Backend ``name`` with every op that has a harness lowering lowered, natives set aside.
+
+    ``get_backend("im2col:lowered")`` returns it; the verifier uses it to check the lowered
+    path of a backend that also has a native one.
+    """
+    if name not in _LOWERED_VIEWS:
+        _LOWERED_VIEWS[name] = with_lowerings(get_backend(name), drop_native=True)
+    return _LOWERED_VIEWS[name]
+
+
+_LOWERED_VIEWS: dict[str, Backend] = {}
 
 
 def register_backend(
@@ -238,7 +304,9 @@ def register_backend(
     unknown = declared.dtypes - set(FLOAT_DTYPES)
     if unknown:
         raise ValueError(f"unsupported dtypes {sorted(unknown)}; choose from {FLOAT_DTYPES}")
+    declared = with_lowerings(declared)
     _REGISTRY[name] = declared
+    _LOWERED_VIEWS.pop(name, None)
     return declared
 
 
@@ -248,6 +316,7 @@ def unregister_backend(name: str) -> None:
     if declared.origin == "builtin":
         raise ValueError(f"backend {name!r} is built in and cannot be removed")
     del _REGISTRY[name]
+    _LOWERED_VIEWS.pop(name, None)
 
 
 def _normalise_features(features, ops) -> dict[str, frozenset[str]]:

@@ -55,7 +55,9 @@ import numpy as np
 
 from harness.conv_spec import CONV2D_FEATURES
 from harness.padding import pad_input
-from harness.registry import Backend
+from harness.registry import OP_FEATURES, Backend
+
+from . import _fft_ops
 
 #: Working-memory budget in MB; ``None`` reads ``CONVBENCH_FFT_BUDGET_MB`` (default 256).
 BUDGET_MB: float | None = None
@@ -277,8 +279,9 @@ def _blas_controller():
 BACKEND = Backend(
     name="fft",
     device="cpu",
-    ops={"conv2d": conv2d},
-    features={"conv2d": CONV2D_FEATURES},
+    # conv2d_backward: grad_weight by FFT correlation (stride 1, no dilation), the rest lowered (impls/_fft_ops.py)
+    ops={"conv2d": conv2d, "conv2d_backward": _fft_ops.conv2d_backward},
+    features={"conv2d": CONV2D_FEATURES, "conv2d_backward": OP_FEATURES["conv2d_backward"]},
     exact=False,
     deterministic=True,
     nonfinite=False,  # one NaN/Inf spreads over its whole transform (tile or image)

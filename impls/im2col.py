@@ -44,7 +44,9 @@ import numpy as np
 
 from harness.conv_spec import CONV2D_FEATURES
 from harness.padding import pad_input
-from harness.registry import Backend
+from harness.registry import OP_FEATURES, Backend
+
+from . import _im2col_ops
 
 #: Column-buffer budget in MB; ``None`` reads ``CONVBENCH_IM2COL_BUDGET_MB`` (default 256).
 BUDGET_MB: float | None = None
@@ -154,8 +156,11 @@ def _gather(xp, spec, i0: int, i1: int, images_inner: bool) -> np.ndarray:
 BACKEND = Backend(
     name="im2col",
     device="cpu",
-    ops={"conv2d": conv2d},
-    features={"conv2d": CONV2D_FEATURES},
+    # conv_transpose2d and conv2d_backward: GEMM + col2im, no zero-interleaving (impls/_im2col_ops.py)
+    ops={"conv2d": conv2d, "conv_transpose2d": _im2col_ops.conv_transpose2d,
+         "conv2d_backward": _im2col_ops.conv2d_backward},
+    features={"conv2d": CONV2D_FEATURES, "conv_transpose2d": OP_FEATURES["conv_transpose2d"],
+              "conv2d_backward": OP_FEATURES["conv2d_backward"]},
     exact=True,
     deterministic=True,
     auto_rank=20,

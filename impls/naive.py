@@ -10,9 +10,10 @@ running at numpy speed. It is the harness's own ground truth and is itself check
 
 import numpy as np
 
-from harness.conv_spec import CONV2D_FEATURES
 from harness.padding import pad_input
-from harness.registry import Backend
+from harness.registry import OP_FEATURES, Backend
+
+from . import _naive_ops
 
 
 def conv2d(x, w, bias, spec):
@@ -42,13 +43,34 @@ def _accumulate(y, xp, w64, bias, spec):
             y[:, o] += bias[o]
 
 
+def workspace_bytes(op, spec):
+    """float64 copies of the padded input and the output, besides the result itself."""
+    top, bottom, left, right = spec.padding
+    padded = spec.N * spec.C * (spec.H + top + bottom) * (spec.W + left + right)
+    return 8 * (padded + spec.N * spec.O * spec.OH * spec.OW)
+
+
 BACKEND = Backend(
     name="naive",
     device="cpu",
-    ops={"conv2d": conv2d},
-    features={"conv2d": CONV2D_FEATURES},
+    ops={
+        "conv2d": conv2d,
+        # the rest of the convolution family, each its own formula as loops (impls/_naive_ops.py)
+        "conv_transpose2d": _naive_ops.conv_transpose2d,
+        "conv2d_backward": _naive_ops.conv2d_backward,
+        "max_pool2d": _naive_ops.max_pool2d,
+        "avg_pool2d": _naive_ops.avg_pool2d,
+        "adaptive_max_pool2d": _naive_ops.adaptive_max_pool2d,
+        "adaptive_avg_pool2d": _naive_ops.adaptive_avg_pool2d,
+        "max_pool2d_backward": _naive_ops.max_pool2d_backward,
+        "avg_pool2d_backward": _naive_ops.avg_pool2d_backward,
+    },
+    features={op: OP_FEATURES[op] for op in (
+        "conv2d", "conv_transpose2d", "conv2d_backward", "max_pool2d", "avg_pool2d", "adaptive_max_pool2d",
+        "adaptive_avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward")},
     exact=True,
     deterministic=True,
+    workspace_bytes=workspace_bytes,
     auto_rank=1000,
     description="the defining formula as loops, float64 accumulation (ground truth)",
 )

@@ -24,7 +24,9 @@ from functools import lru_cache
 import numpy as np
 
 from harness.conv_spec import CONV2D_FEATURES
-from harness.registry import Backend
+from harness.registry import OP_FEATURES, Backend
+
+from . import _numba_cpu_pool
 
 #: Bytes of accumulator per output tile: 4 channels x tile elements stay well inside L1.
 _ACC_BYTES = 8192
@@ -178,8 +180,13 @@ def _tile(length, spec, n_blocks, vec):
 BACKEND = Backend(
     name="numba_cpu",
     device="cpu",
-    ops={"conv2d": conv2d},
-    features={"conv2d": CONV2D_FEATURES},
+    # pooling and its backward: one thread per plane, torch's window scan (impls/_numba_cpu_pool*.py)
+    ops={"conv2d": conv2d, "max_pool2d": _numba_cpu_pool.max_pool2d, "avg_pool2d": _numba_cpu_pool.avg_pool2d,
+         "max_pool2d_backward": _numba_cpu_pool.max_pool2d_backward,
+         "avg_pool2d_backward": _numba_cpu_pool.avg_pool2d_backward},
+    features={"conv2d": CONV2D_FEATURES,
+              **{op: OP_FEATURES[op] for op in ("max_pool2d", "avg_pool2d", "max_pool2d_backward",
+                                                "avg_pool2d_backward")}},
     exact=True,
     deterministic=True,
     probe=probe,

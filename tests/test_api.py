@@ -142,3 +142,18 @@ def test_register_backend_rejects_bad_declarations(kwargs, error):
         harness.register_backend("no_ops")
     with pytest.raises(ValueError, match="unknown op 'conv3d'"):
         harness.register_backend("bad_op", conv3d=lambda *a: None)
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_a_call_too_big_for_memory_is_refused_up_front(backend):
+    x, w = np.ones((1, 1, 1, 1), np.float32), np.ones((4, 1, 1, 1), np.float32)
+    with pytest.raises(harness.ResourceLimit, match=r"would need about \d+\.\d GiB .* available"):
+        harness.conv2d(x, w, padding=200_000, backend=backend)  # a 4 x 400001 x 400001 output
+
+
+def test_auto_with_nan_data_keeps_torch_semantics():
+    x = np.ones((1, 4, 40, 40), np.float32)
+    x[0, 0, 20, 20] = np.nan
+    w = np.ones((4, 4, 15, 15), np.float32)  # a large kernel: fft's territory on finite data
+    y = harness.conv2d(x, w, padding=7, backend="auto")
+    assert np.isnan(y[0, :, 20, 20]).all() and np.isfinite(y[0, :, 0, 0]).all()

@@ -64,18 +64,20 @@ def test_smoke_run_is_well_formed():
     cases = bench.plan(["smoke"], batches=[1])[:2]
     cases.append(("unet_decoder", next(l for l in harness.suites.layers("unet_decoder", 1) if l.op != "conv2d")))
     results = bench.run(cases, ["naive", "torch_cuda"], threads=1, budget_s=0.0, min_runs=2,
-                        machine=FAKE_MACHINE, progress=False)
+                        machine=FAKE_MACHINE, progress=False, limit_s=2)
     assert list(results.columns) == list(bench.COLUMNS)
     assert set(results.threads) == {1}
     timed = results[(results.backend == "naive") & (results.metric == "gflops")]
     assert len(timed) == 2 and (timed.value > 0).all()
     ratio = results[(results.backend == "torch") & (results.metric == "ratio_to_torch")]
-    assert len(ratio) == 2 and (ratio.value == 1.0).all()  # torch was added as the baseline
+    assert len(ratio) == 3 and (ratio.value == 1.0).all()  # torch was added as the baseline
     assert {"time_min", "time_median", "time_iqr", "compile_s", "gflops_useful", "pct_peak", "cpr",
             "intensity"} <= set(results.metric)
     skipped = results[results.metric == "skipped"]
     assert skipped.reason.str.contains("torch_cuda").any()  # unavailable here, recorded with why
-    assert skipped.reason.str.contains("conv_transpose2d").any()  # unsupported op, recorded
+    assert skipped.reason.str.contains("per-case limit").any()  # naive's up-conv: guarded, recorded
+    up = results[(results.op == "conv_transpose2d") & (results.metric == "gflops")]
+    assert list(up.backend) == ["torch"] and list(up.impl) == ["native"]  # the U-Net row now runs
     assert (skipped.reason != "").all()
     text = bench.table(results)
     assert "geomean smoke" in text and "skipped" in text

@@ -1,6 +1,6 @@
 """``convbench backends``: the capability matrix."""
 
-from ..capabilities import capability_matrix, render_matrix
+from ..capabilities import capability_matrix, op_matrix, render_matrix, render_op_matrix
 from ..plugins import add_plugin_option, load_plugins
 
 
@@ -14,4 +14,6 @@ def register(sub) -> None:
 def run(args) -> int:
     load_plugins(args.plugin)
     print(render_matrix(capability_matrix(args.op)))
+    print("\nops, native or lowered:")
+    print(render_op_matrix(op_matrix()))
     return 0

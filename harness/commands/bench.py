@@ -20,7 +20,9 @@ def register(sub) -> None:
     parser.add_argument("--shapes", action="append", default=[], metavar="FILE",
                         help="a shape file: benchdnn descriptors, DeepBench tuples, or a convbench CSV")
     parser.add_argument("--backends", default="all",
-                        help="comma-separated backend names, or 'all' (default; torch is always added as baseline)")
+                        help="comma-separated backend names, or 'all' (default; torch is always added as baseline); "
+                             "'auto' picks per layer by timing the candidates once (torch excluded), "
+                             "'auto:estimate' by the cost model, 'auto:torch' with torch a candidate")
     parser.add_argument("--batch", default=None,
                         help="batch size(s), comma-separated (default: the file's own, else 1,8)")
     parser.add_argument("--dtype", default="float32", help="float32, float64 or both comma-separated")
@@ -76,5 +78,6 @@ def _backend_names(text: str) -> list[str]:
     if not wanted or "all" in wanted:
         return [b.name for b in backends()]
     for name in wanted:
-        get_backend(name)  # ValueError listing the known names
+        if name not in bench.AUTO_NAMES:  # 'auto' is resolved per layer by harness.autoselect
+            get_backend(name)  # ValueError listing the known names
     return wanted

@@ -12,6 +12,7 @@ import pandas as pd
 from ..coverage import coverage, coverage_line
 from ..determinism import determinism_report, determinism_verdict
 from ..errors import Unsupported
+from ..lowering import LOWERINGS
 from ..plugins import add_plugin_option, load_plugins
 from ..registry import backends, get_backend
 from ..results_io import append_records, write_csv
@@ -26,11 +27,16 @@ def register(sub) -> None:
     parser.add_argument("--cases", type=int, default=DEFAULT_CASES,
                         help=f"random cases per backend, on top of the fixed table (default {DEFAULT_CASES})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
+    parser.add_argument("--op", action="append", default=[], metavar="OP",
+                        help="op to verify (repeatable or comma-separated; 'all' = every op; default conv2d). "
+                             "A backend without the op is skipped; NAME:lowered verifies a backend's lowered path")
     parser.add_argument("--out", default=None, metavar="CSV",
                         help="write every case's row here (default reports/verify.csv)")
     parser.add_argument("--determinism", action="store_true",
                         help="also run each case twice and with 1 vs all threads; fail a backend that "
                              "declares itself deterministic but is not")
+    parser.add_argument("--lowered", action="store_true",
+                        help="also verify NAME:lowered, the harness lowering, for each backend whose op is native")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -43,6 +49,18 @@ def selected_backends(names) -> list[str]:
     for name in wanted:
         get_backend(name)  # ValueError with the known names
     return wanted
+
+
+def selected_ops(names) -> list[str]:
+    """Ops from repeated/comma-separated options; 'all' means every op of the op table."""
+    from ..optable import OPS, op_info
+
+    wanted = [n for item in names for n in item.split(",") if n] or ["conv2d"]
+    if "all" in wanted:
+        return list(OPS)
+    for op in wanted:
+        op_info(op)  # ValueError with the known ops
+    return list(dict.fromkeys(wanted))
 
 
 def run(args) -> int:
@@ -61,12 +79,27 @@ def run(args) -> int:
         finished.append(row)
         append_records(history, [dict(row, run=run_id)])
 
+    try:
+        ops = selected_ops(args.op)
+    except ValueError as exc:
+        print(f"convbench verify: {exc}", file=sys.stderr)
+        return 2
+    if args.lowered:
+        names += [f"{n}:lowered" for n in names if not n.endswith(":lowered")
+                  and any(op in LOWERINGS and get_backend(n).op_impl(op) == "native" for op in ops)]
     reports = []
     try:
-        for name in names:
-            print(f"verifying {name} ({args.cases} random cases + table, seed {args.seed})", file=sys.stderr)
-            reports.append(verify(name, cases=args.cases, seed=args.seed, on_result=keep,
-                                  progress=not args.no_progress and sys.stderr.isatty()))
+        for op in ops:
+            for name in names:
+                if op not in get_backend(name).ops or (name.endswith(":lowered") and op not in LOWERINGS):
+                    if (len(ops) == 1 or op == "conv2d") and not name.endswith(":lowered"):
+                        raise Unsupported(f"backend {name!r} does not implement {op}")
+                    continue
+                how = get_backend(name).op_impl(op)
+                print(f"verifying {name} {op} ({how}; {args.cases} random cases + table, seed {args.seed})",
+                      file=sys.stderr)
+                reports.append(verify(name, op=op, cases=args.cases, seed=args.seed, on_result=keep,
+                                      progress=not args.no_progress and sys.stderr.isatty()))
     except Unsupported as exc:
         print(f"convbench verify: {exc}", file=sys.stderr)
         return 2
@@ -80,8 +113,10 @@ def run(args) -> int:
     print(f"\nall cases: {out} (history of every run: {history})")
     for name in names:
         declared = get_backend(name)
-        reached = coverage(declared.features.get("conv2d", ()), declared.dtypes, args.cases, args.seed)
-        print(f"coverage {name}: {coverage_line(reached)}")
+        for op in ops:
+            if op in declared.ops:
+                reached = coverage(declared.features.get(op, ()), declared.dtypes, args.cases, args.seed, op=op)
+                print(f"coverage {name} {op}: {coverage_line(reached)}")
     deterministic = True
     if args.determinism:
         print("\ndeterminism:")
@@ -93,11 +128,13 @@ def run(args) -> int:
 
 
 def print_report(report: pd.DataFrame) -> None:
-    summary = summarize(report)
-    print(summary.to_string(float_format=lambda v: f"{v:.3g}"))
+    for op, part in report.groupby("op", sort=False):
+        if report.op.nunique() > 1:
+            print(f"\n{op}:")
+        print(summarize(part).to_string(float_format=lambda v: f"{v:.3g}"))
     failed = report[report.status == "failed"]
-    for name, rows in failed.groupby("backend"):
-        print(f"\n{name}: {len(rows)} failed case(s); first ones:")
+    for (name, op), rows in failed.groupby(["backend", "op"]):
+        print(f"\n{name} {op}: {len(rows)} failed case(s); first ones:")
         for _, row in rows.head(5).iterrows():
             print(f"  {row.case}\n    {row.message}")
         minimal = rows[rows.minimal]

@@ -1,0 +1,145 @@
+"""The report: reading stored results (CSV, JSON lines, asv JSON), the tables, the files written."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from harness import report_data
+from harness.report import load_results, read_results, write_report
+from harness.report_plots import roofline_plot
+from harness.results_io import append_records, write_csv
+
+VERIFY_ROWS = [
+    dict(backend="im2col", op="conv2d", status="passed", max_units=0.2, case="A", x_shape="(2, 3, 8, 8)",
+         w_shape="(4, 3, 3, 3)", dtype="float32", message="ok", reproducer="", minimal=False),
+    dict(backend="im2col", op="conv2d", status="failed", max_units=7.0, case="B", x_shape="(1, 3, 8, 8)",
+         w_shape="(4, 3, 5, 5)", dtype="float32", message="7 units", reproducer="python -c 'repro B'", minimal=True),
+    dict(backend="winograd", op="conv2d", status="unsupported", max_units=math.nan, case="B", x_shape="(1, 3, 8, 8)",
+         w_shape="(4, 3, 5, 5)", dtype="float32", message="3x3 only", reproducer="", minimal=False),
+]
+
+
+def bench_rows():
+    """Two layers, backends torch / im2col / fft / auto with known times (GFLOP/s = 1 / time)."""
+    times = {"smoke.a": {"torch": 2.0, "im2col": 1.0, "fft": 4.0, "auto": 1.0},
+             "smoke.b": {"torch": 1.0, "im2col": 4.0, "fft": 2.0, "auto": 2.0}}
+    rows = []
+    for layer, per in times.items():
+        for backend, t in per.items():
+            base = dict(backend=backend, impl="native", op="conv2d", suite="smoke", layer=layer, batch=1,
+                        dtype="float32", threads=1, cache="hot",
+                        reason="chose im2col (measure)" if backend == "auto" else "")
+            rows += [dict(base, metric="time_min", value=t), dict(base, metric="gflops", value=1 / t),
+                     dict(base, metric="ratio_to_torch", value=per["torch"] / t),
+                     dict(base, metric="cpr", value=10.0), dict(base, metric="intensity", value=5.0)]
+    return pd.DataFrame(rows)
+
+
+def asv_file(folder):
+    """A minimal asv (format 2) result: two backends x two layers, product order."""
+    machine = folder / "box"
+    machine.mkdir(parents=True)
+    params = [["'im2col'", "'torch'"], ["'smoke.a'", "'smoke.b'"], ["1"], ["'float32'"]]
+    data = {"version": 2, "params": {"machine": "box"}, "result_columns": ["result", "params", "version"],
+            "results": {"bench_conv2d.Conv2d.track_gflops": [[1.0, 2.0, 3.0, None], params, "v"]}}
+    (machine / "abc-env.json").write_text(json.dumps(data))
+    (machine / "machine.json").write_text(json.dumps({"machine": "box", "version": 1}))
+    return folder
+
+
+@pytest.fixture
+def stored(tmp_path):
+    write_csv(pd.DataFrame(VERIFY_ROWS), tmp_path / "verify.csv")
+    append_records(tmp_path / "verify-history.jsonl", [dict(r, run="r1") for r in VERIFY_ROWS])
+    write_csv(bench_rows(), tmp_path / "bench.csv")
+    return tmp_path
+
+
+def test_the_long_frame_holds_every_source(stored):
+    results = load_results(stored / "verify.csv", [stored / "bench.csv"], asv_file(stored / "asv"))
+    assert list(results.columns) == list(report_data.LONG_COLUMNS)
+    assert set(results.source) == {"verify.csv", "bench.csv", "asv:box/abc-env.json"}
+    units = results[results.metric == "max_units"]
+    assert sorted(units.value) == [0.2, 7.0] and sorted(units.kernel) == ["3x3", "5x5"]
+    asv = results[results.source.str.startswith("asv")].set_index(["backend", "layer"]).value
+    assert asv[("im2col", "smoke.a")] == 1.0 and asv[("im2col", "smoke.b")] == 2.0
+    assert asv[("torch", "smoke.a")] == 3.0 and math.isnan(asv[("torch", "smoke.b")])
+
+
+def test_auto_figures_are_paired_geomeans_of_time_ratios():
+    figures = report_data.auto_figures(bench_rows())
+    row = figures.loc[("auto", "smoke")]
+    assert row["im2col"] == pytest.approx(math.sqrt(1.0 * 2.0))  # im2col / auto: 1/1 and 4/2
+    assert row["fft"] == pytest.approx(math.sqrt(4.0 * 1.0))
+    assert row["torch"] == pytest.approx(math.sqrt(2.0 * 0.5))
+    assert row["worst"] == pytest.approx(1.0) and row["worst (torch aside)"] == pytest.approx(math.sqrt(2))
+
+
+def test_suite_table_and_winners():
+    table = report_data.suite_table(bench_rows())
+    assert table.loc[("smoke", "im2col"), "time (s, sum)"] == 5.0
+    assert table.loc[("smoke", "torch"), "x torch (geomean)"] == pytest.approx(1.0)
+    winners = report_data.winners(bench_rows())
+    assert list(winners.fastest) == ["im2col", "torch"]  # auto never counts as a winner
+    assert list(winners["auto chose"]) == ["im2col (measure)"] * 2
+
+
+def test_write_report_writes_markdown_html_csv_and_plots(stored):
+    out = write_report(stored / "verify.csv", stored / "bench.csv", None, stored / "summary.md",
+                       asv_dir=asv_file(stored / "asv"))
+    markdown = out.read_text()
+    for needle in ("## In one minute", "**1 failed**: im2col (1)", "auto: choosing the backend per layer",
+                   "Fastest backend per layer", "python -c 'repro B'", "Verification history", "asv results",
+                   "Backends and what they support", "![GFLOP/s per layer](gflops.png)"):
+        assert needle in markdown
+    page = (stored / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3  # GFLOP/s, roofline, verification error
+    assert "<table" in page and "src=\"gflops.png\"" not in page  # self-contained
+    for name in ("gflops.png", "roofline.png", "verify_errors.png"):
+        assert (stored / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = read_results(stored / "results.csv", report_data.LONG_COLUMNS)
+    times = again[(again.metric == "time_min") & (again.backend == "fft")].value
+    assert sorted(times) == [2.0, 4.0]  # full precision round trip
+
+
+def test_roofline_plot_draws_with_a_machine_record(tmp_path):
+    machine = {"peak": {"sgemm": {"gflops": 100.0}, "dgemm": {"gflops": 50.0}, "threads": 2},
+               "bandwidth": {"gbs": 10.0}}
+    assert roofline_plot(bench_rows(), machine, tmp_path / "r.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_bytes(p.read_bytes()[:-7]), "truncated"),
+    (lambda p: p.write_text("a,b\n1,2\n"), "not a convbench results file"),
+    (lambda p: p.write_text(""), "empty"),
+])
+def test_damaged_results_files_are_refused_by_name(stored, damage, message):
+    damage(stored / "bench.csv")
+    with pytest.raises(ValueError, match=message):
+        write_report(stored / "verify.csv", stored / "bench.csv", None, stored / "summary.md", asv_dir=None)
+
+
+def test_damaged_asv_and_history_files_are_refused(stored):
+    folder = asv_file(stored / "asv")
+    result = folder / "box" / "abc-env.json"
+    result.write_text(result.read_text()[:40])
+    with pytest.raises(ValueError, match="truncated or not JSON"):
+        report_data.asv_long(folder)
+    result.write_text(json.dumps({"version": 1, "results": {}}))
+    with pytest.raises(ValueError, match="not an asv"):
+        report_data.asv_long(folder)
+    history = stored / "verify-history.jsonl"
+    history.write_bytes(history.read_bytes() + b'{"backend": "cut')
+    with pytest.raises(ValueError, match="truncated"):
+        write_report(stored / "verify.csv", None, None, stored / "summary.md", asv_dir=None)
+
+
+def test_report_command_says_what_is_wrong(stored, capsys):
+    from harness.cli import main
+
+    (stored / "verify.csv").write_bytes((stored / "verify.csv").read_bytes()[:-3])
+    code = main(["report", "--verify", str(stored / "verify.csv"), "--bench", str(stored / "bench.csv"),
+                 "--out", str(stored / "summary.md"), "--asv", str(stored / "none")])
+    assert code == 2 and "truncated" in capsys.readouterr().err
