@@ -20,7 +20,7 @@ by ``setup`` raising ``NotImplementedError`` with the reason. Timing rules are
 import os
 
 from harness import metrics, suites
-from harness.bench import prepare
+from harness.bench import op_spec, prepare
 from harness.registry import backends
 from harness import timing  # a module: asv would take a bare `time_call` for a benchmark
 
@@ -55,6 +55,9 @@ class Conv2d:
         self.spec = entry.spec.with_(N=batch, dtype=dtype)
         # NotImplementedError (harness.Unsupported) with the reason = asv's "skipped"
         self.case = prepare(backend, entry.op, self.spec, seed=0, limit_s=LIMIT_S)
+        # FLOPs of the op the row names (a transposed conv's are not its Conv2dSpec fields')
+        self.op, self.op_spec = entry.op, op_spec(entry.op, self.spec)
+        self.flops = metrics.analyse_op(self.op, self.op_spec)["flops_dense"]
         self.case.fn(*self.case.args)  # warm-up: JIT compilation is never timed
         self.case.sync()
 
@@ -67,11 +70,12 @@ class Conv2d:
 
     def track_gflops(self, backend, layer, batch, dtype):
         measured = timing.time_call(self.case.fn, self.case.args, sync=self.case.sync, budget_s=0.2, min_runs=3)
-        return metrics.dense_flops(self.spec) / measured.min / 1e9
+        return self.flops / measured.min / 1e9
 
     track_gflops.unit = "GFLOP/s"
 
     def track_cpr(self, backend, layer, batch, dtype):
-        return metrics.cpr(self.spec)
+        counts = metrics.analyse_op(self.op, self.op_spec)
+        return counts["macs"] / counts["params"]
 
     track_cpr.unit = "MACs/param"

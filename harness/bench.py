@@ -148,8 +148,12 @@ def run(
     machine: dict | None = None,
     progress: bool = True,
     seed: int = 0,
+    on_rows=None,
 ) -> pd.DataFrame:
     """Time every (suite, layer) in ``cases`` on every backend; one long DataFrame.
+
+    ``on_rows`` is called with each finished layer's rows (a list of dicts) at once, so a
+    caller can keep them even if the run is interrupted.
 
     ``torch`` is added as the baseline when it is available and not listed, so that
     ``ratio_to_torch`` always comes from the same run. Each case's first call is timed
@@ -167,16 +171,19 @@ def run(
         for suite, layer in cases:
             base = {"op": layer.op, "suite": suite, "layer": layer.label, "batch": layer.spec.N,
                     "dtype": layer.spec.dtype, "threads": used_threads, "cache": cache}
-            times = {}
+            times, layer_rows = {}, []
             for name in names:
                 done += 1
                 if progress:
                     _progress(done, total, layer.label, layer.spec.N, name)
                 result = _one(name, layer, base, budget_s, min_runs, cache, limit_s, seed)
-                rows += result[0]
+                layer_rows += result[0]
                 if result[1] is not None:
                     times[name] = result[1]
-            rows += _derived(times, layer, base, machine, used_threads)
+            layer_rows += _derived(times, layer, base, machine, used_threads)
+            rows += layer_rows
+            if on_rows is not None:
+                on_rows(layer_rows)
     if progress:
         print(file=sys.stderr)
     return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -180,7 +180,7 @@ def verify(
     backend : str
         A registered backend name.
     op : str
-        Only ``"conv2d"`` so far.
+        Any op of :data:`harness.optable.OPS` the backend has (natively or lowered).
     cases : int, optional
         Number of random cases (default :data:`DEFAULT_CASES`), on top of the
         hand-picked table (``table=True``). Random cases only use features and dtypes

@@ -98,3 +98,31 @@ def test_a_killed_run_keeps_its_history(tmp_path):
     assert done.returncode == -signal.SIGKILL
     assert not out.exists()
     assert len(read_records(history)) == 19
+
+
+def test_an_interrupted_benchmark_keeps_its_finished_layers(tmp_path):
+    plugin = tmp_path / "slow_stop.py"
+    plugin.write_text(
+        "import os, signal, harness\n"
+        "from impls.torch import conv2d_on\n"
+        "conv = conv2d_on('cpu')\n"
+        "calls = 0\n"
+        "def conv2d(x, w, b, spec):\n"
+        "    global calls\n"
+        "    calls += 1\n"
+        "    if calls == 30:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return conv(x, w, b, spec)\n"
+        "harness.register_backend('stops', conv2d=conv2d)\n"
+    )
+    out = tmp_path / "bench.csv"
+    code = (f"import sys; sys.argv=['convbench']; from harness.plugins import load_plugin; load_plugin({str(plugin)!r}); "
+            "from harness.cli import main; "
+            f"sys.exit(main(['bench', '--suite', 'smoke', '--backends', 'stops', '--batch', '1', '--budget', '0.01', "
+            f"'--repeat', '1', '--no-progress', '--out', {str(out)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 130, done.stdout + done.stderr
+    kept = pd.read_csv(out)
+    history = read_records(tmp_path / "bench-history.jsonl")
+    assert 0 < len(kept) == len(history)
+    assert kept.layer.nunique() >= 1 and (kept.backend == "stops").any()
