@@ -17,7 +17,7 @@ Fills
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,12 +53,9 @@ class Conv2dCase:
     seed: int = 0
 
     def __repr__(self) -> str:
-        parts = [f"x_shape={self.x_shape!r}", f"w_shape={self.w_shape!r}"]
-        for f in fields(self)[2:]:
-            value = getattr(self, f.name)
-            if value != f.default:
-                parts.append(f"{f.name}={value!r}")
-        return f"Conv2dCase({', '.join(parts)})"
+        from .case_tools import case_repr  # case_tools builds on this module
+
+        return case_repr(self, always=2)
 
     @property
     def kwargs(self) -> dict:
