@@ -20,13 +20,17 @@ def _kernels():
 
 
 def max_pool2d(x, spec):
-    """Max pooling with torch's arg-max rule; indices always computed (the scan yields them)."""
+    """Max pooling with torch's arg-max rule; the window-major scan only when indices are asked for."""
     y = np.empty(spec.out_shape, dtype=spec.dtype)
+    args = (*spec.kernel, *spec.stride, *spec.padding, *spec.dilation)
+    if not spec.return_indices:  # values only: the faster tap-major sweep
+        if y.size:
+            _kernels()._max_pool_values(np.ascontiguousarray(x), y, *args)
+        return y, None
     index = np.empty(spec.out_shape, dtype=np.int64)
     if y.size:
-        _kernels()._max_pool(np.ascontiguousarray(x), y, index, *spec.kernel, *spec.stride, *spec.padding,
-                             *spec.dilation)
-    return y, (index if spec.return_indices else None)
+        _kernels()._max_pool(np.ascontiguousarray(x), y, index, *args)
+    return y, index
 
 
 def avg_pool2d(x, spec):
