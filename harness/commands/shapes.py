@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 
 from .. import metrics, suites
-from ..bench import plan
+from ..bench import op_spec, plan
 
 
 def register(sub) -> None:
@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def layer_table(cases) -> pd.DataFrame:
-    """One row per layer: shape, op, and every count of :func:`harness.metrics.analyse`."""
+    """One row per layer: shape, op, and its counts (:func:`harness.metrics.analyse_op`)."""
     rows = []
     for suite, layer in cases:
         s = layer.spec
@@ -33,6 +33,10 @@ def layer_table(cases) -> pd.DataFrame:
                "groups": s.groups}
         if layer.op == "conv2d":
             row.update(metrics.analyse(s))
+        else:  # counts of the op the row names (a transposed conv: the MACs of its forward pair)
+            spec = op_spec(layer.op, s)
+            counts = metrics.analyse_op(layer.op, spec)
+            row.update(counts, w="x".join(map(str, spec.w_shape)), cpr=counts["macs"] / max(counts["params"], 1))
         rows.append(row)
     return pd.DataFrame(rows)
 
