@@ -86,10 +86,7 @@ def resolve_backend(name, op: str, spec, finite: bool = True) -> Backend:
 def conv2d_memory_bytes(declared: Backend, op: str, spec) -> int:
     """Bytes a call allocates: output, a padded input copy, and the backend's workspace."""
     item = np.dtype(spec.dtype).itemsize
-    top, bottom, left, right = spec.padding
-    padded = spec.N * spec.C * (spec.H + top + bottom) * (spec.W + left + right)
-    out = spec.N * spec.O * spec.OH * spec.OW
-    return item * (padded + out) + int(declared.workspace_bytes(op, spec))
+    return item * (spec.padded_size + spec.out_size) + int(declared.workspace_bytes(op, spec))
 
 
 def available_memory_bytes() -> int | None:

@@ -83,6 +83,16 @@ class Conv2dSpec:
         return (self.N, self.O, self.OH, self.OW)
 
     @property
+    def padded_size(self) -> int:
+        """Elements of the input after padding (what a padded copy allocates)."""
+        top, bottom, left, right = self.padding
+        return self.N * self.C * (self.H + top + bottom) * (self.W + left + right)
+
+    @property
+    def out_size(self) -> int:
+        return self.N * self.O * self.OH * self.OW
+
+    @property
     def n_acc(self) -> int:
         """Products summed into one output element: C/groups * KH * KW."""
         return self.C // self.groups * self.KH * self.KW

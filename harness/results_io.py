@@ -87,3 +87,27 @@ def read_records(path, allow_truncated: bool = False) -> list[dict]:
                 "(read them with allow_truncated=True)"
             )
     return records
+
+
+class RunHistory:
+    """One run's results, appended as they finish to ``<out>-history.jsonl`` (tagged with a run
+    id), so that an interrupted run can still write every finished row to ``out``."""
+
+    def __init__(self, out, columns=None):
+        import time
+
+        self.out = Path(out)
+        self.path = self.out.with_name(self.out.stem + "-history.jsonl")
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+        self.columns = columns
+        self.rows: list[dict] = []
+
+    def add(self, rows) -> None:
+        """Keep finished rows (dicts): in memory, and appended to the history at once."""
+        rows = list(rows)
+        self.rows.extend(rows)
+        append_records(self.path, [dict(row, run=self.run_id) for row in rows])
+
+    def save_finished(self) -> Path:
+        """Write the rows finished so far to ``out`` (atomically), e.g. after Ctrl-C."""
+        return write_csv(pd.DataFrame(self.rows, columns=self.columns), self.out)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from .. import bench, suites
 from ..machine import record
 from ..registry import backends, get_backend
-from ..results_io import append_records, write_atomic, write_csv
+from ..results_io import RunHistory, write_atomic, write_csv
 
 
 def register(sub) -> None:
@@ -58,21 +55,16 @@ def run(args) -> int:
     threads = args.threads or machine["cpu"]["usable_cpus"]
     started = time.time()
     out = Path(args.out)
-    history = out.with_name(out.stem + "-history.jsonl")
-    run_id = time.strftime("%Y%m%dT%H%M%S", time.localtime(started)) + f"-{os.getpid()}"
-    finished = []
-
-    def keep(rows):  # each finished layer goes to the append-only history at once
-        finished.extend(rows)
-        append_records(history, [dict(row, run=run_id) for row in rows])
+    history = RunHistory(out, columns=list(bench.COLUMNS))
 
     try:
         results = bench.run(cases, names, threads=threads, budget_s=args.budget, min_runs=args.repeat,
                             cache="cold" if args.cold else "hot", limit_s=args.limit, machine=machine,
-                            progress=not args.no_progress, on_rows=keep)
+                            progress=not args.no_progress, on_rows=history.add)
     except KeyboardInterrupt:
-        write_csv(pd.DataFrame(finished, columns=list(bench.COLUMNS)), out)
-        print(f"\ninterrupted: the {len(finished)} finished row(s) are in {out} and {history}", file=sys.stderr)
+        history.save_finished()
+        print(f"\ninterrupted: the {len(history.rows)} finished row(s) are in {out} and {history.path}",
+              file=sys.stderr)
         return 130
     write_csv(results, out)
     settings = {

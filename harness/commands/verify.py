@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +13,7 @@ from ..errors import Unsupported
 from ..lowering import LOWERINGS
 from ..plugins import add_plugin_option, load_plugins
 from ..registry import backends, get_backend
-from ..results_io import append_records, write_csv
+from ..results_io import RunHistory, write_csv
 from ..verifier import DEFAULT_CASES, summarize, verify
 
 
@@ -71,13 +69,7 @@ def run(args) -> int:
         print(f"convbench verify: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out or "reports/verify.csv")
-    history = out.with_name(out.stem + "-history.jsonl")
-    run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-    finished = []
-
-    def keep(row):  # every judged case goes to the append-only history at once
-        finished.append(row)
-        append_records(history, [dict(row, run=run_id)])
+    history = RunHistory(out)
 
     try:
         ops = selected_ops(args.op)
@@ -98,19 +90,21 @@ def run(args) -> int:
                 how = get_backend(name).op_impl(op)
                 print(f"verifying {name} {op} ({how}; {args.cases} random cases + table, seed {args.seed})",
                       file=sys.stderr)
-                reports.append(verify(name, op=op, cases=args.cases, seed=args.seed, on_result=keep,
+                reports.append(verify(name, op=op, cases=args.cases, seed=args.seed,
+                                      on_result=lambda row: history.add([row]),
                                       progress=not args.no_progress and sys.stderr.isatty()))
     except Unsupported as exc:
         print(f"convbench verify: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        write_csv(pd.DataFrame(finished), out)
-        print(f"\ninterrupted: the {len(finished)} finished case(s) are in {out} and {history}", file=sys.stderr)
+        history.save_finished()
+        print(f"\ninterrupted: the {len(history.rows)} finished case(s) are in {out} and {history.path}",
+              file=sys.stderr)
         return 130
     report = pd.concat(reports, ignore_index=True)
     write_csv(report, out)
     print_report(report)
-    print(f"\nall cases: {out} (history of every run: {history})")
+    print(f"\nall cases: {out} (history of every run: {history.path})")
     for name in names:
         declared = get_backend(name)
         for op in ops:
