@@ -1,35 +1,50 @@
 """``winograd``: Winograd minimal filtering F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convs.
 
 Algorithm
-    Pad once (``harness.padding.pad_input``, any padding mode), copy the input channel-last
-    (H, W, N, C), and cut it into overlapping ``alpha x alpha`` tiles (``alpha = m + 2``, stride
+    Cut the padded input into overlapping ``alpha x alpha`` tiles (``alpha = m + 2``, stride
     ``m``); per tile compute ``Y = AT [ (G g G^T) * (BT d B) ] A`` summed over input channels.
-    Each 2-D transform is one GEMM with a Kronecker matrix (``kron(BT, BT)``: 36x36 for F(4x4))
-    on the flattened tiles, which NumPy runs far faster than slice-by-slice additions. The
-    channel sum is the element-wise stage: for each of the ``alpha**2`` transform positions and
-    each group one GEMM ``M[xi, g] = V[xi, g] (N*tiles x Cg) @ U[xi, g]^T (Cg x Og)`` — one
-    ``np.matmul`` over the stack of ``alpha**2 * groups`` matrices. Weights are transformed
-    once per call (``U = G g G^T``, one GEMM with ``kron(G, G)``). The work goes in blocks of
-    tile rows (large images) or of output channels (deep layers, where ``U`` is the big operand)
-    of about 0.5 MB, so operands stay in cache and scratch memory is reused.
+    The three stages (kernels in ``impls/_winograd_kernels.py``, compiled by numba):
+
+    * input transform ``V = BT d B``: per (image, channel) plane, parallel over planes, two
+      1-D passes with the tile's taps gathered so that every loop runs over contiguous tiles;
+      zero padding is applied on the fly (other modes pad first with ``pad_input``);
+    * element-wise stage: for each of the ``alpha**2`` transform positions and each group one
+      GEMM ``M[xi, g] = U[xi, g] (Og x Cg) @ V[xi, g] (Cg x tiles)``, one BLAS call each,
+      shared among numba's threads with BLAS held to one thread (two thread pools taking turns
+      on the same cores spin against each other: 2-10x slower on this 2-core machine);
+    * output transform ``Y = AT M A`` (+ bias), cropped at the edges, parallel over planes.
+
+    The work goes in blocks of about :data:`_BLOCK_TILES` tiles (whole images at small sizes,
+    tile rows of one image at large ones), so the transformed input and the products of a block
+    stay in cache, and in blocks of output channels when the transformed weights are large.
+
+Transformed weights
+    ``U = G g G^T`` (``alpha**2 / 9`` times the weights: 1.8x / 4x their size) is cached by
+    content (:class:`_WeightCache`, :data:`WEIGHT_CACHE_BYTES`): inference calls the same
+    weights layer after layer, as oneDNN's and cuDNN's Winograd paths do by transforming
+    weights ahead. Each call digests its weights (a 64-bit content hash, one pass at memory
+    speed) to find them; a miss transforms them (one parallel pass). Benchmarks therefore
+    time the warm case; ``WEIGHT_CACHE_BYTES = 0`` measures a transform per call.
 
 Which tile
     F(4x4, 3x3) needs 36 multiplies per 16 outputs, F(2x2, 3x3) 16 per 4 — 2.25x against 4x
     fewer than direct's 9 per output — but F(4x4) rounds worse (see Accuracy), wastes more of
-    its last tile row/column on small outputs, and transforms 36 instead of 16 copies of the
-    weights, which dominates deep layers at small batch. Rule (:func:`choose_tile`): estimate
-    ``(m+2)**2 * (N * tiles(m) + 40)`` for both — GEMM work per (output, input) channel pair
-    plus the weight transform, weighted by its measured cost — and take F(4x4) only when it is
-    at least 25% cheaper. ResNet-50 res2/res3 and VGG-16 use F(4x4); 14x14 and 7x7 layers
-    and tiny outputs use F(2x2). :data:`TILE` forces one for tests and measurements.
+    its last tile row/column on small outputs, and its GEMMs stream 36 instead of 16 copies of
+    the weights, which dominates deep layers at batch 1. Rule (:func:`choose_tile`): estimate
+    ``(m+2)**2 * (N * tiles(m) + 8)`` for both — GEMM multiply-adds per (output, input) channel
+    pair plus the weights' traffic — and take the cheaper. F(4x4) wins everywhere in ResNet-50
+    and VGG-16 except 7x7 images at batch 1 (4 tiles against 16), and tiny outputs.
+    :data:`TILE` forces one for tests and measurements.
 
 Cost
     Multiplies: ``N * tiles * alpha**2 * O * Cg`` in the GEMMs (against
     ``N * OH * OW * 9 * O * Cg`` direct: 2.25x / 4x fewer), plus the transforms,
-    ``alpha**2 * (alpha**2 * N*C + m**2 * N*O) * tiles`` for input and output and
-    ``9 * alpha**2 * O * Cg`` for the weights. Memory: the channel-last input, the transformed
-    weights (``alpha**2 / 9`` times the weights: 1.8x / 4x) and per block the transformed input
-    and products.
+    ``2 * alpha**3`` multiply-adds per tile and input channel in (F(4x4): 432, zeros of ``BT``
+    included: the loops stay branch-free and vectorize), ``m * alpha * (alpha + m)`` per tile
+    and output channel out (F(4x4): 240), and ``3 * alpha * (3 + alpha)`` per filter for the
+    weights on a cache miss.
+    Memory: the cached ``U``, and per block the transformed input and the products
+    (``alpha**2 * (C + O)`` values per tile).
 
 Where it wins
     3x3 stride-1 layers with many channels (ResNet, VGG), where the GEMMs dominate. It loses on
@@ -49,6 +64,10 @@ Accuracy
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from functools import lru_cache
+
 import numpy as np
 
 from harness.errors import Unsupported
@@ -60,25 +79,22 @@ from ._winograd_transforms import TRANSFORMS, WinogradTransform
 #: Force the output tile size (2 or 4); None chooses per call (see module docstring).
 TILE: int | None = None
 
-#: Work is cut into blocks (of tile rows, or of transformed weights) of about this size, so the
-#: GEMMs and the output transform find their operands in cache and scratch arrays are reused:
-#: 0.5 MB (Zen 5's L2 is 1 MB per core) ran 1.1-1.6x faster than 4 MB or unblocked on
-#: ResNet-50 res2/res3 at batch 8 and VGG-16 conv1_2 (1 thread, CPU time).
-_BLOCK_BYTES = 2**19
+#: Transformed weights are kept for reuse up to this many bytes in all (least recently used
+#: dropped first), keyed by the weights' shape, dtype, tile size and content digest; 0 turns
+#: the cache off (every call transforms its weights).
+WEIGHT_CACHE_BYTES = 512 * 2**20
 
-#: A transformed input up to this size is made whole, and the weights are blocked instead, in
-#: blocks of about ``_U_BLOCK_BYTES`` (2 MB ran 1.1-1.3x faster than 0.5 MB, and up to 1.4x
-#: faster than unblocked at batch 1, on ResNet-50 res4/res5; 1 thread, CPU time).
-_V_WHOLE_BYTES = 8 * 2**20
-_U_BLOCK_BYTES = 2 * 2**20
+#: Work is cut into blocks of images or tile rows of about this many tiles: the GEMMs' width.
+_BLOCK_TILES = 256
 
-#: F(4x4) is chosen when its estimated cost is at least this fraction below F(2x2)'s.
-_F4_MIN_SAVING = 0.25
+#: Output channels are cut into blocks whose transformed weights are about this size, so that
+#: each block's ``U`` is read from cache by all of its GEMMs' column panels.
+_U_BLOCK_BYTES = 2**22
 
-#: Cost of transforming one weight position, in units of one tile's multiply-add in the GEMM:
-#: writing ``U`` (and faulting its pages in) ran at ~1/40 the GEMM's multiply-add rate
-#: (ResNet-50 res5 at batch 1: 11 ms to transform 512x512 weights for F(4x4), 1 thread).
-_WEIGHT_COST = 40
+#: Cost of one transformed weight value per call (streamed from memory by the GEMMs, and
+#: digested for the cache), in units of one multiply-add of the GEMMs: fitted so that the
+#: rule picks the faster tile on ResNet-50 and VGG-16 (2 threads; see :func:`choose_tile`).
+_WEIGHT_COST = 8
 
 
 def choose_tile(spec) -> int:
@@ -88,11 +104,11 @@ def choose_tile(spec) -> int:
             raise ValueError(f"winograd.TILE must be one of {sorted(TRANSFORMS)} or None, got {TILE}")
         return TILE
 
-    def cost(m):
+    def cost(m):  # per (output, input) channel pair: GEMM multiply-adds plus the weights' traffic
         tiles = spec.N * -(-spec.OH // m) * -(-spec.OW // m)
         return (m + 2) ** 2 * (tiles + _WEIGHT_COST)
 
-    return 4 if cost(4) <= (1 - _F4_MIN_SAVING) * cost(2) else 2
+    return 4 if cost(4) < cost(2) else 2
 
 
 def unsupported_reason(spec) -> str | None:
@@ -106,52 +122,84 @@ def unsupported_reason(spec) -> str | None:
     return None
 
 
+@lru_cache(maxsize=None)
+def kernels():
+    """The compiled kernel module (imports numba; compiles or loads from cache on first call)."""
+    from impls import _winograd_kernels
+
+    return _winograd_kernels
+
+
 def conv2d(x, w, bias, spec):
     why = unsupported_reason(spec)
     if why:
         raise Unsupported(why)
-    if 0 in spec.out_shape:
-        return np.empty(spec.out_shape, dtype=spec.dtype)
-    t = TRANSFORMS[choose_tile(spec)]
-    m, a, G = t.m, t.alpha, spec.groups
-    xt = _channel_last(pad_input(x, spec), t, spec)
-    th, tw = -(-spec.OH // m), -(-spec.OW // m)
-    # whole tiles: (N, O, th*m, tw*m), cropped at the end when OH or OW is not a multiple of m
-    y = np.empty((spec.N, spec.O, th * m, tw * m), dtype=spec.dtype)
-    y5 = y.reshape(spec.N, G, spec.O // G, th * m, tw * m)
-    rows, out_channels = _blocks(spec, t, th, tw, y.itemsize)
-    w5 = w.reshape(G, spec.O // G, *w.shape[1:])
-    U_all = _weight_transform(w5, t) if len(out_channels) == 1 else None
+    y = np.empty(spec.out_shape, dtype=spec.dtype)
+    if y.size == 0:
+        return y
+    k, t = kernels(), TRANSFORMS[choose_tile(spec)]
+    m, a2, G = t.m, t.alpha**2, spec.groups
+    Og, Cg = spec.O // G, spec.C // G
+    if spec.padding_mode == "zeros":  # padded on the fly
+        src, top, left = np.ascontiguousarray(x), spec.padding[0], spec.padding[2]
+    else:
+        src, top, left = np.ascontiguousarray(pad_input(x, spec)), 0, 0
+    U = transformed_weights(w, t).reshape(a2, G, Og, Cg)
+    b = np.empty(0, spec.dtype) if bias is None else np.ascontiguousarray(bias)
+    BT, AT = _matrix(t.m, "BT", spec.dtype), _matrix(t.m, "AT", spec.dtype)
+    tw = -(-spec.OW // m)
+    images, rows, out_channels = _blocks(spec, t, y.itemsize)
     work = _Workspace(y.dtype)
-    for r in rows:
-        V = _input_transform(xt[r.start * m : r.stop * m + 2], t, G, work)  # (alpha**2, G, P, Cg)
-        for oc in out_channels:
-            U = U_all if U_all is not None else _weight_transform(w5[:, oc], t)  # (alpha**2, G, Ob, Cg)
-            Ut = U.swapaxes(-1, -2)  # BLAS reads U transposed in place
-            M = np.matmul(V, Ut, out=work.get("M", V.shape[:3] + Ut.shape[-1:]))  # (alpha**2, G, P, Ob)
-            _untile(_output_transform(M, t, work), m, out=y5[:, :, oc, r.start * m : r.stop * m])
-    if y.shape[2:] != (spec.OH, spec.OW):
-        y = np.ascontiguousarray(y[:, :, : spec.OH, : spec.OW])
-    if bias is not None:
-        y += bias.reshape(1, -1, 1, 1)
+    with _one_blas_thread():
+        _run_blocks(k, src, BT, AT, U, b, top, left, tw, spec, images, rows, out_channels, work, y)
     return y
 
 
-def _blocks(spec, t: WinogradTransform, th: int, tw: int, itemsize: int):
-    """Tile-row slices and output-channel slices (within each group) to work through.
+def _run_blocks(k, src, BT, AT, U, b, top, left, tw, spec, images, rows, out_channels, work, y):
+    """Input transform, GEMMs and output transform, block by block (see :func:`_blocks`)."""
+    a2, G, Og, Cg = U.shape
+    for n in images:
+        for r in rows:
+            nb, nr = n.stop - n.start, r.stop - r.start
+            V = work.get("V", (a2, spec.C, nb * nr * tw))
+            k.input_transform(src, BT, top, left, n.start, nb, r.start, nr, tw, V)
+            V = V.reshape(a2, G, Cg, -1)
+            for oc in out_channels:
+                M = work.get("M", (a2, G, oc.stop - oc.start, V.shape[-1]))
+                k.batched_gemm(U, V, oc.start, oc.stop - oc.start, M)
+                k.output_transform(M, AT, b, oc.start, Og, n.start, nb, r.start, nr, tw, y)
 
-    When the whole transformed input fits :data:`_V_WHOLE_BYTES` (deep layers: small images,
-    many channels) it is made once and the weights are transformed and multiplied in blocks of
-    output channels (:data:`_U_BLOCK_BYTES`), each used once while in cache. Otherwise (large images)
-    the weights are transformed once and the tile rows go in blocks of :data:`_BLOCK_BYTES`.
+
+@lru_cache(maxsize=None)
+def _blas_threads():
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls: loaded before the look-up)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread for the duration: numba's threads run the GEMMs in parallel."""
+    return _blas_threads().limit(limits=1)
+
+
+def _blocks(spec, t: WinogradTransform, itemsize: int):
+    """Image slices, tile-row slices and output-channel slices (within each group) to work through.
+
+    Images and tile rows: blocks of about :data:`_BLOCK_TILES` tiles (whole images when they
+    are smaller, else rows of one image), so that each GEMM has that many columns.
+    Output channels: blocks whose transformed weights take about :data:`_U_BLOCK_BYTES`.
     """
     a2, G, Og, Cg = t.alpha**2, spec.groups, spec.O // spec.groups, spec.C // spec.groups
-    row_bytes = a2 * tw * spec.N * spec.C * itemsize
-    if row_bytes * th <= _V_WHOLE_BYTES:
-        step = max(1, _U_BLOCK_BYTES // (a2 * G * Cg * itemsize))
-        return [slice(0, th)], [slice(o, min(o + step, Og)) for o in range(0, Og, step)]
-    step = max(1, _BLOCK_BYTES // row_bytes)
-    return [slice(r, min(r + step, th)) for r in range(0, th, step)], [slice(0, Og)]
+    th, tw = -(-spec.OH // t.m), -(-spec.OW // t.m)
+    if th * tw >= _BLOCK_TILES:
+        nstep, rstep = 1, -(-_BLOCK_TILES // tw)
+    else:
+        nstep, rstep = -(-_BLOCK_TILES // (th * tw)), th
+    ostep = max(1, _U_BLOCK_BYTES // (a2 * G * Cg * itemsize))
+    return ([slice(n, min(n + nstep, spec.N)) for n in range(0, spec.N, nstep)],
+            [slice(r, min(r + rstep, th)) for r in range(0, th, rstep)],
+            [slice(o, min(o + ostep, Og)) for o in range(0, Og, ostep)])
 
 
 class _Workspace:
@@ -169,60 +217,70 @@ class _Workspace:
         return buf[:size].reshape(shape)
 
 
-def _weight_transform(w5, t: WinogradTransform) -> np.ndarray:
-    """``U = G g G^T`` for weights (G, Ob, Cg, 3, 3): (alpha**2, G, Ob, Cg), one GEMM with ``kron(G, G)``."""
-    G, Ob, Cg = w5.shape[:3]
-    U = t.kron_G(w5.dtype) @ w5.reshape(G * Ob * Cg, 9).T
-    return U.reshape(t.alpha**2, G, Ob, Cg)
+@lru_cache(maxsize=None)
+def _matrix(m: int, name: str, dtype) -> np.ndarray:
+    """Matrix ``name`` ('AT', 'G' or 'BT') of F(m, 3) in ``dtype``, read-only."""
+    out = np.ascontiguousarray(getattr(TRANSFORMS[m], name), dtype=dtype)
+    out.flags.writeable = False
+    return out
 
 
-def _channel_last(xp, t: WinogradTransform, spec) -> np.ndarray:
-    """The padded input as (H, W, N, C), zero-extended to whole tiles (extra outputs are dropped).
+def transform_weights(w, t: WinogradTransform) -> np.ndarray:
+    """``U = G g G^T`` for every filter of ``w`` (O, Cg, 3, 3): (alpha**2, O, Cg)."""
+    U = np.empty((t.alpha**2,) + w.shape[:2], dtype=w.dtype)
+    kernels().weight_transform(np.ascontiguousarray(w), _matrix(t.m, "G", w.dtype), U)
+    return U
 
-    Channel-last, every tile row and column is an outer index, so gathering the tiles copies
-    runs of ``N * C`` contiguous values instead of ``OW / m`` values ``m`` apart.
+
+class _WeightCache:
+    """Transformed weights by content: inference calls with the same weights transform them once.
+
+    The key holds a 64-bit digest of the weights' bytes (``_winograd_kernels.fingerprint``), so
+    weights changed in place, or new arrays with other values, miss; two different weight
+    arrays collide with probability about 2**-64. Entries are read-only; the least recently
+    used go first when :data:`WEIGHT_CACHE_BYTES` would be exceeded.
     """
-    m = t.m
-    th, tw = -(-spec.OH // m), -(-spec.OW // m)
-    xt = np.zeros((th * m + 2, tw * m + 2) + xp.shape[:2], dtype=xp.dtype)
-    xt[: xp.shape[2], : xp.shape[3]] = xp.transpose(2, 3, 0, 1)
-    return xt
+
+    def __init__(self):
+        self._entries: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, w, t: WinogradTransform) -> np.ndarray:
+        limit = WEIGHT_CACHE_BYTES
+        if limit <= 0:
+            return transform_weights(w, t)
+        w = np.ascontiguousarray(w)
+        words = w.reshape(-1).view(np.uint32 if w.itemsize == 4 else np.uint64)
+        key = (w.shape, w.dtype.str, t.m, int(kernels().fingerprint(words)))
+        with self._lock:
+            U = self._entries.get(key)
+            if U is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return U
+            self.misses += 1
+        U = transform_weights(w, t)
+        U.flags.writeable = False
+        if U.nbytes <= limit:
+            with self._lock:
+                self._entries[key] = U
+                total = sum(v.nbytes for v in self._entries.values())
+                while total > limit:
+                    total -= self._entries.popitem(last=False)[1].nbytes
+        return U
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
-def _input_transform(xt, t: WinogradTransform, groups: int, work: _Workspace) -> np.ndarray:
-    """``V = BT d B`` for the tiles of ``xt`` (H, W, N, C): (alpha**2, G, P, Cg), P = (ty, tx, n).
-
-    The tiles are gathered into ``D[i, j] = d[i, j]`` for all tiles at once (36 slice copies
-    whose inner loops run over ``N * C`` contiguous values), then transformed by one GEMM with
-    ``kron(BT, BT)`` — a (alpha**2 x alpha**2) matrix — which beats slice-by-slice additions
-    in NumPy several times over.
-    """
-    m, a = t.m, t.alpha
-    th, tw = (xt.shape[0] - 2) // m, (xt.shape[1] - 2) // m
-    N, C = xt.shape[2:]
-    D = work.get("D", (a, a, th, tw, N, C))
-    for i in range(a):
-        for j in range(a):
-            D[i, j] = xt[i : i + (th - 1) * m + 1 : m, j : j + (tw - 1) * m + 1 : m]
-    V = np.matmul(t.kron_BT(xt.dtype), D.reshape(a * a, -1), out=work.get("V", (a * a, D[0, 0].size)))
-    return V.reshape(a * a, th * tw * N, groups, C // groups).swapaxes(1, 2)
+WEIGHT_CACHE = _WeightCache()
 
 
-def _output_transform(M, t: WinogradTransform, work: _Workspace) -> np.ndarray:
-    """``AT M A`` on (alpha**2, G, P, Og) products: (m, m, G, P, Og) output tiles, one GEMM."""
-    rest = M[0].size
-    Z = np.matmul(t.kron_AT(M.dtype), M.reshape(t.alpha**2, rest), out=work.get("Z", (t.m**2, rest)))
-    return Z.reshape(t.m, t.m, *M.shape[1:])
-
-
-def _untile(tiles, m: int, out) -> None:
-    """(m, m, G, P, Ob) output tiles -> ``out`` (N, G, Ob, th*m, tw*m), in one transposing copy."""
-    N, G, Ob, rows, cols = out.shape
-    th, tw = rows // m, cols // m
-    grid = tiles.reshape(m, m, G, th, tw, N, Ob).transpose(5, 2, 6, 3, 0, 4, 1)
-    dest = out.view()
-    dest.shape = (N, G, Ob, th, m, tw, m)  # a view (raises rather than copy)
-    dest[...] = grid
+def transformed_weights(w, t: WinogradTransform) -> np.ndarray:
+    """``U`` for ``w`` under transform ``t``, from :data:`WEIGHT_CACHE` when it holds them."""
+    return WEIGHT_CACHE.get(w, t)
 
 
 BACKEND = Backend(

@@ -32,17 +32,16 @@ def test_matches_torch(monkeypatch, case, dtype, tile):
     assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
 
 
-@pytest.mark.parametrize("v_whole_bytes", [1, 2**30])
-def test_row_and_channel_blocks(monkeypatch, v_whole_bytes):
-    monkeypatch.setattr(winograd, "_BLOCK_BYTES", 2**12)  # tiny blocks: many of them
-    monkeypatch.setattr(winograd, "_U_BLOCK_BYTES", 2**11)
-    monkeypatch.setattr(winograd, "_V_WHOLE_BYTES", v_whole_bytes)  # 1: row blocks; 2**30: channel blocks
-    case = ((2, 6, 21, 18), (12, 3, 3, 3), True, dict(groups=2, padding=1))
+@pytest.mark.parametrize("block_tiles", [1, 7, 10**6])  # tile rows of one image / several images / all
+def test_image_row_and_channel_blocks(monkeypatch, block_tiles):
+    monkeypatch.setattr(winograd, "_BLOCK_TILES", block_tiles)
+    monkeypatch.setattr(winograd, "_U_BLOCK_BYTES", 2**11)  # several output-channel blocks
+    case = ((3, 6, 21, 18), (12, 3, 3, 3), True, dict(groups=2, padding=1))
     x, w, b, kwargs = make(case, "float64")
     spec, _ = harness.conv2d_spec(x, w, b, **kwargs)
-    t = winograd.TRANSFORMS[winograd.choose_tile(spec)]
-    rows, channels = winograd._blocks(spec, t, -(-spec.OH // t.m), -(-spec.OW // t.m), 8)
-    assert len(rows) * len(channels) > 1
+    images, rows, channels = winograd._blocks(spec, winograd.TRANSFORMS[winograd.choose_tile(spec)], 8)
+    assert len(images) * len(rows) > 1 or block_tiles == 10**6
+    assert len(channels) > 1
     assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
 
 
@@ -52,7 +51,8 @@ def test_tile_choice():
 
     assert tile(1, 64, 56) == 4  # ResNet-50 res2: many tiles, weights cheap
     assert tile(8, 128, 28) == 4
-    assert tile(1, 512, 7) == 2  # weights dominate: F(4x4) would transform 36/16 as many
+    assert tile(1, 256, 14) == 4
+    assert tile(1, 512, 7) == 2  # 4 tiles: the GEMMs would mostly stream 36/16 as many weights
     assert tile(1, 8, 4) == 2  # F(4x4) would compute one tile for 16 outputs
 
 
@@ -113,3 +113,63 @@ def test_verify_passes():
     assert (report["status"] == "passed").sum() > 0
     failed = report[report["status"].isin(["failed", "error"])]
     assert failed.empty, failed[["message"]].to_string()
+
+
+def test_weight_cache_reuses_only_identical_weights(monkeypatch):
+    monkeypatch.setattr(winograd, "WEIGHT_CACHE", winograd._WeightCache())
+    cache = winograd.WEIGHT_CACHE
+    x, w, b, kwargs = make(CASES[6], "float32")
+    w = w.copy()
+    first = harness.conv2d(x, w, b, backend=BACKEND, **kwargs)
+    assert (cache.hits, cache.misses) == (0, 1)
+    np.testing.assert_array_equal(harness.conv2d(x, w.copy(), b, backend=BACKEND, **kwargs), first)
+    assert (cache.hits, cache.misses) == (1, 1)  # same values in a new array: reused
+    w[3, 5, 1, 2] = np.nextafter(w[3, 5, 1, 2], np.float32(np.inf))  # one bit, in place
+    changed = harness.conv2d(x, w, b, backend=BACKEND, **kwargs)
+    assert (cache.hits, cache.misses) == (1, 2)
+    assert_close(changed, x, w, b, error_model="winograd", **kwargs)
+    w[0], w[1] = w[1].copy(), w[0].copy()  # same values, other places
+    assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
+    assert cache.misses == 3
+    for entry in cache._entries.values():
+        assert not entry.flags.writeable
+
+
+def test_weight_cache_is_bounded_and_can_be_switched_off(monkeypatch):
+    monkeypatch.setattr(winograd, "WEIGHT_CACHE", winograd._WeightCache())
+    t = winograd.TRANSFORMS[2]
+    ws = [np.full((4, 4, 3, 3), i, np.float64) for i in range(3)]
+    one = 16 * 4 * 4 * 8  # bytes of one transformed set
+    monkeypatch.setattr(winograd, "WEIGHT_CACHE_BYTES", 2 * one)
+    for w in ws:
+        winograd.transformed_weights(w, t)
+    assert len(winograd.WEIGHT_CACHE._entries) == 2  # the oldest was dropped
+    winograd.transformed_weights(ws[0], t)
+    assert winograd.WEIGHT_CACHE.misses == 4
+    monkeypatch.setattr(winograd, "WEIGHT_CACHE_BYTES", 0)
+    U = winograd.transformed_weights(ws[1], t)
+    assert U.flags.writeable and winograd.WEIGHT_CACHE.hits == 0  # off: transformed afresh
+
+
+def test_fingerprint_sees_every_word_and_its_place():
+    from impls._winograd_kernels import fingerprint
+
+    words = np.random.default_rng(0).integers(0, 2**32, 200_003, dtype=np.uint64).astype(np.uint32)
+    base = fingerprint(words)
+    assert fingerprint(words.copy()) == base
+    for i in (0, 65_535, 65_536, 200_002):  # chunk edges too
+        changed = words.copy()
+        changed[i] ^= 1
+        assert fingerprint(changed) != base
+    swapped = words.copy()
+    swapped[[10, 20]] = swapped[[20, 10]]
+    assert fingerprint(swapped) != base
+
+
+def test_blas_threads_restored_after_a_call():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    x, w, b, kwargs = make(CASES[6], "float32")
+    with threadpool_limits(2, user_api="blas"):
+        harness.conv2d(x, w, b, backend=BACKEND, **kwargs)
+        assert {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"} == {2}

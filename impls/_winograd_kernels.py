@@ -1,0 +1,227 @@
+"""Numba kernels of ``winograd``: the three transforms and the weights' fingerprint.
+
+Importing this module compiles the kernels (or loads them from numba's disk cache); ``winograd``
+imports it on first use. Every kernel takes the transform matrices as arguments, so one
+compiled kernel serves F(2x2, 3x3) and F(4x4, 3x3), and skips their zero entries.
+
+Layouts (``a = alpha = m + 2`` points per tile side, ``xi = k * a + l`` a transform position,
+``p = (n * rows + r) * tw + tx`` a tile of the block being worked on):
+
+* input tiles ``V[xi, c, p]``, products ``M[xi, o, p]``: a tile index runs fastest, so the
+  GEMMs ``M[xi] = U[xi] @ V[xi]`` (per group) and both transforms read and write runs of
+  ``tw`` tiles that the compiler vectorizes;
+* transformed weights ``U[xi, o, c]``.
+
+Each 2-D transform is done as two 1-D passes, first along H (whole image rows at a time,
+contiguous), then along W. For the W pass the row is first split into its ``m`` phases
+(``row[tx * m + s]`` for fixed ``s``), so that tap ``j`` of tile ``tx`` is ``phase[j % m][tx + j // m]``
+and every loop runs over contiguous memory.
+
+Each output element is computed by one thread in a fixed order, so the results do not depend
+on the thread count. ``fastmath`` allows only ``contract`` (fused multiply-add).
+"""
+
+import numpy as np
+from numba import njit, prange
+
+_SERIAL = dict(fastmath={"contract"}, cache=True, nogil=True)
+_PARALLEL = dict(parallel=True, **_SERIAL)
+
+
+@njit(**_PARALLEL)
+def input_transform(x, BT, top, left, n0, nb, ty0, rows, tw, V):
+    """``V[xi, c, p] = (BT d B)[k, l]`` for the tiles ``d`` of images ``n0 .. n0+nb``, tile rows ``ty0 .. ty0+rows``.
+
+    ``x`` (N, C, H, W) is the input, padded with zeros by ``top`` / ``left`` (and implicitly on
+    the other sides, up to whole tiles); pass a padded input and 0, 0 for other padding modes.
+    """
+    C = x.shape[1]
+    a, Q = BT.shape[0], rows * tw
+    for job in prange(nb * C):
+        prow = np.zeros((tw + 1) * (a - 2), dtype=V.dtype)  # one input row, zero-extended
+        d = np.empty((a, a, Q), dtype=V.dtype)
+        t = np.empty((a, a, Q), dtype=V.dtype)
+        if a == 6:
+            _input_plane_f4(x, BT, n0, job // C, job % C, top, left, ty0, rows, tw, V, prow, d, t)
+        else:
+            _input_plane_f2(x, BT, n0, job // C, job % C, top, left, ty0, rows, tw, V, prow, d, t)
+
+
+@njit(inline="always")
+def _input_plane(x, BT, m, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t):
+    """The tiles of one (n, c) plane; ``m`` is a constant where this is inlined, so loops unroll."""
+    H, W = x.shape[2:]
+    a, Q = m + 2, rows * tw
+    ncols = min(W, prow.size - left)
+    for r in range(rows):  # d[i, j, q] = tap (i, j) of tile q = r * tw + tx
+        y0 = (ty0 + r) * m - top
+        for i in range(a):
+            if 0 <= y0 + i < H:
+                prow[left : left + ncols] = x[n0 + n, c, y0 + i, :ncols]
+                for j in range(a):
+                    dij = d[i, j, r * tw : (r + 1) * tw]
+                    for tx in range(tw):
+                        dij[tx] = prow[tx * m + j]
+            else:
+                d[i, :, r * tw : (r + 1) * tw] = 0
+    for k in range(a):  # t = BT d: along H
+        for j in range(a):
+            tkj = t[k, j]
+            for q in range(Q):
+                acc = BT[k, 0] * d[0, j, q]
+                for i in range(1, a):
+                    acc += BT[k, i] * d[i, j, q]
+                tkj[q] = acc
+    for k in range(a):  # V = t B: along W
+        for l in range(a):
+            out = V[k * a + l, c, n * Q : (n + 1) * Q]
+            for q in range(Q):
+                acc = BT[l, 0] * t[k, 0, q]
+                for j in range(1, a):
+                    acc += BT[l, j] * t[k, j, q]
+                out[q] = acc
+
+
+@njit(**_SERIAL)
+def _input_plane_f4(x, BT, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t):
+    _input_plane(x, BT, 4, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t)
+
+
+@njit(**_SERIAL)
+def _input_plane_f2(x, BT, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t):
+    _input_plane(x, BT, 2, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t)
+
+
+@njit(**_PARALLEL)
+def output_transform(M, AT, bias, oc0, Og, n0, nb, ty0, rows, tw, y):
+    """``y[n0 + n, g*Og + oc0 + o, rows of the block] = AT M A (+ bias)`` for products ``M`` (a*a, G, Ob, P).
+
+    Tiles reaching past ``y``'s last row or column are cropped. ``bias`` has one entry per
+    channel of ``y`` (an empty array: no bias).
+    """
+    m, a = AT.shape
+    G, Ob, Q = M.shape[1], M.shape[2], rows * tw
+    for job in prange(nb * G * Ob):
+        n, g, o = job // (G * Ob), job // Ob % G, job % Ob
+        s = np.empty((m, a, Q), dtype=M.dtype)
+        z = np.empty((m, m, Q), dtype=M.dtype)
+        b = bias[g * Og + oc0 + o] if bias.size else 0.0
+        if m == 4:
+            _output_plane_f4(M, AT, b, n0, n, g, o, g * Og + oc0 + o, ty0, rows, tw, y, s, z)
+        else:
+            _output_plane_f2(M, AT, b, n0, n, g, o, g * Og + oc0 + o, ty0, rows, tw, y, s, z)
+
+
+@njit(inline="always")
+def _output_plane(M, AT, m, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z):
+    """The tiles of one output plane; ``m`` is a constant where this is inlined, so loops unroll."""
+    OH, OW = y.shape[2:]
+    a, Q = m + 2, rows * tw
+    p0 = n * Q
+    for rr in range(m):  # s = AT M: along H
+        for l in range(a):
+            srl = s[rr, l]
+            for q in range(Q):
+                acc = AT[rr, 0] * M[l, g, o, p0 + q]
+                for k in range(1, a):
+                    acc += AT[rr, k] * M[k * a + l, g, o, p0 + q]
+                srl[q] = acc
+    for rr in range(m):  # z = s A (+ bias): along W
+        for cc in range(m):
+            zrc = z[rr, cc]
+            for q in range(Q):
+                acc = b + AT[cc, 0] * s[rr, 0, q]
+                for l in range(1, a):
+                    acc += AT[cc, l] * s[rr, l, q]
+                zrc[q] = acc
+    full = min(tw, OW // m)  # tiles whose m columns all lie inside the output
+    dest = y[n0 + n, channel]
+    for r in range(rows):
+        for rr in range(min(m, OH - (ty0 + r) * m)):
+            row = dest[(ty0 + r) * m + rr]
+            for tx in range(full):
+                for cc in range(m):
+                    row[tx * m + cc] = z[rr, cc, r * tw + tx]
+            for tx in range(full, tw):  # the last tile column, cropped
+                for cc in range(min(m, OW - tx * m)):
+                    row[tx * m + cc] = z[rr, cc, r * tw + tx]
+
+
+@njit(**_SERIAL)
+def _output_plane_f4(M, AT, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z):
+    _output_plane(M, AT, 4, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z)
+
+
+@njit(**_SERIAL)
+def _output_plane_f2(M, AT, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z):
+    _output_plane(M, AT, 2, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z)
+
+
+@njit(**_PARALLEL)
+def weight_transform(w, Gm, U):
+    """``U[xi, o, c] = (G g G^T)[k, l]`` for the 3x3 filters ``g = w[o, c]`` of ``w`` (O, Cg, 3, 3)."""
+    if Gm.shape[0] == 6:
+        _weight_transform(w, Gm, 6, U)
+    else:
+        _weight_transform(w, Gm, 4, U)
+
+
+@njit(inline="always")
+def _weight_transform(w, Gm, a, U):
+    O, Cg = w.shape[:2]
+    for o in prange(O):
+        h = np.empty((a, 3), dtype=U.dtype)
+        for c in range(Cg):
+            for k in range(a):  # h = G g
+                for q in range(3):
+                    h[k, q] = Gm[k, 0] * w[o, c, 0, q] + Gm[k, 1] * w[o, c, 1, q] + Gm[k, 2] * w[o, c, 2, q]
+            for k in range(a):  # U = h G^T
+                for l in range(a):
+                    U[k * a + l, o, c] = Gm[l, 0] * h[k, 0] + Gm[l, 1] * h[k, 1] + Gm[l, 2] * h[k, 2]
+
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_CHUNK = 1 << 16
+
+
+@njit(**_PARALLEL)
+def fingerprint(words):
+    """A 64-bit digest of ``words`` (uint32 or uint64, 1-D) that depends on every value and its position.
+
+    ``sum_i mix(words[i] + (i + 1) * GOLDEN)`` modulo 2**64, ``mix`` being SplitMix64's finaliser,
+    a bijection: changing one word changes one term, so the sum always changes; changing
+    several leaves it unchanged with probability about 2**-64 (the terms behave as independent
+    random 64-bit values). Summed in chunks across threads (addition modulo 2**64 is exact and
+    commutative, so the digest does not depend on the thread count).
+    """
+    n = words.size
+    chunks = (n + _CHUNK - 1) // _CHUNK
+    partial = np.zeros(chunks, dtype=np.uint64)
+    for ch in prange(chunks):
+        acc = np.uint64(0)
+        for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
+            z = np.uint64(words[i]) + np.uint64(i + 1) * _GOLDEN
+            z = (z ^ (z >> np.uint64(30))) * _M1
+            z = (z ^ (z >> np.uint64(27))) * _M2
+            acc += z ^ (z >> np.uint64(31))
+        partial[ch] = acc
+    total = np.uint64(0)
+    for ch in range(chunks):
+        total += partial[ch]
+    return total
+
+
+@njit(**_PARALLEL)
+def batched_gemm(U, V, o0, ob, M):
+    """``M[xi, g] = U[xi, g, o0 : o0+ob] @ V[xi, g]`` for every transform position and group.
+
+    One BLAS GEMM per (position, group), shared among numba's threads: call it with BLAS
+    limited to one thread, so that one pool of threads runs the whole convolution (two
+    pools taking turns spin against each other on the same cores).
+    """
+    a2, G = V.shape[:2]
+    for job in prange(a2 * G):
+        xi, g = job // G, job % G
+        np.dot(U[xi, g, o0 : o0 + ob], V[xi, g], M[xi, g])
