@@ -1,47 +1,54 @@
 """Speed of the NumPy backends (im2col, fft, winograd) against torch, in one process.
 
 Run:  .venv/bin/python benchmarks/measure_numpy_backends.py [--threads 2] [--repeat 5]
-      [--backends im2col,fft,winograd] [--layers resnet50,vgg16,large_kernel]
+      [--backends im2col,fft,winograd] [--layers resnet50,vgg16,large_kernel] [--vs im2col]
       .venv/bin/python benchmarks/measure_numpy_backends.py --accuracy   (errors, not speed)
 
+``resnet50`` and ``vgg16`` are every 3x3 stride-1 layer and every 1x1 layer of those suites
+(``harness/suites``) at batch 1 and 8 — where the three compete; ``large_kernel`` is a fixed
+set of 15x15 to 31x31 layers. ``--vs B`` adds each backend's speed-up over ``B`` per layer and
+geometric means per set. The pseudo-backend ``winograd:nocache`` is ``winograd`` with its
+transformed-weights cache off (the weights transformed in every call, as in training).
+
 Threads are pinned (threadpoolctl for BLAS, which ``fft`` also follows for its transforms,
-and ``torch.set_num_threads``) so every backend gets the same cores. Each figure is the minimum
-over ``--repeat`` rounds after one warm-up; a round times every backend once, so a burst of
-load from other processes on a shared machine hits all of them alike.
-GFLOP/s counts 2 * MACs of the direct formula, padding taps included, bias ignored.
+``torch.set_num_threads`` and ``numba.set_num_threads``) so every backend gets the same cores.
+Each figure is the minimum over ``--repeat`` rounds after one warm-up; a round times every
+backend once, so a burst of load from other processes on a shared machine hits all of them
+alike. GFLOP/s counts 2 * MACs of the direct formula, padding taps included, bias ignored.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import numpy as np
 
 import harness
+from harness import suites
+
+#: batch sizes of the suite-derived sets
+BATCHES = (1, 8)
+
+
+def suite_layers(name: str) -> list[tuple]:
+    """(label, N, C, H, W, O, K, padding) of a suite's 3x3 stride-1 and 1x1 layers at :data:`BATCHES`."""
+    rows = []
+    for batch in BATCHES:
+        for label, spec in suites.load(name, batch=batch):
+            square = spec.KH == spec.KW and spec.dilation == (1, 1) and spec.groups == 1
+            if square and ((spec.KH == 3 and spec.stride == (1, 1)) or (spec.KH == 1 and spec.stride == (1, 1))):
+                rows.append((f"{label.split('.', 1)[1]}.b{batch}", batch, spec.C, spec.H, spec.W, spec.O,
+                             spec.KH, spec.padding[0]))
+    return rows
+
 
 # (label, N, C, H, W, O, K, padding); stride 1 throughout (the layers where all three compete)
 LAYERS = {
-    "resnet50": [
-        ("res2.3x3.b1", 1, 64, 56, 56, 64, 3, 1),
-        ("res2.3x3.b8", 8, 64, 56, 56, 64, 3, 1),
-        ("res3.3x3.b1", 1, 128, 28, 28, 128, 3, 1),
-        ("res3.3x3.b8", 8, 128, 28, 28, 128, 3, 1),
-        ("res4.3x3.b1", 1, 256, 14, 14, 256, 3, 1),
-        ("res4.3x3.b8", 8, 256, 14, 14, 256, 3, 1),
-        ("res5.3x3.b1", 1, 512, 7, 7, 512, 3, 1),
-        ("res5.3x3.b8", 8, 512, 7, 7, 512, 3, 1),
-        ("res2.1x1.64-256.b1", 1, 64, 56, 56, 256, 1, 0),
-        ("res2.1x1.64-256.b8", 8, 64, 56, 56, 256, 1, 0),
-        ("res4.1x1.1024-256.b1", 1, 1024, 14, 14, 256, 1, 0),
-        ("res4.1x1.1024-256.b8", 8, 1024, 14, 14, 256, 1, 0),
-    ],
-    "vgg16": [
-        ("conv1_2.b1", 1, 64, 224, 224, 64, 3, 1),
-        ("conv3_2.b1", 1, 256, 56, 56, 256, 3, 1),
-        ("conv4_2.b1", 1, 512, 28, 28, 512, 3, 1),
-    ],
-    "large_kernel": [
+    "resnet50": lambda: suite_layers("resnet50"),
+    "vgg16": lambda: suite_layers("vgg16"),
+    "large_kernel": lambda: [
         ("k15.c32", 1, 32, 64, 64, 32, 15, 7),
         ("k15.c64", 1, 64, 64, 64, 64, 15, 7),
         ("k21.c64", 1, 64, 64, 64, 64, 21, 10),
@@ -62,8 +69,16 @@ def best_time(fn, repeat: int) -> float:
     return min(times)
 
 
-def best_times(fns: dict, repeat: int, clock=time.perf_counter) -> dict:
-    """Min time of each callable, timed in interleaved rounds so that load bursts hit all alike."""
+def best_times(fns: dict, repeat: int, clock=time.perf_counter, runs: int = 3, settle_s: float = 0.1) -> dict:
+    """Min time of each callable over ``repeat`` rounds of ``runs`` timed calls each.
+
+    Each round visits every callable in turn, so a burst of load from other processes hits all
+    alike; within a round a callable first runs untimed for ``settle_s`` seconds and then
+    ``runs`` timed calls in a row, because the thread pool of the one before it (OpenBLAS,
+    torch's OpenMP, numba's) keeps spinning for a while after its last call and slows whatever
+    runs next (measured: winograd 1.4 ms alone, 2.5 ms right after an im2col call, on ResNet-50
+    res4 3x3 at 2 threads; OpenBLAS's threads spin up to 2**28 cycles).
+    """
     best = {}
     for name, fn in fns.items():
         try:
@@ -74,9 +89,13 @@ def best_times(fns: dict, repeat: int, clock=time.perf_counter) -> dict:
     for _ in range(repeat):
         for name, fn in fns.items():
             if best[name] is not None:
-                t0 = clock()
-                fn()
-                best[name] = min(best[name], clock() - t0)
+                settled = clock() + settle_s
+                while clock() < settled:
+                    fn()
+                for _ in range(runs):
+                    t0 = clock()
+                    fn()
+                    best[name] = min(best[name], clock() - t0)
     return best
 
 
@@ -124,6 +143,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--backends", default="im2col,fft,winograd")
     parser.add_argument("--layers", default="resnet50,vgg16,large_kernel")
+    parser.add_argument("--vs", default=None, metavar="BACKEND", help="also print speed-ups over this backend")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--accuracy", action="store_true", help="measure errors instead of speed")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
@@ -133,36 +153,63 @@ def main(argv=None) -> int:
         accuracy()
         return 0
 
-    from threadpoolctl import threadpool_limits
+    from harness.timing import pinned_threads
 
-    from impls.torch import load_torch
-
-    load_torch().set_num_threads(args.threads)
     names = ["torch"] + [b for b in args.backends.split(",") if b]
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     rng = np.random.default_rng(0)
     print(f"threads={args.threads} repeat={args.repeat} dtype={args.dtype} clock={args.clock}")
-    header = f"{'layer':28s}" + "".join(f"{n:>20s}" for n in names)
-    with threadpool_limits(args.threads):
+    header = f"{'layer':32s}" + "".join(f"{n:>20s}" for n in names)
+    if args.vs:
+        header += "".join(f"{n + '/' + args.vs:>22s}" for n in names if n not in ("torch", args.vs))
+    with pinned_threads(args.threads):
         for suite in args.layers.split(","):
             print(f"\n[{suite}]  GFLOP/s (ratio to torch)")
             print(header)
-            for label, N, C, H, W, O, K, pad in LAYERS[suite]:
+            speedups = {}  # (backend, baseline) -> per-layer ratios
+            for label, N, C, H, W, O, K, pad in LAYERS[suite]():
                 x = rng.standard_normal((N, C, H, W)).astype(args.dtype)
                 w = rng.standard_normal((O, C, K, K)).astype(args.dtype)
                 spec = harness.Conv2dSpec.from_shapes(x.shape, w.shape, padding=pad, dtype=args.dtype)
                 flops = 2 * spec.N * spec.O * spec.OH * spec.OW * spec.n_acc
-                row = f"{suite[:6]}.{label:21s}"
-                fns = {n: (lambda n=n: harness.conv2d(x, w, padding=pad, backend=n)) for n in names}
-                times = best_times(fns, args.repeat, clock)
-                base = times["torch"]
+                row = f"{suite[:6]}.{label:25s}"
+                times = best_times({n: _call(n, x, w, pad) for n in names}, args.repeat, clock)
                 for name in names:
                     t = times[name]
-                    row += f"{'unsupported':>20s}" if t is None else f"{flops / t / 1e9:12.1f} ({base / t:4.2f}x)"
-                if K == 1:  # im2col runs one (O x C) @ (C x H*W) GEMM per image
+                    row += f"{'unsupported':>20s}" if t is None else f"{flops / t / 1e9:12.1f} ({times['torch'] / t:4.2f}x)"
+                    if t is not None:
+                        speedups.setdefault((name, "torch"), []).append(times["torch"] / t)
+                for name in names:
+                    if args.vs and name not in ("torch", args.vs):
+                        t, base = times[name], times[args.vs]
+                        row += f"{'-':>22s}" if t is None or base is None else f"{base / t:21.2f}x"
+                        if t is not None and base is not None:
+                            speedups.setdefault((name, args.vs), []).append(base / t)
+                if K == 1 and pad == 0:  # im2col runs one (O x C) @ (C x H*W) GEMM per image
                     row += f"   sgemm {sgemm_rate(O, H * W, C, args.repeat):.1f}"
                 print(row, flush=True)
+            for (name, base), ratios in speedups.items():
+                if name != base:
+                    geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+                    print(f"  geomean {name}/{base}: {geomean:.2f}x over {len(ratios)} layers "
+                          f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)")
     return 0
+
+
+def _call(name: str, x, w, pad):
+    """A no-argument call of backend ``name`` (``winograd:nocache``: its weight cache off)."""
+    if name == "winograd:nocache":
+        from impls import winograd
+
+        def uncached():
+            saved, winograd.WEIGHT_CACHE_BYTES = winograd.WEIGHT_CACHE_BYTES, 0
+            try:
+                return harness.conv2d(x, w, padding=pad, backend="winograd")
+            finally:
+                winograd.WEIGHT_CACHE_BYTES = saved
+
+        return uncached
+    return lambda: harness.conv2d(x, w, padding=pad, backend=name)
 
 
 if __name__ == "__main__":

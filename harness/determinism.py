@@ -17,6 +17,7 @@ from .errors import Unsupported
 from .optable import op_info
 from .registry import get_backend
 from .timing import pinned_threads
+from .verifier import random_cases_within_limits
 
 
 def _threads_to_compare() -> tuple[int, int]:
@@ -34,7 +35,7 @@ def determinism_report(backend, op: str = "conv2d", cases: int = 40, seed: int =
     info = op_info(op)
     low, high = threads or _threads_to_compare()
     rows = []
-    for case in info.random_cases(declared.features.get(op, ()), declared.dtypes, cases, seed, nonfinite=False):
+    for case in random_cases_within_limits(declared, op, cases, seed, nonfinite=False):
         if case.fill != "normal":
             continue
         arrays = case.arrays()

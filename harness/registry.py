@@ -55,6 +55,10 @@ def _no_workspace(op, spec) -> int:
     return 0
 
 
+def _no_limits(op, spec) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Backend:
     """What one backend is and what it can do.
@@ -104,6 +108,10 @@ class Backend:
     workspace_bytes : Callable[[op, spec], int]
         Memory the backend allocates beyond its output and a padded copy of the input
         (column buffers, spectra, float64 accumulators); used to refuse calls that cannot fit.
+    limits : Callable[[op, spec], str | None]
+        Limits beyond the declared features (e.g. Winograd: 3x3 kernels, stride 1 only):
+        None when the call is within them, else the reason. ``unsupported_reason`` includes
+        them, and the verifier draws its random cases within them.
     auto_rank : int
         Preference of ``backend="auto"`` among backends that support a call (lower first).
     lowered : frozenset[str]
@@ -123,6 +131,7 @@ class Backend:
     probe: Callable[[], str | None] = _always_available
     sync: Callable[[], None] = _nothing_to_sync
     workspace_bytes: Callable[..., int] = _no_workspace
+    limits: Callable[..., str | None] = _no_limits
     auto_rank: int = 50
     description: str = ""
     origin: str = "builtin"
@@ -158,7 +167,7 @@ class Backend:
         missing = sorted(spec.features - self.features.get(op, frozenset()))
         if missing:
             return f"backend {self.name!r} does not support {op} feature(s): {', '.join(missing)}"
-        return None
+        return self.limits(op, spec)
 
     def check(self, op: str, spec) -> Callable:
         """The implementation of ``op`` for ``spec``; raises Unsupported with the reason."""
@@ -251,6 +260,7 @@ def register_backend(
     error_model: str = "direct",
     probe: Callable[[], str | None] | None = None,
     sync: Callable[[], None] | None = None,
+    limits: Callable[..., str | None] | None = None,
     auto_rank: int = 100,
     description: str = "",
     replace: bool = False,
@@ -268,6 +278,9 @@ def register_backend(
     exact, deterministic : bool
         Claims the verifier holds you to (bit-exact integer results; same bits every run).
         Off by default: claim them once your backend earns them.
+    limits : callable, optional
+        ``limits(op, spec)`` -> None, or why a call outside your backend's limits (say, kernel
+        sizes it does not handle) is unsupported; the verifier then draws cases within them.
     **ops : callable
         Op name -> implementation, e.g. ``conv2d=fn`` with ``fn(x, w, bias, spec)``.
     """
@@ -297,6 +310,7 @@ def register_backend(
         error_model=error_model,
         probe=probe or _always_available,
         sync=sync or _nothing_to_sync,
+        limits=limits or _no_limits,
         auto_rank=auto_rank,
         description=description,
         origin="user",

@@ -215,8 +215,7 @@ def verify(
     if op not in declared.ops:
         raise Unsupported(f"backend {declared.name!r} does not implement {op}")
     todo = [("table", c) for c in (info.table_cases() if table else [])]
-    todo += [("random", c) for c in info.random_cases(declared.features.get(op, ()), declared.dtypes,
-                                                         cases, seed, nonfinite=declared.nonfinite)]
+    todo += [("random", c) for c in random_cases_within_limits(declared, op, cases, seed, declared.nonfinite)]
     results = []
     n_failed = 0
     for i, (source, case) in enumerate(todo):
@@ -239,6 +238,25 @@ def verify(
         minimal = shrink(declared, results[smallest][1].case)
         report.loc[smallest, ["reproducer", "minimal"]] = [reproducer(declared.name, minimal), True]
     return report
+
+
+def random_cases_within_limits(declared, op: str, count: int, seed: int, nonfinite: bool) -> list:
+    """``count`` seeded random cases of ``op`` on ``declared``'s features and dtypes, within its limits.
+
+    A backend with limits beyond its features (``Backend.limits``: Winograd's 3x3 stride-1
+    kernels, say) would otherwise spend most of the budget on calls it refuses; the cases come
+    from a longer draw of the same seeded sequence instead, in order. Without limits they are
+    the first ``count`` cases of that sequence, as drawn.
+    """
+    info = op_info(op)
+    features = declared.features.get(op, ())
+    drawn = count
+    while True:
+        pool = info.random_cases(features, declared.dtypes, drawn, seed, nonfinite=nonfinite)
+        within = [case for case in pool if declared.limits(op, case.spec) is None]
+        if len(within) >= count or len(pool) < drawn or drawn >= 64 * max(count, 1):
+            return within[:count]
+        drawn *= 4
 
 
 def _size(case) -> int:

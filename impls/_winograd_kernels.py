@@ -93,38 +93,52 @@ def _input_plane_f2(x, BT, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t):
 
 
 @njit(**_PARALLEL)
-def output_transform(M, AT, bias, oc0, Og, n0, nb, ty0, rows, tw, y):
-    """``y[n0 + n, g*Og + oc0 + o, rows of the block] = AT M A (+ bias)`` for products ``M`` (a*a, G, Ob, P).
+def multiply_and_output(U, V, AT, bias, Ob, n0, nb, ty0, rows, tw, y):
+    """GEMMs and output transform: ``y[n0 + n, channel, rows of the block] = AT M A (+ bias)``.
 
-    Tiles reaching past ``y``'s last row or column are cropped. ``bias`` has one entry per
-    channel of ``y`` (an empty array: no bias).
+    ``M[xi] = U[xi, g, chunk] @ V[xi, g]`` for the transformed weights ``U`` (a*a, G, Og, Cg)
+    and tiles ``V`` (a*a, G, Cg, P). One job per chunk of ``Ob`` output channels of a group:
+    it runs its ``a*a`` GEMMs (one BLAS call each: call this with BLAS held to one thread, so
+    that numba's threads are the only pool) and transforms its products at once, while they
+    are in cache. Tiles reaching past ``y``'s last row or column are cropped. ``bias`` has one
+    entry per channel of ``y`` (an empty array: no bias).
     """
+    a2, G, Og = U.shape[:3]
+    P = V.shape[3]
     m, a = AT.shape
-    G, Ob, Q = M.shape[1], M.shape[2], rows * tw
-    for job in prange(nb * G * Ob):
-        n, g, o = job // (G * Ob), job // Ob % G, job % Ob
-        s = np.empty((m, a, Q), dtype=M.dtype)
-        z = np.empty((m, m, Q), dtype=M.dtype)
-        b = bias[g * Og + oc0 + o] if bias.size else 0.0
-        if m == 4:
-            _output_plane_f4(M, AT, b, n0, n, g, o, g * Og + oc0 + o, ty0, rows, tw, y, s, z)
-        else:
-            _output_plane_f2(M, AT, b, n0, n, g, o, g * Og + oc0 + o, ty0, rows, tw, y, s, z)
+    Q = rows * tw
+    chunks = (Og + Ob - 1) // Ob
+    for job in prange(G * chunks):
+        g, o0 = job // chunks, job % chunks * Ob
+        o1 = min(Og, o0 + Ob)
+        M = np.empty((a2, o1 - o0, P), dtype=y.dtype)
+        for xi in range(a2):
+            np.dot(U[xi, g, o0:o1], V[xi, g], M[xi])
+        s = np.empty((m, a, Q), dtype=y.dtype)
+        z = np.empty((m, m, Q), dtype=y.dtype)
+        for n in range(nb):
+            for o in range(o1 - o0):
+                channel = g * Og + o0 + o
+                b = bias[channel] if bias.size else 0.0
+                if m == 4:
+                    _output_plane_f4(M, AT, b, o, n * Q, y[n0 + n, channel], ty0, rows, tw, s, z)
+                else:
+                    _output_plane_f2(M, AT, b, o, n * Q, y[n0 + n, channel], ty0, rows, tw, s, z)
 
 
 @njit(inline="always")
-def _output_plane(M, AT, m, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z):
-    """The tiles of one output plane; ``m`` is a constant where this is inlined, so loops unroll."""
-    OH, OW = y.shape[2:]
+def _output_plane(M, AT, m, b, o, p0, dest, ty0, rows, tw, s, z):
+    """Tiles ``p0 ..`` of products ``M[:, o]`` into output plane ``dest``; ``m`` is a constant
+    where this is inlined, so loops unroll."""
+    OH, OW = dest.shape
     a, Q = m + 2, rows * tw
-    p0 = n * Q
     for rr in range(m):  # s = AT M: along H
         for l in range(a):
             srl = s[rr, l]
             for q in range(Q):
-                acc = AT[rr, 0] * M[l, g, o, p0 + q]
+                acc = AT[rr, 0] * M[l, o, p0 + q]
                 for k in range(1, a):
-                    acc += AT[rr, k] * M[k * a + l, g, o, p0 + q]
+                    acc += AT[rr, k] * M[k * a + l, o, p0 + q]
                 srl[q] = acc
     for rr in range(m):  # z = s A (+ bias): along W
         for cc in range(m):
@@ -135,7 +149,6 @@ def _output_plane(M, AT, m, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z):
                     acc += AT[cc, l] * s[rr, l, q]
                 zrc[q] = acc
     full = min(tw, OW // m)  # tiles whose m columns all lie inside the output
-    dest = y[n0 + n, channel]
     for r in range(rows):
         for rr in range(min(m, OH - (ty0 + r) * m)):
             row = dest[(ty0 + r) * m + rr]
@@ -148,13 +161,13 @@ def _output_plane(M, AT, m, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z):
 
 
 @njit(**_SERIAL)
-def _output_plane_f4(M, AT, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z):
-    _output_plane(M, AT, 4, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z)
+def _output_plane_f4(M, AT, b, o, p0, dest, ty0, rows, tw, s, z):
+    _output_plane(M, AT, 4, b, o, p0, dest, ty0, rows, tw, s, z)
 
 
 @njit(**_SERIAL)
-def _output_plane_f2(M, AT, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z):
-    _output_plane(M, AT, 2, b, n0, n, g, o, channel, ty0, rows, tw, y, s, z)
+def _output_plane_f2(M, AT, b, o, p0, dest, ty0, rows, tw, s, z):
+    _output_plane(M, AT, 2, b, o, p0, dest, ty0, rows, tw, s, z)
 
 
 @njit(**_PARALLEL)
@@ -212,16 +225,3 @@ def fingerprint(words):
         total += partial[ch]
     return total
 
-
-@njit(**_PARALLEL)
-def batched_gemm(U, V, o0, ob, M):
-    """``M[xi, g] = U[xi, g, o0 : o0+ob] @ V[xi, g]`` for every transform position and group.
-
-    One BLAS GEMM per (position, group), shared among numba's threads: call it with BLAS
-    limited to one thread, so that one pool of threads runs the whole convolution (two
-    pools taking turns spin against each other on the same cores).
-    """
-    a2, G = V.shape[:2]
-    for job in prange(a2 * G):
-        xi, g = job // G, job % G
-        np.dot(U[xi, g, o0 : o0 + ob], V[xi, g], M[xi, g])

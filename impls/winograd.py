@@ -58,8 +58,8 @@ Accuracy
     that growth, with ``A`` taken as its maximum over the outputs that share input tiles.
     Measured (C=O=16, 32x32 images, batch 2, 5 seeds; ``benchmarks/measure_numpy_backends.py
     --accuracy``): F(2x2) reaches 0.008 units of its bound in float32 and float64, F(4x4)
-    0.003 / 0.002; as a fraction of ``max A`` the float32 error is 9e-8 for F(2x2), 1.6e-6 for
-    F(4x4) — 17x worse, and 6x ``im2col``'s 2.5e-7. A flipped kernel errs by 300-60000 units.
+    0.003 / 0.002; as a fraction of ``max A`` the float32 error is 9e-8 for F(2x2), 1.4e-6 for
+    F(4x4) — 15x worse, and 6x ``im2col``'s 2.5e-7. A flipped kernel errs by 300-60000 units.
 """
 
 from __future__ import annotations
@@ -87,9 +87,11 @@ WEIGHT_CACHE_BYTES = 512 * 2**20
 #: Work is cut into blocks of images or tile rows of about this many tiles: the GEMMs' width.
 _BLOCK_TILES = 256
 
-#: Output channels are cut into blocks whose transformed weights are about this size, so that
-#: each block's ``U`` is read from cache by all of its GEMMs' column panels.
-_U_BLOCK_BYTES = 2**22
+#: The GEMMs and the output transform of a block are shared among threads in jobs of at most
+#: this many output channels (several jobs per thread keep them balanced), each job's products
+#: at most this size (they stay in cache for the output transform).
+_CHUNK_CHANNELS = 16
+_PRODUCT_BYTES = 2**20
 
 #: Cost of one transformed weight value per call (streamed from memory by the GEMMs, and
 #: digested for the cache), in units of one multiply-add of the GEMMs: fitted so that the
@@ -148,26 +150,39 @@ def conv2d(x, w, bias, spec):
     b = np.empty(0, spec.dtype) if bias is None else np.ascontiguousarray(bias)
     BT, AT = _matrix(t.m, "BT", spec.dtype), _matrix(t.m, "AT", spec.dtype)
     tw = -(-spec.OW // m)
-    images, rows, out_channels = _blocks(spec, t, y.itemsize)
-    work = _Workspace(y.dtype)
+    images, rows = _blocks(spec, t)
     with _one_blas_thread():
-        _run_blocks(k, src, BT, AT, U, b, top, left, tw, spec, images, rows, out_channels, work, y)
+        for n in images:
+            for r in rows:
+                nb, nr = n.stop - n.start, r.stop - r.start
+                V = np.empty((a2, spec.C, nb * nr * tw), dtype=spec.dtype)
+                k.input_transform(src, BT, top, left, n.start, nb, r.start, nr, tw, V)
+                V = V.reshape(a2, G, Cg, -1)
+                ob = _channel_chunk(Og, a2 * V.shape[-1] * y.itemsize)
+                k.multiply_and_output(U, V, AT, b, ob, n.start, nb, r.start, nr, tw, y)
     return y
 
 
-def _run_blocks(k, src, BT, AT, U, b, top, left, tw, spec, images, rows, out_channels, work, y):
-    """Input transform, GEMMs and output transform, block by block (see :func:`_blocks`)."""
-    a2, G, Og, Cg = U.shape
-    for n in images:
-        for r in rows:
-            nb, nr = n.stop - n.start, r.stop - r.start
-            V = work.get("V", (a2, spec.C, nb * nr * tw))
-            k.input_transform(src, BT, top, left, n.start, nb, r.start, nr, tw, V)
-            V = V.reshape(a2, G, Cg, -1)
-            for oc in out_channels:
-                M = work.get("M", (a2, G, oc.stop - oc.start, V.shape[-1]))
-                k.batched_gemm(U, V, oc.start, oc.stop - oc.start, M)
-                k.output_transform(M, AT, b, oc.start, Og, n.start, nb, r.start, nr, tw, y)
+def _blocks(spec, t: WinogradTransform):
+    """Image slices and tile-row slices to work through: blocks of about :data:`_BLOCK_TILES` tiles
+    (whole images when they are smaller, else rows of one image), the GEMMs' width."""
+    th, tw = -(-spec.OH // t.m), -(-spec.OW // t.m)
+    if th * tw >= _BLOCK_TILES:
+        nstep, rstep = 1, -(-_BLOCK_TILES // tw)
+    else:
+        nstep, rstep = -(-_BLOCK_TILES // (th * tw)), th
+    return ([slice(n, min(n + nstep, spec.N)) for n in range(0, spec.N, nstep)],
+            [slice(r, min(r + rstep, th)) for r in range(0, th, rstep)])
+
+
+def _channel_chunk(Og: int, bytes_per_channel: int) -> int:
+    """Output channels per job of ``multiply_and_output``: at most :data:`_CHUNK_CHANNELS`, and
+    each job's products (``bytes_per_channel`` a channel) within :data:`_PRODUCT_BYTES`.
+
+    Independent of the thread count: a GEMM's rounding may depend on its size, and the results
+    must not depend on the number of threads.
+    """
+    return max(1, min(Og, _CHUNK_CHANNELS, _PRODUCT_BYTES // bytes_per_channel))
 
 
 @lru_cache(maxsize=None)
@@ -181,40 +196,6 @@ def _blas_threads():
 def _one_blas_thread():
     """BLAS limited to one thread for the duration: numba's threads run the GEMMs in parallel."""
     return _blas_threads().limit(limits=1)
-
-
-def _blocks(spec, t: WinogradTransform, itemsize: int):
-    """Image slices, tile-row slices and output-channel slices (within each group) to work through.
-
-    Images and tile rows: blocks of about :data:`_BLOCK_TILES` tiles (whole images when they
-    are smaller, else rows of one image), so that each GEMM has that many columns.
-    Output channels: blocks whose transformed weights take about :data:`_U_BLOCK_BYTES`.
-    """
-    a2, G, Og, Cg = t.alpha**2, spec.groups, spec.O // spec.groups, spec.C // spec.groups
-    th, tw = -(-spec.OH // t.m), -(-spec.OW // t.m)
-    if th * tw >= _BLOCK_TILES:
-        nstep, rstep = 1, -(-_BLOCK_TILES // tw)
-    else:
-        nstep, rstep = -(-_BLOCK_TILES // (th * tw)), th
-    ostep = max(1, _U_BLOCK_BYTES // (a2 * G * Cg * itemsize))
-    return ([slice(n, min(n + nstep, spec.N)) for n in range(0, spec.N, nstep)],
-            [slice(r, min(r + rstep, th)) for r in range(0, th, rstep)],
-            [slice(o, min(o + ostep, Og)) for o in range(0, Og, ostep)])
-
-
-class _Workspace:
-    """Scratch arrays reused from block to block: no fresh pages to fault in per block."""
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-        self.buffers = {}
-
-    def get(self, name: str, shape) -> np.ndarray:
-        size = int(np.prod(shape))
-        buf = self.buffers.get(name)
-        if buf is None or buf.size < size:
-            buf = self.buffers[name] = np.empty(size, dtype=self.dtype)
-        return buf[:size].reshape(shape)
 
 
 @lru_cache(maxsize=None)
@@ -283,6 +264,30 @@ def transformed_weights(w, t: WinogradTransform) -> np.ndarray:
     return WEIGHT_CACHE.get(w, t)
 
 
+def limits(op, spec) -> str | None:
+    """The calls this backend refuses beyond its features: anything but 3x3, stride 1, dilation 1."""
+    return unsupported_reason(spec) if op == "conv2d" else None
+
+
+def probe():
+    try:
+        import numba  # noqa: F401
+    except ImportError as exc:
+        return f"numba is not installed ({exc})"
+    return None
+
+
+def workspace_bytes(op, spec) -> int:
+    """Memory beyond input and output: transformed weights, one block's tiles, products per job."""
+    if op != "conv2d" or unsupported_reason(spec) or 0 in spec.out_shape:
+        return 0
+    t = TRANSFORMS[choose_tile(spec)]
+    images, rows = _blocks(spec, t)
+    tiles = (images[0].stop - images[0].start) * (rows[0].stop - rows[0].start) * -(-spec.OW // t.m)
+    item = np.dtype(spec.dtype).itemsize
+    return t.alpha**2 * (spec.O * spec.C // spec.groups + spec.C * tiles) * item + 8 * _PRODUCT_BYTES
+
+
 BACKEND = Backend(
     name="winograd",
     device="cpu",
@@ -305,6 +310,9 @@ BACKEND = Backend(
     deterministic=True,
     nonfinite=False,  # one NaN/Inf spreads over its whole transform (tile or image)
     error_model="winograd",
+    probe=probe,
+    workspace_bytes=workspace_bytes,
+    limits=limits,
     auto_rank=40,
     description="Winograd F(2x2,3x3) / F(4x4,3x3), batched GEMMs over transform positions",
 )

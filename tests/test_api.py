@@ -146,9 +146,9 @@ def test_register_backend_rejects_bad_declarations(kwargs, error):
 
 @pytest.mark.parametrize("backend", backend_params())
 def test_a_call_too_big_for_memory_is_refused_up_front(backend):
-    x, w = np.ones((1, 1, 1, 1), np.float32), np.ones((4, 1, 1, 1), np.float32)
+    x, w = np.ones((1, 1, 1, 1), np.float32), np.ones((4, 1, 3, 3), np.float32)  # 3x3: within every limit
     with pytest.raises(harness.ResourceLimit, match=r"would need about \d+\.\d GiB .* available"):
-        harness.conv2d(x, w, padding=200_000, backend=backend)  # a 4 x 400001 x 400001 output
+        harness.conv2d(x, w, padding=200_000, backend=backend)  # a 4 x 399999 x 399999 output
 
 
 def test_auto_with_nan_data_keeps_torch_semantics():

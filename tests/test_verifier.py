@@ -1,5 +1,6 @@
 """The verifier passes correct backends and catches each common kind of wrong one."""
 
+import ast
 import numpy as np
 import pytest
 
@@ -198,3 +199,27 @@ def test_default_budget_reaches_every_possible_feature_pair():
     never = report[report.cases == 0].combination.tolist()
     assert not never, coverage_line(report)
     assert report[report["size"] == 1].cases.min() >= 10
+
+
+def test_random_cases_are_drawn_within_declared_limits():
+    def square_odd_only(op, spec):
+        return None if spec.KH == spec.KW and spec.KH % 2 else f"kernel {spec.KH}x{spec.KW}: square and odd only"
+
+    harness.register_backend("odd_squares", conv2d=torch_conv2d, limits=square_odd_only, replace=True)
+    try:
+        report = harness.verify("odd_squares", cases=60, seed=0, table=False)
+        kernels = {tuple(ast.literal_eval(w)[2:]) for w in report.w_shape}
+        assert len(report) == 60 and (report.status != "unsupported").all()
+        assert all(kh == kw and kh % 2 for kh, kw in kernels) and len(kernels) > 1
+        even = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 2, 2), np.float32)
+        with pytest.raises(harness.Unsupported, match="square and odd only"):  # a direct call: refused
+            harness.conv2d(*even, backend="odd_squares")
+        from harness.verifier import random_cases_within_limits
+
+        declared = harness.get_backend("odd_squares")
+        plain = harness.optable.op_info("conv2d").random_cases(declared.features["conv2d"], declared.dtypes,
+                                                               600, 0, nonfinite=True)
+        within = random_cases_within_limits(declared, "conv2d", 60, 0, nonfinite=True)
+        assert [repr(c) for c in within] == [repr(c) for c in plain if square_odd_only("conv2d", c.spec) is None][:60]
+    finally:
+        harness.unregister_backend("odd_squares")

@@ -32,16 +32,16 @@ def test_matches_torch(monkeypatch, case, dtype, tile):
     assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
 
 
-@pytest.mark.parametrize("block_tiles", [1, 7, 10**6])  # tile rows of one image / several images / all
-def test_image_row_and_channel_blocks(monkeypatch, block_tiles):
+@pytest.mark.parametrize("block_tiles, products", [(1, 1), (7, 2**10), (10**6, 2**30)])
+def test_image_row_and_channel_blocks(monkeypatch, block_tiles, products):
+    # tile rows of one image / several images / all at once; one, a few or all channels a job
     monkeypatch.setattr(winograd, "_BLOCK_TILES", block_tiles)
-    monkeypatch.setattr(winograd, "_U_BLOCK_BYTES", 2**11)  # several output-channel blocks
+    monkeypatch.setattr(winograd, "_PRODUCT_BYTES", products)
     case = ((3, 6, 21, 18), (12, 3, 3, 3), True, dict(groups=2, padding=1))
     x, w, b, kwargs = make(case, "float64")
     spec, _ = harness.conv2d_spec(x, w, b, **kwargs)
-    images, rows, channels = winograd._blocks(spec, winograd.TRANSFORMS[winograd.choose_tile(spec)], 8)
+    images, rows = winograd._blocks(spec, winograd.TRANSFORMS[winograd.choose_tile(spec)])
     assert len(images) * len(rows) > 1 or block_tiles == 10**6
-    assert len(channels) > 1
     assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
 
 
