@@ -197,9 +197,10 @@ class Conv2d(_Conv2dCase):
     def track_gflops(self, backend, layer, batch, dtype, threads):
         # setup's warm-up was the first call; then runs for 0.2 s, the fastest counts. A call
         # slower than that is timed once, as time_conv2d is under --quick: three runs of the
-        # slowest cases (fft takes 3-40 s on some) would add about a quarter to a full run.
+        # slowest cases (fft takes 3-40 s on some) would add about a quarter to a full run. No
+        # settling: each benchmark runs in its own process, where no other pool is spinning.
         measured = timing.time_call(self.case.fn, self.case.args, sync=self.case.sync, budget_s=0.2,
-                                    min_runs=1, warmup=0, first_call_s=self.first_call_s)
+                                    min_runs=1, warmup=0, settle_s=0.0, first_call_s=self.first_call_s)
         return self.flops / measured.min / 1e9
 
     track_gflops.unit = "GFLOP/s"

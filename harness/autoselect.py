@@ -141,13 +141,9 @@ def _winograd_features(spec, base) -> dict[str, float] | None:
 
 
 def _fft_features(spec) -> dict[str, float]:
-    from impls.fft import plan
+    from impls.fft import plan, stride1_spec
 
-    # the stride-1 problem fft solves after splitting stride phases into channels (impls.fft.polyphase)
-    (sh, sw), (dh, dw) = spec.stride, spec.dilation
-    kh, kw = -(-(dh * (spec.KH - 1) + 1) // sh), -(-(dw * (spec.KW - 1) + 1) // sw)
-    s1 = Conv2dSpec(spec.N, spec.C * sh * sw, spec.OH + kh - 1, spec.OW + kw - 1, spec.O, kh, kw,
-                    groups=spec.groups, dtype=spec.dtype)
+    s1 = stride1_spec(spec)  # after splitting stride phases into channels (impls.fft.polyphase)
     p = plan(s1)
     cols = max(spec.N, 1) * p.nth * p.ntw
     L = p.Lh * p.Lw

@@ -164,7 +164,7 @@ def _asv_file(path: Path, param_names: dict) -> pd.DataFrame:
             rows.append({"backend": p.get("backend", ""), "op": "conv2d", "suite": layer.split(".")[0],
                          "layer": layer, "batch": p.get("batch", math.nan), "dtype": p.get("dtype", ""),
                          "metric": ASV_METRICS[method], "value": math.nan if value is None else float(value),
-                         "source": f"asv:{machine}/{path.name}", "threads": math.nan, "kernel": "",
+                         "source": f"asv:{machine}/{path.name}", "threads": p.get("threads", math.nan), "kernel": "",
                          "impl": "", "reason": ""})
     return pd.DataFrame(rows, columns=list(LONG_COLUMNS))
 

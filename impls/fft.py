@@ -167,16 +167,13 @@ def polyphase(xp, w, spec):
     computed, and no product outside a kept output's window enters a transform, where its
     rounding would spread to kept outputs.
     """
-    from harness.conv_spec import Conv2dSpec
-
     (sh, sw), (dh, dw), G = spec.stride, spec.dilation, spec.groups
     eh, ew = _dilated_kernel_size(spec)
-    kh, kw = -(-eh // sh), -(-ew // sw)
+    s1 = stride1_spec(spec)
+    kh, kw, Hq, Wq = s1.KH, s1.KW, s1.H, s1.W
     wd = np.zeros((spec.O, spec.C // G, kh * sh, kw * sw), dtype=w.dtype)
     wd[:, :, :eh:dh, :ew:dw] = w
-    Hq, Wq = spec.OH + kh - 1, spec.OW + kw - 1
     if (sh, sw) == (1, 1):
-        s1 = Conv2dSpec(spec.N, spec.C, Hq, Wq, spec.O, kh, kw, groups=G, dtype=spec.dtype)
         return xp[:, :, :Hq, :Wq], wd, s1
     wq = wd.reshape(spec.O, -1, kh, sh, kw, sw).transpose(0, 1, 3, 5, 2, 4).reshape(spec.O, -1, kh, kw)
     xe = np.zeros((spec.N, spec.C, Hq * sh, Wq * sw), dtype=xp.dtype)
@@ -184,8 +181,36 @@ def polyphase(xp, w, spec):
     xe[:, :, :h, :w_] = xp[:, :, :h, :w_]
     xq = xe.reshape(spec.N, spec.C, Hq, sh, Wq, sw).transpose(0, 1, 3, 5, 2, 4)
     xq = xq.reshape(spec.N, spec.C * sh * sw, Hq, Wq)  # channel (c, rh, rw): groups stay contiguous
-    s1 = Conv2dSpec(spec.N, spec.C * sh * sw, Hq, Wq, spec.O, kh, kw, groups=G, dtype=spec.dtype)
     return xq, wq, s1
+
+
+def stride1_spec(spec):
+    """The stride-1, undilated, unpadded problem :func:`polyphase` turns ``spec`` into."""
+    from harness.conv_spec import Conv2dSpec
+
+    (sh, sw) = spec.stride
+    eh, ew = _dilated_kernel_size(spec)
+    kh, kw = -(-eh // sh), -(-ew // sw)
+    return Conv2dSpec(spec.N, spec.C * sh * sw, spec.OH + kh - 1, spec.OW + kw - 1, spec.O, kh, kw,
+                      groups=spec.groups, dtype=spec.dtype)
+
+
+def workspace_bytes(op, spec) -> int:
+    """Memory of a conv2d call beyond input and output: the weight spectrum (all of it, even when
+    it alone exceeds the budget), one chunk of tile spectra, the tiled output, the dilated
+    weights and, with stride, the phase-split input."""
+    if op != "conv2d" or 0 in spec.out_shape:
+        return 0
+    s1 = stride1_spec(spec)
+    p = plan(s1)
+    item = np.dtype(spec.dtype).itemsize
+    weights = s1.O * (s1.C // s1.groups) * p.n_freq * 2 * item
+    per_col = 2 * (s1.C + s1.O) * p.n_freq * 2 * item
+    cols = min(max(s1.N, 1) * p.nth * p.ntw, max(1, (budget_bytes() - weights) // per_col))
+    out = s1.N * p.nth * p.ntw * s1.O * p.Th * p.Tw * item
+    dilated = s1.O * (s1.C // s1.groups) * s1.KH * s1.KW * item
+    phases = s1.N * s1.C * s1.H * s1.W * item if spec.stride != (1, 1) else 0
+    return weights + cols * per_col + out + dilated + phases
 
 
 def _chunks(grid: tuple[int, int, int], step: int):
@@ -286,6 +311,7 @@ BACKEND = Backend(
     deterministic=True,
     nonfinite=False,  # one NaN/Inf spreads over its whole transform (tile or image)
     error_model="fft",
+    workspace_bytes=workspace_bytes,
     auto_rank=60,
     description="scipy.fft real transforms, overlap-save tiles, channels as batched complex GEMM",
 )

@@ -2,6 +2,8 @@
 
 import json
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,10 +27,18 @@ def test_time_call_statistics_and_compile_time():
         if len(calls) == 1:  # a "JIT compile" on the first call only
             sum(range(200_000))
 
-    t = timing.time_call(fn, (1,), budget_s=0.0, min_runs=4, warmup=1)
+    t = timing.time_call(fn, (1,), budget_s=0.0, min_runs=4, warmup=1, settle_s=0.0)
     assert t.runs == 4 and len(calls) == 1 + 1 + 4
     assert t.min <= t.median and t.iqr >= 0
     assert t.first_call > t.median and t.compile == pytest.approx(t.first_call - t.median)
+
+
+def test_warm_up_lasts_until_other_thread_pools_settle():
+    calls = []
+    t = timing.time_call(lambda: calls.append(time.perf_counter()), budget_s=0.0, min_runs=2, warmup=1,
+                         settle_s=0.05)
+    warm_up = calls[: len(calls) - t.runs]
+    assert len(warm_up) > 2 and warm_up[-1] - warm_up[0] >= 0.04
 
 
 def test_cold_cache_gives_fresh_buffers_and_sync_runs_every_call():
@@ -36,7 +46,7 @@ def test_cold_cache_gives_fresh_buffers_and_sync_runs_every_call():
     x = np.zeros(8)
     x.flags.writeable = False
     timing.time_call(lambda a: seen.append(a), (x,), sync=lambda: synced.append(1),
-                     budget_s=0.0, min_runs=3, cache="cold")
+                     budget_s=0.0, min_runs=3, cache="cold", settle_s=0.0)
     assert seen[0] is x and all(a is not x and not a.flags.writeable for a in seen[2:])
     assert len(synced) == len(seen)
     with pytest.raises(ValueError):

@@ -85,3 +85,17 @@ def test_verify_passes():
     report = harness.verify(BACKEND, cases=150, seed=0)
     failed = report[report["status"].isin(["failed", "error"])]
     assert failed.empty, failed[["message"]].to_string()
+
+
+def test_a_weight_spectrum_too_big_for_memory_is_refused_up_front():
+    # DeepLab's ASPP at output stride 8 (rate 24): a 49x49 dilated kernel on 2048 channels needs
+    # a weight spectrum far beyond the budget; the call is refused before anything is allocated
+    from impls import fft
+
+    spec = harness.Conv2dSpec.from_shapes((1, 2048, 65, 65), (256, 2048, 3, 3), padding=24, dilation=24)
+    assert fft.workspace_bytes("conv2d", spec) > 24 * 2**30
+    x, w = np.ones(spec.x_shape, np.float32), np.ones(spec.w_shape, np.float32)
+    with pytest.raises(harness.ResourceLimit, match="would need about"):
+        harness.conv2d(x, w, padding=24, dilation=24, backend="fft")
+    small = harness.Conv2dSpec.from_shapes((1, 64, 64, 64), (64, 64, 15, 15), padding=7)
+    assert 0 < fft.workspace_bytes("conv2d", small) <= 2 * fft.budget_bytes()
