@@ -18,6 +18,7 @@ torch and numba and records what it set.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import time
 from dataclasses import asdict, dataclass
@@ -143,6 +144,16 @@ def _fresh(args):
 
 
 # -- threads -----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def blas_pools():
+    """threadpoolctl's controller of this process's BLAS libraries, found once: numpy's, and
+    scipy's (which numba's ``np.dot`` calls; loaded first so that it is among them)."""
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
 def set_threads(n: int | None) -> tuple[dict, object]:
     """Set ``n`` threads in BLAS (threadpoolctl), torch and numba alike.
 

@@ -49,13 +49,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from harness.conv_spec import CONV2D_FEATURES
 from harness.padding import pad_input
 from harness.registry import OP_FEATURES, Backend
+from harness.timing import blas_pools
 
 from . import _fft_ops
 
@@ -290,15 +290,8 @@ def _correlate_columns(blocks, W, spec, p: Plan, workers: int) -> np.ndarray:
 
 def fft_workers() -> int:
     """Threads for the transforms: as many as BLAS has, so one setting governs the backend."""
-    libs = _blas_controller().select(user_api="blas").lib_controllers
+    libs = blas_pools().lib_controllers
     return max((lib.num_threads for lib in libs), default=1)
-
-
-@lru_cache(maxsize=1)
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
 
 
 BACKEND = Backend(

@@ -73,6 +73,7 @@ import numpy as np
 from harness.errors import Unsupported
 from harness.padding import pad_input
 from harness.registry import Backend
+from harness.timing import blas_pools
 
 from ._winograd_transforms import TRANSFORMS, WinogradTransform
 
@@ -185,17 +186,9 @@ def _channel_chunk(Og: int, bytes_per_channel: int) -> int:
     return max(1, min(Og, _CHUNK_CHANNELS, _PRODUCT_BYTES // bytes_per_channel))
 
 
-@lru_cache(maxsize=None)
-def _blas_threads():
-    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls: loaded before the look-up)
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController().select(user_api="blas")
-
-
 def _one_blas_thread():
     """BLAS limited to one thread for the duration: numba's threads run the GEMMs in parallel."""
-    return _blas_threads().limit(limits=1)
+    return blas_pools().limit(limits=1)
 
 
 @lru_cache(maxsize=None)
