@@ -25,8 +25,10 @@ Metrics:
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +41,7 @@ from .conv_spec import Conv2dSpec
 from .registry import get_backend
 from .transpose_spec import ConvTranspose2dSpec
 from .suites import Layer, expand_batches, layers
+from .results_io import write_atomic, write_csv
 from .timing import pinned_threads, time_call, time_once
 
 BASELINE = "torch"
@@ -327,3 +330,14 @@ def _geomean(values) -> float:
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     return float(np.exp(np.log(v).mean())) if v.size else math.nan
+
+
+def save(results: pd.DataFrame, out, settings: dict, started: float) -> None:
+    """``results`` as a CSV at ``out`` and, beside it (``.json``), the run's settings with the
+    rows, so a report quotes the settings of the run it shows. Both are written atomically."""
+    settings = {"command": sys.argv, **settings,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+                "wall_s": round(time.time() - started, 3)}
+    write_csv(results, out)
+    write_atomic(out.with_suffix(".json"),
+                 json.dumps({"settings": settings, "results": results.to_dict(orient="records")}, indent=1, default=str))

@@ -126,3 +126,15 @@ def test_blas_override_warning_names_the_variable(monkeypatch):
     monkeypatch.setattr(machine, "_native_blas", lambda: [])
     lines = machine.blas_warnings(blas=[])
     assert any(l.startswith("WARNING: OPENBLAS_L2_SIZE=123") for l in lines)
+
+
+def test_saved_results_carry_their_own_run_settings(tmp_path):
+    from harness.report_data import read_bench_settings
+
+    out = tmp_path / "bench.csv"
+    rows = pd.DataFrame({"backend": ["torch"], "layer": ["smoke.a"], "time_min": [0.5]})
+    bench.save(rows, out, {"suites": ["smoke"], "threads": 2}, started=time.time() - 1.0)
+    settings = read_bench_settings(out)
+    assert settings["suites"] == ["smoke"] and settings["threads"] == 2 and settings["wall_s"] >= 1.0
+    assert settings["command"] and json.loads(out.with_suffix(".json").read_text())["results"][0]["layer"] == "smoke.a"
+    assert pd.read_csv(out).time_min.tolist() == [0.5]

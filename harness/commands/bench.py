@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 from .. import bench, suites
 from ..machine import record
 from ..registry import backends, get_backend
-from ..results_io import RunHistory, write_atomic, write_csv
+from ..results_io import RunHistory
 
 
 def register(sub) -> None:
@@ -66,16 +65,11 @@ def run(args) -> int:
         print(f"\ninterrupted: the {len(history.rows)} finished row(s) are in {out} and {history.path}",
               file=sys.stderr)
         return 130
-    write_csv(results, out)
-    settings = {
-        "command": sys.argv, "suites": suite_names, "shape_files": args.shapes, "backends": names,
-        "batches": batches, "dtypes": dtypes, "threads": threads, "min_runs": args.repeat,
-        "budget_s": args.budget, "cache": "cold" if args.cold else "hot", "limit_s": args.limit,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "wall_s": round(time.time() - started, 3), "machine": machine,
-    }
-    write_atomic(out.with_suffix(".json"),
-                 json.dumps({"settings": settings, "results": results.to_dict(orient="records")}, indent=1, default=str))
+    bench.save(results, out, {
+        "suites": suite_names, "shape_files": args.shapes, "backends": names, "batches": batches,
+        "dtypes": dtypes, "threads": threads, "min_runs": args.repeat, "budget_s": args.budget,
+        "cache": "cold" if args.cold else "hot", "limit_s": args.limit, "machine": machine,
+    }, started)
     print(bench.table(results))
     print(f"\nresults: {out} (+ {out.with_suffix('.json').name}); threads {threads}; "
           f"ratio = torch time / backend time (> 1: faster than torch)")

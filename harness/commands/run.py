@@ -51,12 +51,18 @@ def run(args) -> int:
     print(summarize(verified).to_string(float_format=lambda v: f"{v:.3g}"), end="\n\n")
     if not args.no_bench:
         suites = [s for s in args.suite.split(",") if s]
-        cases = bench.plan(suites, batches=[int(b) for b in args.batch.split(",")])
+        batches = [int(b) for b in args.batch.split(",")]
+        cases = bench.plan(suites, batches=batches)
         threads = args.threads or machine["cpu"]["usable_cpus"]
         # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks
+        bench_started = time.time()
         results = bench.run(cases, names + ["auto"], threads=threads, budget_s=args.budget, limit_s=args.limit,
                             machine=machine, progress=sys.stderr.isatty())
-        write_csv(results, REPORTS / "bench.csv")
+        bench.save(results, REPORTS / "bench.csv", {
+            "suites": suites, "backends": names + ["auto"], "batches": batches, "dtypes": ["float32"],
+            "threads": threads, "min_runs": 3, "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
+            "machine": machine,
+        }, bench_started)
         print(bench.table(results), end="\n\n")
     out = write_report(REPORTS / "verify.csv", None if args.no_bench else REPORTS / "bench.csv", machine)
     print(f"report: open {out.with_name('report.html')} (self-contained, plots embedded); also {out}, "
