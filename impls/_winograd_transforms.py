@@ -1,4 +1,4 @@
-"""Winograd minimal-filtering matrices F(m, 3), and their 2-D forms as Kronecker products.
+"""Winograd minimal-filtering matrices F(m, 3).
 
 For a 1-D tile ``d`` of ``alpha = m + 2`` inputs and a 3-tap filter ``g``, the ``m`` outputs of
 the valid correlation are ``y = AT @ ((G @ g) * (BT @ d))``; in 2-D the transforms apply on both
@@ -14,15 +14,9 @@ from functools import lru_cache
 import numpy as np
 
 
-def _kron(mat: np.ndarray, dtype) -> np.ndarray:
-    """``kron(mat, mat)``: the 2-D transform ``mat X mat^T`` as one matrix on flattened ``X``."""
-    return _kron_cached(mat.tobytes(), mat.shape, np.dtype(dtype).name)
-
-
 @lru_cache(maxsize=None)
-def _kron_cached(raw: bytes, shape, dtype: str) -> np.ndarray:
-    mat = np.frombuffer(raw).reshape(shape)
-    out = np.kron(mat, mat).astype(dtype)
+def _cast(raw: bytes, shape, dtype: str) -> np.ndarray:
+    out = np.frombuffer(raw).reshape(shape).astype(dtype)
     out.flags.writeable = False
     return out
 
@@ -40,17 +34,10 @@ class WinogradTransform:
     def alpha(self) -> int:
         return self.m + 2
 
-    def kron_G(self, dtype) -> np.ndarray:
-        """(alpha**2, 9): row ``a*alpha + b`` maps a flattened 3x3 ``g`` to ``(G g G^T)[a, b]``."""
-        return _kron(self.G, dtype)
-
-    def kron_BT(self, dtype) -> np.ndarray:
-        """(alpha**2, alpha**2): flattened tile ``d`` -> flattened ``BT d B``."""
-        return _kron(self.BT, dtype)
-
-    def kron_AT(self, dtype) -> np.ndarray:
-        """(m**2, alpha**2): flattened products ``M`` -> flattened output tile ``AT M A``."""
-        return _kron(self.AT, dtype)
+    def in_dtype(self, name: str, dtype) -> np.ndarray:
+        """Matrix ``name`` ('AT', 'G' or 'BT') in ``dtype``, contiguous and read-only (cached)."""
+        mat = getattr(self, name)
+        return _cast(mat.tobytes(), mat.shape, np.dtype(dtype).name)
 
     @property
     def growth(self) -> float:

@@ -15,8 +15,8 @@ Algorithm
     * output transform ``Y = AT M A`` (+ bias), cropped at the edges, parallel over planes.
 
     The work goes in blocks of about :data:`_BLOCK_TILES` tiles (whole images at small sizes,
-    tile rows of one image at large ones), so the transformed input and the products of a block
-    stay in cache, and in blocks of output channels when the transformed weights are large.
+    tile rows of one image at large ones); within a block, each job multiplies and transforms
+    a chunk of output channels (:data:`_CHUNK_CHANNELS`), so its products stay in cache.
 
 Transformed weights
     ``U = G g G^T`` (``alpha**2 / 9`` times the weights: 1.8x / 4x their size) is cached by
@@ -76,6 +76,7 @@ from harness.registry import Backend
 from harness.timing import blas_pools
 
 from ._winograd_transforms import TRANSFORMS, WinogradTransform
+from .numba_cpu import probe  # the same need: numba importable
 
 #: Force the output tile size (2 or 4); None chooses per call (see module docstring).
 TILE: int | None = None
@@ -149,7 +150,7 @@ def conv2d(x, w, bias, spec):
         src, top, left = np.ascontiguousarray(pad_input(x, spec)), 0, 0
     U = transformed_weights(w, t).reshape(a2, G, Og, Cg)
     b = np.empty(0, spec.dtype) if bias is None else np.ascontiguousarray(bias)
-    BT, AT = _matrix(t.m, "BT", spec.dtype), _matrix(t.m, "AT", spec.dtype)
+    BT, AT = t.in_dtype("BT", spec.dtype), t.in_dtype("AT", spec.dtype)
     tw = -(-spec.OW // m)
     images, rows = _blocks(spec, t)
     with _one_blas_thread():
@@ -191,18 +192,10 @@ def _one_blas_thread():
     return blas_pools().limit(limits=1)
 
 
-@lru_cache(maxsize=None)
-def _matrix(m: int, name: str, dtype) -> np.ndarray:
-    """Matrix ``name`` ('AT', 'G' or 'BT') of F(m, 3) in ``dtype``, read-only."""
-    out = np.ascontiguousarray(getattr(TRANSFORMS[m], name), dtype=dtype)
-    out.flags.writeable = False
-    return out
-
-
 def transform_weights(w, t: WinogradTransform) -> np.ndarray:
     """``U = G g G^T`` for every filter of ``w`` (O, Cg, 3, 3): (alpha**2, O, Cg)."""
     U = np.empty((t.alpha**2,) + w.shape[:2], dtype=w.dtype)
-    kernels().weight_transform(np.ascontiguousarray(w), _matrix(t.m, "G", w.dtype), U)
+    kernels().weight_transform(np.ascontiguousarray(w), t.in_dtype("G", w.dtype), U)
     return U
 
 
@@ -244,10 +237,6 @@ class _WeightCache:
                     total -= self._entries.popitem(last=False)[1].nbytes
         return U
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
 
 WEIGHT_CACHE = _WeightCache()
 
@@ -260,14 +249,6 @@ def transformed_weights(w, t: WinogradTransform) -> np.ndarray:
 def limits(op, spec) -> str | None:
     """The calls this backend refuses beyond its features: anything but 3x3, stride 1, dilation 1."""
     return unsupported_reason(spec) if op == "conv2d" else None
-
-
-def probe():
-    try:
-        import numba  # noqa: F401
-    except ImportError as exc:
-        return f"numba is not installed ({exc})"
-    return None
 
 
 def workspace_bytes(op, spec) -> int:
