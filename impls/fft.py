@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -106,9 +107,14 @@ def plan(spec, budget: int | None = None) -> Plan:
     :data:`_GEMM_SPEEDUP`) among plans whose weights and one tile column fit ``budget``
     (default :func:`budget_bytes`); if none fits, the smallest.
     """
+    return _plan(spec, budget_bytes() if budget is None else budget)
+
+
+@lru_cache(maxsize=1024)
+def _plan(spec, budget: int) -> Plan:
+    """:func:`plan`, kept per (spec, budget): every call asks twice (workspace estimate, run)."""
     import scipy.fft
 
-    budget = budget_bytes() if budget is None else budget
     eh, ew = _dilated_kernel_size(spec)
     vh, vw = _valid_rows_needed(spec)
     csize = 2 * np.dtype(spec.dtype).itemsize
