@@ -19,7 +19,7 @@ compilation is never timed), ``Conv2dMemory`` (``peakmem_conv2d``) and ``Layer``
 Unavailable backends, unsupported features or ops, and cases over the limit are skipped
 by ``setup`` raising ``NotImplementedError`` with the reason (a limit that only a call finds,
 ``harness.Unsupported`` from the backend's op, skips the same way). Timing rules are
-:mod:`harness.timing`'s, shared with ``convbench bench``.
+:mod:`harness.support.timing`'s, shared with ``convbench bench``.
 
 Cost: asv runs every (benchmark, parameter combination) in a process of its own. This
 project's ``asv.conf.json`` sets ``launch_method`` to ``forkserver``: this module is imported
@@ -41,11 +41,12 @@ import select
 import signal
 import sys
 
-from harness import metrics, suites
-from harness.bench import op_spec, prepare
+from harness.ops.table import op_info
+from harness.bench import suites
+from harness.bench.runner import op_spec, prepare
 from harness.errors import Unsupported
-from harness.registry import backends, get_backend
-from harness import timing  # a module: asv would take a bare `time_call` for a benchmark
+from harness.backend.registry import backends, get_backend
+from harness.support import timing  # a module: asv would take a bare `time_call` for a benchmark
 
 
 def _env_list(name, default):
@@ -185,7 +186,7 @@ class Conv2d(_Conv2dCase):
             return  # asv re-runs setup between samples: the case is ready and warm already
         entry, spec = self._prepare(backend, layer, batch, dtype, threads)
         # FLOPs of the op the row names (a transposed conv's are not its Conv2dSpec fields')
-        self.flops = metrics.analyse_op(entry.op, op_spec(entry.op, spec))["flops_dense"]
+        self.flops = op_info(entry.op).counts(op_spec(entry.op, spec))["flops_dense"]
         # warm-up: JIT compilation is never timed (and a limit found only by calling skips here)
         self.first_call_s = timing.time_once(self.case.fn, self.case.args, self.case.sync)
         self.prepared_for = key
@@ -232,7 +233,7 @@ class Layer:
 
     def track_cpr(self, layer, batch):
         entry = LAYERS[layer]
-        counts = metrics.analyse_op(entry.op, op_spec(entry.op, entry.spec.with_(N=batch)))
+        counts = op_info(entry.op).counts(op_spec(entry.op, entry.spec.with_(N=batch)))
         return counts["macs"] / counts["params"]
 
     track_cpr.unit = "MACs/param"

@@ -3,7 +3,7 @@
 Run:  .venv/bin/python benchmarks/measure_numba.py [--threads 2] [--repeat 7] [--batch 1]
       [--suites resnet50,mobilenetv2_dw] [--dtype float32] [--ptx]
 
-Threads are pinned equally (``harness.timing.pinned_threads``: BLAS, torch and numba). Compilation is measured first and separately (``warmup()``); each
+Threads are pinned equally (``harness.support.timing.pinned_threads``: BLAS, torch and numba). Compilation is measured first and separately (``warmup()``); each
 figure is then the minimum over 2 rounds of ``--repeat`` consecutive timed calls of the backends'
 ``conv2d`` ops, each round after one untimed call (the machine is shared, so the minimum is the
 least disturbed run). Both ops take and return NumPy arrays. GFLOP/s counts 2 * MACs of the direct formula (padding taps included,
@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from harness.conv_spec import Conv2dSpec
-from harness.registry import get_backend
-from harness.timing import pinned_threads
+from harness.ops.conv_spec import Conv2dSpec
+from harness.backend.registry import get_backend
+from harness.support.timing import pinned_threads
 
 # (label, C, H, O, K, stride, padding) — square images; groups == C for the depthwise suite
 LAYERS = {
@@ -44,7 +44,7 @@ LAYERS = {
         ("res5.1x1.2048-512", 2048, 7, 512, 1, 1, 0),
         ("res5.1x1.512-2048", 512, 7, 2048, 1, 1, 0),
     ],
-    "mobilenetv2_dw": [  # every depthwise row of harness/suites/mobilenetv2.csv
+    "mobilenetv2_dw": [  # every depthwise row of harness/bench/suites/mobilenetv2.csv
         ("dw32.112", 32, 112, 32, 3, 1, 1),
         ("dw96.112s2", 96, 112, 96, 3, 2, 1),
         ("dw144.56", 144, 56, 144, 3, 1, 1),

@@ -5,7 +5,7 @@ Run:  .venv/bin/python benchmarks/measure_numpy_backends.py [--threads 2] [--rep
       .venv/bin/python benchmarks/measure_numpy_backends.py --accuracy   (errors, not speed)
 
 ``resnet50`` and ``vgg16`` are every 3x3 stride-1 layer and every 1x1 layer of those suites
-(``harness/suites``) at batch 1 and 8 — where the three compete; ``large_kernel`` is a fixed
+(``harness/bench/suites``) at batch 1 and 8 — where the three compete; ``large_kernel`` is a fixed
 set of 15x15 to 31x31 layers. ``--vs B`` adds each backend's speed-up over ``B`` per layer and
 geometric means per set. The pseudo-backend ``winograd:nocache`` is ``winograd`` with its
 transformed-weights cache off (the weights transformed in every call, as in training).
@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import harness
-from harness import suites
+from harness.bench import suites
 
 #: batch sizes of the suite-derived sets
 BATCHES = (1, 8)
@@ -109,7 +109,7 @@ def sgemm_rate(M: int, N: int, K: int, repeat: int) -> float:
 
 def accuracy(seeds: int = 5) -> None:
     """Max error in units of each backend's bound, and max |error| / max A, over seeded data."""
-    from harness import tolerance
+    from harness.ops import tolerance
     from impls import winograd
 
     torch = harness.get_backend("torch").ops["conv2d"]
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
         accuracy()
         return 0
 
-    from harness.timing import pinned_threads
+    from harness.support.timing import pinned_threads
 
     names = ["torch"] + [b for b in args.backends.split(",") if b]
     clock = time.process_time if args.clock == "cpu" else time.perf_counter

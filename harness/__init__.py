@@ -6,18 +6,18 @@
 (1, 2, 5, 5)
 """
 
-from .api import conv2d, run_op
-from .conv_family import conv2d_backward, conv_transpose2d, depthwise_separable_conv2d, spatially_separable_conv2d
-from .pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
+from harness.backend.dispatch import run_op
+from harness.api.conv import conv2d, conv2d_backward, conv_transpose2d, depthwise_separable_conv2d, spatially_separable_conv2d
+from harness.api.pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
                       global_max_pool2d, max_pool2d, max_pool2d_backward, spatial_pyramid_pool2d)
-from .pool_spec import AdaptivePool2dSpec, Pool2dSpec
-from .separable import DepthwiseSeparableSpec, SeparableFactors, SpatiallySeparableSpec, factor_spatially_separable
-from .transpose_spec import ConvTranspose2dSpec
-from .conv_spec import CONV2D_FEATURES, Conv2dSpec, conv2d_spec
-from .errors import BackendError, ResourceLimit, Unsupported
-from .padding import pad_input
-from .verifier import check_case, summarize, verify
-from .registry import Backend, backends, get_backend, register_backend, unregister_backend
+from harness.ops.pool_spec import AdaptivePool2dSpec, Pool2dSpec
+from harness.ops.separable import DepthwiseSeparableSpec, SeparableFactors, SpatiallySeparableSpec, factor_spatially_separable
+from harness.ops.transpose_spec import ConvTranspose2dSpec
+from harness.ops.conv_spec import CONV2D_FEATURES, Conv2dSpec, conv2d_spec
+from harness.errors import BackendError, ResourceLimit, Unsupported
+from harness.ops.padding import pad_input
+from harness.verify.verifier import check_case, summarize, verify
+from harness.backend.registry import Backend, backends, get_backend, register_backend, unregister_backend
 
 __all__ = [
     "AdaptivePool2dSpec",

@@ -3,61 +3,44 @@
 Two functions, one return type (:class:`Choice`):
 
 * :func:`estimate` predicts each candidate's time from operation counts of the call times
-  per-backend constants fitted on this machine (see :data:`DEFAULT_MODEL` and
+  per-backend constants fitted on this machine (each backend's ``CostModel`` and
   ``convbench calibrate``) and picks the smallest. Nothing runs; it costs microseconds, so
-  ``backend="auto"`` uses it on every call (``harness.api.resolve_backend``).
+  ``backend="auto"`` uses it on every call (``harness.api.resolve.resolve_backend``).
 * :func:`measure` runs every candidate on the call's shape (seeded random inputs), once per
   distinct spec, and caches the winner in memory and on disk
   (``~/.cache/convbench/autoselect-<key>.json``, or ``$CONVBENCH_CACHE_DIR``). The file is
-  keyed by the machine fingerprint (:func:`harness.machine.fingerprint`: CPU, BLAS kernel and
+  keyed by the machine fingerprint (:func:`harness.support.machine.fingerprint`: CPU, BLAS kernel and
   threads, environment overrides), the library versions and a hash of the backends' source,
   so it is never trusted on another machine, thread count or code version; deleting it only
   costs a re-measurement.
 
-Candidates are the available backends that support the call, except the ``naive`` reference
-and the torch baselines: ``include_torch=True`` adds those, so that "auto beats torch" is never
-torch beating itself.
+Candidates are the available backends whose role (``Backend.role``) is ``candidate`` and that
+support the call; ``include_torch=True`` adds the ``baseline`` backends, so that "auto beats
+torch" is never torch beating itself. The ``reference`` is never a candidate. A backend takes
+part through its own ``CostModel`` (plug-ins included); nothing here knows a backend by name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
 import platform
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .conv_spec import Conv2dSpec
-from .errors import Unsupported
-from .registry import backends
-
-#: Backends never chosen: the float64 reference (correct, and orders of magnitude slower).
-REFERENCE = frozenset({"naive"})
-#: The baselines ``auto`` is compared with; candidates only with ``include_torch=True``.
-BASELINES = frozenset({"torch", "torch_cuda"})
-
-#: Per-backend cost-model constants: seconds per unit of each feature of :func:`features`.
-#: Fitted by ``convbench calibrate --threads 1`` (non-negative least squares on relative
-#: error) from ``convbench bench --suite resnet50,vgg16,mobilenetv2,large_kernels --batch 1
-#: --threads 1`` on this project's machine (2-core AMD Zen 5 VM, OpenBLAS with the
-#: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE overrides of the environment, numpy 2.4, scipy, numba
-#: 0.68, torch 2.13 CPU), 2026-11-25: over those 72 layers the fit's median error is 1.13x
-#: (im2col) to 1.46x (fft), and its picks are the measured fastest on 66 and within 1.8% on
-#: geomean (in-sample). A feature missing below was fitted to 0. A calibration file written by
-#: ``convbench calibrate`` for this machine (``reports/autoselect-calibration.json``) replaces
-#: them; see :func:`model`.
-DEFAULT_MODEL: dict[str, dict[str, float]] = {
-    "fft": {"call": 0.000129, "cmacs": 3.41e-10, "fft": 4.78e-10, "groups": 3e-10, "outputs": 8.17e-10},
-    "im2col": {"cols": 3.25e-10, "groups": 3.86e-07, "macs": 2.25e-11, "thin_macs": 4.17e-11},
-    "numba_cpu": {"call": 7.86e-05, "inputs": 2.01e-10, "macs": 2.64e-11, "thin_macs": 4.06e-11},
-    "torch": {"call": 3.23e-05, "inputs": 1.58e-10, "macs": 1.98e-11, "outputs": 8.4e-11, "thin_macs": 2.38e-11},
-    "winograd": {"groups": 4.74e-08, "macs": 4.06e-11, "thin_macs": 1.08e-09, "transforms": 7.75e-11, "weights": 1.08e-10},
-}
+from harness.backend.dispatch import prepare
+from harness.backend.registry import backends, get_backend
+from harness.errors import Unsupported
+from harness.support.machine import fingerprint
+from harness.support.results_io import write_atomic
+from harness.support.timing import set_threads, time_call, time_once
 
 CALIBRATION_PATH = Path("reports/autoselect-calibration.json")
 
@@ -79,82 +62,23 @@ class Choice:
 
 # -- candidates --------------------------------------------------------------------------
 def candidates(op: str, spec, include_torch: bool = False) -> list[str]:
-    """Available backends that declare support for ``op`` on ``spec``, minus the excluded ones."""
-    skip = REFERENCE | (frozenset() if include_torch else BASELINES)
+    """Available backends that support ``op`` on ``spec``: every ``candidate``, and with
+    ``include_torch=True`` the ``baseline`` backends too (never the ``reference``)."""
+    roles = {"candidate", "baseline"} if include_torch else {"candidate"}
     return [b.name for b in backends()
-            if b.name not in skip and b.available and b.unsupported_reason(op, spec) is None]
+            if b.role in roles and b.available and b.unsupported_reason(op, spec) is None]
 
 
 # -- estimate ----------------------------------------------------------------------------
 def features(backend: str, op: str, spec) -> dict[str, float] | None:
-    """Operation counts that drive ``backend``'s time on ``op``; None when there is no model.
-
-    Every model has a per-call term (``call``) and counts of its main work, in elements or
-    multiply-adds; ``thin`` counts multiply-adds of groups with fewer than 8 output or input
-    channels (depthwise), which no GEMM or vector loop runs at full rate.
-    """
-    if op != "conv2d" or not isinstance(spec, Conv2dSpec):
-        return None
-    G = spec.groups
-    Og, Cg = spec.O // G, spec.C // G
-    outputs = spec.N * spec.O * spec.OH * spec.OW
-    macs = outputs * Cg * spec.KH * spec.KW
-    thin = Og < 8 or Cg < 8
-    base = {"call": 1.0, "macs": 0.0 if thin else macs, "thin_macs": macs if thin else 0.0}
-    if backend == "im2col":
-        plain = spec.KH == spec.KW == 1 and spec.stride == (1, 1) and not any(spec.padding)
-        cols = 0.0 if plain else spec.N * spec.C * spec.KH * spec.KW * spec.OH * spec.OW
-        return {**base, "groups": float(G), "cols": float(cols)}
-    if backend == "numba_cpu":
-        (sh, sw), (top, bottom, left, right) = spec.stride, spec.padding
-        padded = spec.N * spec.C * (spec.H + top + bottom) * (spec.W + left + right)
-        return {**base, "inputs": float(padded), "outputs": float(outputs)}
-    if backend in BASELINES - {"torch_cuda"}:
-        return {**base, "inputs": float(spec.N * spec.C * spec.H * spec.W), "outputs": float(outputs)}
-    if backend == "winograd":
-        return _winograd_features(spec, base)
-    if backend == "fft":
-        return _fft_features(spec)
-    return None
+    """Operation counts that drive ``backend``'s time on ``op`` (its ``CostModel``); None without one."""
+    cost = get_backend(backend).cost
+    return None if cost is None else cost.features(op, spec)
 
 
-def _winograd_features(spec, base) -> dict[str, float] | None:
-    from impls.winograd import choose_tile, unsupported_reason
-
-    if unsupported_reason(spec):
-        return None
-    m = choose_tile(spec)
-    a2 = (m + 2) ** 2
-    tiles = spec.N * -(-spec.OH // m) * -(-spec.OW // m)
-    G = spec.groups
-    Og, Cg = spec.O // G, spec.C // G
-    gemm = tiles * a2 * spec.O * Cg  # the element-wise stage: alpha**2 GEMMs per group
-    thin = Og < 8 or Cg < 8
-    return {
-        "call": 1.0,
-        "macs": 0.0 if thin else float(gemm),
-        "thin_macs": float(gemm) if thin else 0.0,
-        "transforms": float(tiles * a2 * (a2 * spec.C + m * m * spec.O)),
-        "weights": float(a2 * 9 * spec.O * Cg),
-        "groups": float(G * a2),
-    }
-
-
-def _fft_features(spec) -> dict[str, float]:
-    from impls.fft import plan, stride1_spec
-
-    s1 = stride1_spec(spec)  # after splitting stride phases into channels (impls.fft.polyphase)
-    p = plan(s1)
-    cols = max(spec.N, 1) * p.nth * p.ntw
-    L = p.Lh * p.Lw
-    Cg = s1.C // s1.groups
-    return {
-        "call": 1.0,
-        "fft": float((cols * (s1.C + s1.O) + s1.O * Cg) * L * math.log2(max(L, 2))),
-        "cmacs": float(cols * p.n_freq * s1.O * Cg),
-        "groups": float(s1.groups * p.n_freq),
-        "outputs": float(spec.N * spec.O * spec.OH * spec.OW),
-    }
+def default_constants() -> dict[str, dict[str, float]]:
+    """Each backend's shipped constants (``CostModel.defaults``), by backend name."""
+    return {b.name: dict(b.cost.defaults) for b in backends() if b.cost is not None and b.cost.defaults}
 
 
 def model() -> dict:
@@ -163,9 +87,10 @@ def model() -> dict:
     Returns ``{"source": str, "constants": {backend: {feature: seconds per unit}}}``.
     """
     saved = _calibration(str(CALIBRATION_PATH.resolve()), _mtime(CALIBRATION_PATH))
-    if saved is not None:
-        return saved
-    return {"source": "harness.autoselect.DEFAULT_MODEL", "constants": DEFAULT_MODEL}
+    defaults = default_constants()
+    if saved is not None:  # backends the calibration did not see keep their own constants
+        return {"source": saved["source"], "constants": {**defaults, **saved["constants"]}}
+    return {"source": "the backends' CostModel.defaults", "constants": defaults}
 
 
 def _mtime(path: Path) -> float:
@@ -182,11 +107,27 @@ def _calibration(path: str, mtime: float) -> dict | None:
         return None
     try:
         saved = json.loads(Path(path).read_text())
-        if saved.get("key") == cache_key(threads=False):
-            return {"source": f"{path} (calibrated {saved.get('calibrated_at')})", "constants": saved["constants"]}
-    except (OSError, ValueError, KeyError):
-        pass  # unreadable or foreign: the defaults apply
-    return None
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"ignoring unreadable calibration {path} ({exc}); the shipped constants apply", stacklevel=2)
+        return None
+    constants = saved.get("constants") if isinstance(saved, dict) else None
+    if not _valid_constants(constants):
+        warnings.warn(f"ignoring calibration {path}: not a convbench calibration (expected "
+                      "{'key': ..., 'constants': {backend: {feature: seconds}}}); run `convbench calibrate`",
+                      stacklevel=2)
+        return None
+    if saved.get("key") != cache_key(threads=False):
+        return None  # made on another machine or code version: the defaults apply
+    return {"source": f"{path} (calibrated {saved.get('calibrated_at')})", "constants": constants}
+
+
+def _valid_constants(constants) -> bool:
+    """``{backend: {feature: finite non-negative number}}``."""
+    return isinstance(constants, dict) and all(
+        isinstance(name, str) and isinstance(fitted, dict) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and v >= 0 for k, v in fitted.items())
+        for name, fitted in constants.items())
 
 
 def predict(backend: str, op: str, spec, constants: dict | None = None) -> float | None:
@@ -290,13 +231,10 @@ def measure(op: str, spec, include_torch: bool = False, budget_s: float = 0.05,
 
 
 def _time_candidates(op, spec, names, budget_s) -> dict[str, float]:
-    from .bench import prepare  # bench resolves 'auto' through this module
-    from .timing import time_call, time_once
-
     seconds = {}
     for name in names:
         try:
-            case = prepare(name, op, spec, seed=0, limit_s=None)
+            case = prepare(get_backend(name), op, spec, seed=0)
             time_once(case.fn, case.args, case.sync)  # compilation and first touch, never counted
         except Unsupported:  # a limit found only at run time (e.g. winograd's kernel size)
             continue
@@ -317,8 +255,6 @@ def cache_key(threads: bool = True) -> str:
     """A short hash of everything a cached choice depends on: machine, versions, backend code,
     and (``threads=True``) the thread counts in force; a calibration is kept across thread
     counts, since it ranks backends rather than predicting absolute times."""
-    from .machine import fingerprint
-
     try:  # scipy's own BLAS joins the fingerprint once numba or scipy loads it: load it first
         import scipy.linalg  # noqa: F401
     except ImportError:
@@ -347,19 +283,39 @@ def _versions() -> dict:
 
 def _threads() -> dict:
     """Thread counts in force for BLAS, numba and torch."""
-    from .timing import set_threads
-
     return set_threads(None)[0]
 
 
-@lru_cache(maxsize=1)
 def _code_hash() -> str:
-    import impls
+    """A hash of every registered backend's name, ops and implementation source files (plug-ins
+    included), so a choice is never trusted after a backend's code changed or it is gone."""
+    return _hash_sources(tuple((b.name, repr(sorted(b.ops)), tuple(sorted(_source_files(b)))) for b in backends()))
 
+
+@lru_cache(maxsize=8)
+def _hash_sources(declared: tuple) -> str:
     digest = hashlib.sha256()
-    for path in sorted(Path(impls.__path__[0]).glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
+    for name, ops, files in declared:
+        digest.update(f"{name}|{ops}".encode())
+        for path in files:
+            try:
+                digest.update(path.encode() + Path(path).read_bytes())
+            except OSError:
+                digest.update(path.encode())
     return digest.hexdigest()[:16]
+
+
+def _source_files(declared) -> set[str]:
+    """The files a backend's op implementations live in, and every sibling module of theirs."""
+    files = set()
+    for fn in declared.ops.values():
+        try:
+            path = inspect.getsourcefile(inspect.unwrap(fn))
+        except TypeError:  # a builtin or C callable: its module's file, if any
+            path = getattr(inspect.getmodule(fn), "__file__", None)
+        if path:
+            files.add(str(Path(path).resolve()))
+    return {str(p) for f in files for p in Path(f).parent.glob("*.py")}
 
 
 def cache_dir() -> Path:
@@ -368,17 +324,25 @@ def cache_dir() -> Path:
 
 
 def _read_disk(key: str) -> dict:
+    """The cached choices for ``key``; an unreadable or malformed file is ignored with one warning."""
     path = cache_dir() / f"autoselect-{key}.json"
     try:
         saved = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
-    return saved.get("entries", {}) if saved.get("key") == key else {}
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"ignoring unreadable auto cache {path} ({exc}); it will be rebuilt", stacklevel=2)
+        return {}
+    entries = saved.get("entries") if isinstance(saved, dict) else None
+    if not isinstance(entries, dict) or saved.get("key") != key:
+        warnings.warn(f"ignoring malformed auto cache {path}; it will be rebuilt", stacklevel=2)
+        return {}
+    known = {b.name for b in backends()}
+    return {spec_key: entry for spec_key, entry in entries.items()
+            if isinstance(entry, dict) and entry.get("backend") in known and isinstance(entry.get("seconds"), dict)}
 
 
 def _write_disk(key: str, spec_key: str, choice: Choice) -> None:
-    from .results_io import write_atomic
-
     entries = _read_disk(key)
     entries[spec_key] = {"backend": choice.backend, "seconds": choice.seconds}
     try:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.lowering import grad_bias_of, grad_input_by, grad_weight_by
-from harness.padding import pad_input
+from harness.ops.lowering import grad_bias_of, grad_input_by, grad_weight_by
+from harness.ops.padding import pad_input
 
 #: Smallest kernel area for which the direct FFT correlation is used. Below it, fft's own conv2d
 #: (tiled, channels as batched GEMM) on the lowering's swapped axes was faster: measured on this
@@ -57,7 +57,7 @@ def fft_grad_weight(x, grad_out, spec) -> np.ndarray:
 def conv2d_backward(x, w, grad_out, spec):
     """grad_input through the lowering on fft's conv2d; grad_weight by FFT correlation for large
     kernels (``KH*KW >= MIN_KERNEL_AREA``) with stride and dilation 1, else through the lowering."""
-    from harness.registry import get_backend
+    from harness.backend.registry import get_backend
 
     declared = get_backend("fft")
     if spec.N == 0:

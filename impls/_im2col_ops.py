@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.adjoint import pad_adjoint
-from harness.padding import pad_input
+from harness.ops.adjoint import pad_adjoint
+from harness.ops.padding import pad_input
 
 
 def _col2im(cols, out, channel0, KH, KW, stride, dilation, H, W):

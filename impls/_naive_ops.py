@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.adjoint import pad_adjoint
-from harness.padding import pad_input
-from harness.pool_spec import adaptive_windows, avg_divisors
+from harness.ops.adjoint import pad_adjoint
+from harness.ops.padding import pad_input
+from harness.ops.pool_spec import adaptive_windows, avg_divisors
 
 
 # -- transposed convolution ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.pool_spec import avg_divisors
+from harness.ops.pool_spec import avg_divisors
 
 
 @lru_cache(maxsize=None)

@@ -12,7 +12,7 @@ global loads are coalesced for stride 1), synchronises, and accumulates. Each of
 threads holds a 4 x 4 register tile whose rows and columns are spaced 16 apart, so a warp reads
 16 consecutive shared-memory words (no bank conflicts) and broadcasts the weights.
 
-The input arrives padded (the host applies every padding mode with ``harness.padding.pad_input``),
+The input arrives padded (the host applies every padding mode with ``harness.ops.padding.pad_input``),
 so the kernel handles stride, dilation, groups and bias, and bounds-checks only the tile edges.
 """
 

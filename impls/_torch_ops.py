@@ -1,4 +1,5 @@
-"""The ``torch`` backend's convolution family: ``torch.nn.functional`` ops and autograd.
+"""The ``torch`` backend's helpers (torch loaded once, tensors from read-only arrays, conv2d with
+any padding) and its convolution family: ``torch.nn.functional`` ops and autograd.
 
 Backward passes run torch's autograd through the forward op (so they are exactly what a torch
 training step computes), seeded with the given grad_out.
@@ -6,18 +7,59 @@ training step computes), seeded with the given grad_out.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+
+_TORCH_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+
+
+@lru_cache(maxsize=None)
+def load_torch():
+    """Import torch once, with the settings that make it a trustworthy reference."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    return torch
+
+
+def to_tensor(a, device="cpu"):
+    torch = load_torch()
+    if any(s < 0 for s in a.strides):  # torch.from_numpy refuses negative strides
+        a = a.copy()  # (ascontiguousarray keeps a negative stride on an axis of length 1)
+    if not a.flags.writeable:
+        # harness.conv2d hands backends read-only views; torch only reads them, but
+        # from_numpy insists on a writable array, so take a writable view where numpy allows.
+        a = a.view()
+        try:
+            a.flags.writeable = True
+        except ValueError:  # the caller's own array is read-only
+            a = a.copy()
+    return torch.from_numpy(a).to(device)
+
+
+def conv2d_tensor(xt, wt, bt, spec):
+    """F.conv2d on tensors with the spec's padding (any mode, any split)."""
+    torch = load_torch()
+    F = torch.nn.functional
+    top, bottom, left, right = spec.padding
+    if spec.padding_mode == "zeros" and top == bottom and left == right:
+        padding = (top, left)
+    else:
+        xt = F.pad(xt, (left, right, top, bottom), mode=_TORCH_PAD_MODES[spec.padding_mode])
+        padding = 0
+    return F.conv2d(xt, wt, bt, spec.stride, padding, spec.dilation, spec.groups)
+
 
 
 def _torch():
-    from .torch import load_torch
-
     return load_torch()
 
 
 def _tensor(a, device):
-    from .torch import to_tensor
-
     return None if a is None else to_tensor(a, device)
 
 
@@ -58,8 +100,6 @@ def family_on(device: str) -> dict:
         return _numpy(y), (_numpy(index) if spec.return_indices else None)
 
     def conv2d_backward(x, w, grad_out, spec):
-        from .torch import conv2d_tensor
-
         torch = _torch()
         if spec.N == 0:  # F.pad's non-constant modes refuse an empty batch; every gradient is zero
             zeros = lambda shape: np.zeros(shape, dtype=spec.dtype)  # noqa: E731

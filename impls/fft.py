@@ -1,7 +1,7 @@
 """``fft``: convolution by real FFTs (``scipy.fft``), channels contracted in the frequency domain.
 
 Algorithm
-    Pad once (``harness.padding.pad_input``, every padding mode); dilate the kernel by inserting
+    Pad once (``harness.ops.padding.pad_input``, every padding mode); dilate the kernel by inserting
     zeros (``eKH = dh*(KH-1)+1``); take the stride by subsampling input and kernel into
     ``sh*sw`` phases that become extra channels (:func:`polyphase`: no dropped output is ever
     computed). What is left is a stride-1 valid cross-correlation, computed as
@@ -34,7 +34,7 @@ Where it wins
 Accuracy
     FFT rounding is global: every output carries an error of about ``u * log2(L) * ||x|| ||w||``
     over the window it depends on, not relative to that output. The ``fft`` error model
-    (``harness.tolerance.fft_bound``) bounds it by ``A``'s maximum over each image and output
+    (``harness.ops.tolerance.fft_bound``) bounds it by ``A``'s maximum over each image and output
     channel times ``u * (K_SIGMA*sqrt(C/groups) + 2 + 4*log2(padded area))``. Measured (max
     error in units of that bound, float32 / float64; C=O=16, 32x32 images, batch 2, 'same'
     padding, 5 seeds; ``benchmarks/measure_numpy_backends.py --accuracy``): 3x3 0.030 / 0.032,
@@ -53,10 +53,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.conv_spec import CONV2D_FEATURES
-from harness.padding import pad_input
-from harness.registry import OP_FEATURES, Backend
-from harness.timing import blas_pools
+from harness.ops.conv_spec import CONV2D_FEATURES
+from harness.ops.padding import pad_input
+from harness.backend.registry import OP_FEATURES, Backend, CostModel
+from harness.support.timing import blas_pools
 
 from . import _fft_ops
 
@@ -192,7 +192,7 @@ def polyphase(xp, w, spec):
 
 def stride1_spec(spec):
     """The stride-1, undilated, unpadded problem :func:`polyphase` turns ``spec`` into."""
-    from harness.conv_spec import Conv2dSpec
+    from harness.ops.conv_spec import Conv2dSpec
 
     (sh, sw) = spec.stride
     eh, ew = _dilated_kernel_size(spec)
@@ -300,6 +300,28 @@ def fft_workers() -> int:
     return max((lib.num_threads for lib in libs), default=1)
 
 
+def cost_features(op, spec) -> dict[str, float] | None:
+    """Work for ``auto``: transform sizes (after splitting stride phases into channels, see
+    :func:`polyphase`), the frequency-domain complex multiply-adds, and the outputs."""
+    if op != "conv2d":
+        return None
+    s1 = stride1_spec(spec)
+    p = plan(s1)
+    cols = max(spec.N, 1) * p.nth * p.ntw
+    L = p.Lh * p.Lw
+    Cg = s1.C // s1.groups
+    return {
+        "call": 1.0,
+        "fft": float((cols * (s1.C + s1.O) + s1.O * Cg) * L * math.log2(max(L, 2))),
+        "cmacs": float(cols * p.n_freq * s1.O * Cg),
+        "groups": float(s1.groups * p.n_freq),
+        "outputs": float(spec.N * spec.O * spec.OH * spec.OW),
+    }
+
+
+COST = CostModel(cost_features, {"call": 0.000129, "cmacs": 3.41e-10, "fft": 4.78e-10, "groups": 3e-10,
+                                 "outputs": 8.17e-10}, source="convbench calibrate --threads 1 (non-negative least squares on relative error) from convbench bench --suite resnet50,vgg16,mobilenetv2,large_kernels --batch 1 --threads 1 on the project machine (2-core AMD Zen 5 VM, OpenBLAS with the OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides, numpy 2.4, numba 0.68, torch 2.13 CPU), 2026-11-25: median fit error 1.13x (im2col) to 1.46x (fft)")
+
 BACKEND = Backend(
     name="fft",
     device="cpu",
@@ -312,5 +334,6 @@ BACKEND = Backend(
     error_model="fft",
     workspace_bytes=workspace_bytes,
     auto_rank=60,
+    cost=COST,
     description="scipy.fft real transforms, overlap-save tiles, channels as batched complex GEMM",
 )

@@ -1,7 +1,7 @@
 """``im2col``: lower the convolution to one GEMM per group on a strided view of the input.
 
 Algorithm
-    Pad once (``harness.padding.pad_input``, every padding mode), then gather the input taps
+    Pad once (``harness.ops.padding.pad_input``, every padding mode), then gather the input taps
     each output needs into a column buffer ``cols[n, g, (c, p, q), (i, j)] =
     xp[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw]`` — one strided slice copy per kernel tap — and
     multiply: ``y[n, g] = w[g] (Og x Cg*KH*KW) @ cols[n, g] (Cg*KH*KW x OH*OW)``, all groups and
@@ -42,9 +42,10 @@ import os
 
 import numpy as np
 
-from harness.conv_spec import CONV2D_FEATURES
-from harness.padding import pad_input
-from harness.registry import OP_FEATURES, Backend
+from harness.ops.conv_spec import CONV2D_FEATURES
+from harness.ops.padding import pad_input
+from harness.backend.registry import OP_FEATURES, Backend, CostModel
+from harness.ops.metrics import conv2d_work
 
 from . import _im2col_ops
 
@@ -153,6 +154,18 @@ def _gather(xp, spec, i0: int, i1: int, images_inner: bool) -> np.ndarray:
     return cols
 
 
+def cost_features(op, spec) -> dict[str, float] | None:
+    """Work for ``auto``: the GEMMs' multiply-adds, the gathered columns, one GEMM per group."""
+    if op != "conv2d":
+        return None
+    plain = spec.KH == spec.KW == 1 and spec.stride == (1, 1) and not any(spec.padding)
+    cols = 0.0 if plain else spec.N * spec.C * spec.KH * spec.KW * spec.OH * spec.OW
+    return {**conv2d_work(spec), "groups": float(spec.groups), "cols": float(cols)}
+
+
+COST = CostModel(cost_features, {"cols": 3.25e-10, "groups": 3.86e-07, "macs": 2.25e-11, "thin_macs": 4.17e-11},
+                 source="convbench calibrate --threads 1 (non-negative least squares on relative error) from convbench bench --suite resnet50,vgg16,mobilenetv2,large_kernels --batch 1 --threads 1 on the project machine (2-core AMD Zen 5 VM, OpenBLAS with the OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides, numpy 2.4, numba 0.68, torch 2.13 CPU), 2026-11-25: median fit error 1.13x (im2col) to 1.46x (fft)")
+
 BACKEND = Backend(
     name="im2col",
     device="cpu",
@@ -164,5 +177,6 @@ BACKEND = Backend(
     exact=True,
     deterministic=True,
     auto_rank=20,
+    cost=COST,
     description="gather taps into columns (strided slices), one BLAS GEMM per group",
 )

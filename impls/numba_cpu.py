@@ -23,8 +23,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.conv_spec import CONV2D_FEATURES
-from harness.registry import OP_FEATURES, Backend
+from harness.ops.conv_spec import CONV2D_FEATURES
+from harness.backend.registry import OP_FEATURES, Backend, CostModel
+from harness.ops.metrics import conv2d_work
 
 from . import _numba_cpu_pool
 
@@ -110,7 +111,7 @@ def warmup() -> float:
     Each dtype runs a dense, a grouped and a depthwise convolution, so all four kernels (the
     phase split included) get compiled.
     """
-    from harness.conv_spec import Conv2dSpec
+    from harness.ops.conv_spec import Conv2dSpec
 
     start = time.perf_counter()
     for dtype in ("float32", "float64"):
@@ -177,6 +178,18 @@ def _tile(length, spec, n_blocks, vec):
     return int(min(tile, -(-length // vec) * vec))
 
 
+def cost_features(op, spec) -> dict[str, float] | None:
+    """Work for ``auto``: multiply-adds, the padded input it reads, the outputs it writes."""
+    if op != "conv2d":
+        return None
+    top, bottom, left, right = spec.padding
+    padded = spec.N * spec.C * (spec.H + top + bottom) * (spec.W + left + right)
+    return {**conv2d_work(spec), "inputs": float(padded), "outputs": float(spec.N * spec.O * spec.OH * spec.OW)}
+
+
+COST = CostModel(cost_features, {"call": 7.86e-05, "inputs": 2.01e-10, "macs": 2.64e-11, "thin_macs": 4.06e-11},
+                 source="convbench calibrate --threads 1 (non-negative least squares on relative error) from convbench bench --suite resnet50,vgg16,mobilenetv2,large_kernels --batch 1 --threads 1 on the project machine (2-core AMD Zen 5 VM, OpenBLAS with the OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides, numpy 2.4, numba 0.68, torch 2.13 CPU), 2026-11-25: median fit error 1.13x (im2col) to 1.46x (fft)")
+
 BACKEND = Backend(
     name="numba_cpu",
     device="cpu",
@@ -191,6 +204,7 @@ BACKEND = Backend(
     deterministic=True,
     probe=probe,
     auto_rank=40,
+    cost=COST,
     description="Numba njit(parallel) direct convolution: phase-split offset GEMM, "
     "4x4 register blocking, dedicated depthwise kernel",
 )

@@ -2,7 +2,7 @@
 
 The kernel is in ``impls/_numba_cuda_kernels.py`` (shared-memory tiles of the input patch and the
 weights, one thread block per 64-channel x 64-pixel output tile, 4 x 4 outputs per thread). The
-host pads the input (every padding mode, ``harness.padding.pad_input``) and uploads it.
+host pads the input (every padding mode, ``harness.ops.padding.pad_input``) and uploads it.
 
 Two ways in:
 
@@ -22,9 +22,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.conv_spec import CONV2D_FEATURES
-from harness.padding import pad_input
-from harness.registry import Backend
+from harness.ops.conv_spec import CONV2D_FEATURES
+from harness.ops.padding import pad_input
+from harness.backend.registry import Backend
 
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 

@@ -5,28 +5,12 @@ Non-zero padding modes and asymmetric padding go through ``F.pad`` first, exactl
 made deterministic, so fp32 results are real fp32 (see ``impls/torch_cuda.py``).
 """
 
-from functools import lru_cache
-
 import numpy as np
 
-from harness.registry import OP_FEATURES, Backend
+from harness.backend.registry import OP_FEATURES, Backend, CostModel
+from harness.ops.metrics import conv2d_work
 
-from ._torch_ops import family_on
-
-_TORCH_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
-
-
-@lru_cache(maxsize=None)
-def load_torch():
-    """Import torch once, with the settings that make it a trustworthy reference."""
-    import torch
-
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-    return torch
-
+from ._torch_ops import conv2d_tensor, family_on, load_torch, to_tensor
 
 def probe():
     try:
@@ -34,34 +18,6 @@ def probe():
     except ImportError as exc:
         return f"torch is not installed ({exc})"
     return None
-
-
-def to_tensor(a, device="cpu"):
-    torch = load_torch()
-    if any(s < 0 for s in a.strides):  # torch.from_numpy refuses negative strides
-        a = a.copy()  # (ascontiguousarray keeps a negative stride on an axis of length 1)
-    if not a.flags.writeable:
-        # harness.conv2d hands backends read-only views; torch only reads them, but
-        # from_numpy insists on a writable array, so take a writable view where numpy allows.
-        a = a.view()
-        try:
-            a.flags.writeable = True
-        except ValueError:  # the caller's own array is read-only
-            a = a.copy()
-    return torch.from_numpy(a).to(device)
-
-
-def conv2d_tensor(xt, wt, bt, spec):
-    """F.conv2d on tensors with the spec's padding (any mode, any split)."""
-    torch = load_torch()
-    F = torch.nn.functional
-    top, bottom, left, right = spec.padding
-    if spec.padding_mode == "zeros" and top == bottom and left == right:
-        padding = (top, left)
-    else:
-        xt = F.pad(xt, (left, right, top, bottom), mode=_TORCH_PAD_MODES[spec.padding_mode])
-        padding = 0
-    return F.conv2d(xt, wt, bt, spec.stride, padding, spec.dilation, spec.groups)
 
 
 def conv2d_on(device):
@@ -75,6 +31,17 @@ def conv2d_on(device):
     return conv2d
 
 
+def cost_features(op, spec) -> dict[str, float] | None:
+    """Work for ``auto`` (with baselines included): multiply-adds, inputs read, outputs written."""
+    if op != "conv2d":
+        return None
+    return {**conv2d_work(spec), "inputs": float(spec.N * spec.C * spec.H * spec.W),
+            "outputs": float(spec.N * spec.O * spec.OH * spec.OW)}
+
+
+COST = CostModel(cost_features, {"call": 3.23e-05, "inputs": 1.58e-10, "macs": 1.98e-11, "outputs": 8.4e-11,
+                                 "thin_macs": 2.38e-11}, source="convbench calibrate --threads 1 (non-negative least squares on relative error) from convbench bench --suite resnet50,vgg16,mobilenetv2,large_kernels --batch 1 --threads 1 on the project machine (2-core AMD Zen 5 VM, OpenBLAS with the OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides, numpy 2.4, numba 0.68, torch 2.13 CPU), 2026-11-25: median fit error 1.13x (im2col) to 1.46x (fft)")
+
 BACKEND = Backend(
     name="torch",
     device="cpu",
@@ -86,5 +53,7 @@ BACKEND = Backend(
     deterministic=False,
     probe=probe,
     auto_rank=10,
+    role="baseline",
+    cost=COST,
     description="torch.nn.functional on the CPU (oneDNN); reference and baseline",
 )

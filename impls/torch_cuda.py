@@ -1,7 +1,7 @@
 """``torch_cuda``: torch's cuDNN convolution with TF32 off — the GPU baseline for ``numba_cuda``."""
 
-from harness.conv_spec import CONV2D_FEATURES
-from harness.registry import Backend
+from harness.ops.conv_spec import CONV2D_FEATURES
+from harness.backend.registry import Backend
 
 from .torch import conv2d_on, load_torch
 
@@ -31,5 +31,6 @@ BACKEND = Backend(
     probe=probe,
     sync=sync,
     auto_rank=5,
+    role="baseline",
     description="torch.nn.functional on CUDA (cuDNN, TF32 off, deterministic)",
 )

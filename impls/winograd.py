@@ -54,7 +54,7 @@ Accuracy
     Rounding in the transforms is amplified by the matrices' entries: with every entry replaced
     by its absolute value, the magnitudes summed into one output are ``growth`` times those of
     the direct formula — 7.1 for F(2x2), 256 for F(4x4) (``WinogradTransform.growth``). The
-    ``winograd`` error model (``harness.tolerance.winograd_bound``) is the direct bound times
+    ``winograd`` error model (``harness.ops.tolerance.winograd_bound``) is the direct bound times
     that growth, with ``A`` taken as its maximum over the outputs that share input tiles.
     Measured (C=O=16, 32x32 images, batch 2, 5 seeds; ``benchmarks/measure_numpy_backends.py
     --accuracy``): F(2x2) reaches 0.008 units of its bound in float32 and float64, F(4x4)
@@ -71,9 +71,10 @@ from functools import lru_cache
 import numpy as np
 
 from harness.errors import Unsupported
-from harness.padding import pad_input
-from harness.registry import Backend
-from harness.timing import blas_pools
+from harness.ops.padding import pad_input
+from harness.backend.registry import Backend, CostModel
+from harness.ops.tolerance import ErrorModel, direct_bound, register_error_model
+from harness.support.timing import blas_pools
 
 from ._winograd_transforms import TRANSFORMS, WinogradTransform
 from .numba_cpu import probe  # the same need: numba importable
@@ -165,14 +166,18 @@ def conv2d(x, w, bias, spec):
     return y
 
 
-def _blocks(spec, t: WinogradTransform):
-    """Image slices and tile-row slices to work through: blocks of about :data:`_BLOCK_TILES` tiles
-    (whole images when they are smaller, else rows of one image), the GEMMs' width."""
+def _block_steps(spec, t: WinogradTransform) -> tuple[int, int, int, int]:
+    """(images per block, tile rows per block, tile rows, tile columns): blocks of about
+    :data:`_BLOCK_TILES` tiles (whole images when they are smaller, else rows of one image)."""
     th, tw = -(-spec.OH // t.m), -(-spec.OW // t.m)
     if th * tw >= _BLOCK_TILES:
-        nstep, rstep = 1, -(-_BLOCK_TILES // tw)
-    else:
-        nstep, rstep = -(-_BLOCK_TILES // (th * tw)), th
+        return 1, -(-_BLOCK_TILES // tw), th, tw
+    return -(-_BLOCK_TILES // (th * tw)), th, th, tw
+
+
+def _blocks(spec, t: WinogradTransform):
+    """Image slices and tile-row slices to work through (see :func:`_block_steps`), the GEMMs' width."""
+    nstep, rstep, th, tw = _block_steps(spec, t)
     return ([slice(n, min(n + nstep, spec.N)) for n in range(0, spec.N, nstep)],
             [slice(r, min(r + rstep, th)) for r in range(0, th, rstep)])
 
@@ -256,11 +261,58 @@ def workspace_bytes(op, spec) -> int:
     if op != "conv2d" or unsupported_reason(spec) or 0 in spec.out_shape:
         return 0
     t = TRANSFORMS[choose_tile(spec)]
-    images, rows = _blocks(spec, t)
-    tiles = (images[0].stop - images[0].start) * (rows[0].stop - rows[0].start) * -(-spec.OW // t.m)
+    nstep, rstep, th, tw = _block_steps(spec, t)  # sizes only: no list of blocks for a huge call
+    tiles = min(nstep, spec.N) * min(rstep, th) * tw
     item = np.dtype(spec.dtype).itemsize
     return t.alpha**2 * (spec.O * spec.C // spec.groups + spec.C * tiles) * item + 8 * _PRODUCT_BYTES
 
+
+def winograd_bound(spec, A: np.ndarray) -> np.ndarray:
+    """Bound for Winograd F(m x m, 3x3): the direct bound, amplified by the transforms.
+
+    The tile size ``m`` is the one :func:`choose_tile` picks for ``spec``. The transforms mix
+    every input of an ``(m+2) x (m+2)`` tile with every tap, with coefficients whose absolute
+    sums make the magnitudes behind one output ``growth`` times larger than direct summation's
+    (7.1 for F(2x2), 256 for F(4x4); ``WinogradTransform.growth``); those products belong to
+    outputs at most ``m + 1`` away, so ``A`` is taken as its maximum over that neighbourhood.
+    """
+    from scipy.ndimage import maximum_filter
+
+    t = TRANSFORMS[choose_tile(spec)]
+    reach = 2 * t.m + 3
+    size = (1,) * (A.ndim - 2) + (reach, reach)  # over (H, W) only, batched or not
+    A_near = maximum_filter(A, size=size, mode="constant", cval=0.0) if A.size else A
+    return t.growth * direct_bound(spec, A_near)
+
+
+#: Registered by name, so a plug-in with the same arithmetic can declare ``error_model="winograd"``.
+ERROR_MODEL = register_error_model(ErrorModel("winograd", winograd_bound))
+
+
+def cost_features(op, spec) -> dict[str, float] | None:
+    """Work for ``auto``: the element-wise stage's GEMMs (alpha**2 per group), the transforms,
+    the weight transform and the per-group GEMM calls; None outside Winograd's limits."""
+    if op != "conv2d" or unsupported_reason(spec):
+        return None
+    m = choose_tile(spec)
+    a2 = (m + 2) ** 2
+    tiles = spec.N * -(-spec.OH // m) * -(-spec.OW // m)
+    G = spec.groups
+    Og, Cg = spec.O // G, spec.C // G
+    gemm = tiles * a2 * spec.O * Cg
+    thin = Og < 8 or Cg < 8
+    return {
+        "call": 1.0,
+        "macs": 0.0 if thin else float(gemm),
+        "thin_macs": float(gemm) if thin else 0.0,
+        "transforms": float(tiles * a2 * (a2 * spec.C + m * m * spec.O)),
+        "weights": float(a2 * 9 * spec.O * Cg),
+        "groups": float(G * a2),
+    }
+
+
+COST = CostModel(cost_features, {"groups": 4.74e-08, "macs": 4.06e-11, "thin_macs": 1.08e-09,
+                                 "transforms": 7.75e-11, "weights": 1.08e-10}, source="convbench calibrate --threads 1 (non-negative least squares on relative error) from convbench bench --suite resnet50,vgg16,mobilenetv2,large_kernels --batch 1 --threads 1 on the project machine (2-core AMD Zen 5 VM, OpenBLAS with the OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides, numpy 2.4, numba 0.68, torch 2.13 CPU), 2026-11-25: median fit error 1.13x (im2col) to 1.46x (fft)")
 
 BACKEND = Backend(
     name="winograd",
@@ -283,10 +335,11 @@ BACKEND = Backend(
     exact=False,
     deterministic=True,
     nonfinite=False,  # one NaN/Inf spreads over its whole transform (tile or image)
-    error_model="winograd",
+    error_model=ERROR_MODEL,
     probe=probe,
     workspace_bytes=workspace_bytes,
     limits=limits,
     auto_rank=40,
+    cost=COST,
     description="Winograd F(2x2,3x3) / F(4x4,3x3), batched GEMMs over transform positions",
 )

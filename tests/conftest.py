@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import harness
-from harness.conv_spec import conv2d_spec
-from harness.tolerance import compare, error_bound, magnitude
+from harness.ops.conv_spec import conv2d_spec
+from harness.ops.tolerance import compare, error_bound, magnitude
 from impls.torch import conv2d_on
 
 _torch_cpu = conv2d_on("cpu")

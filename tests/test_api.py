@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import harness
-from harness.cases import table_cases
-from harness.verifier import check_case
+from harness.ops.cases.conv2d import table_cases
+from harness.verify.verifier import check_case
 
 from conftest import assert_close, backend_params
 

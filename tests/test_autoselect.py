@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import harness
-from harness import autoselect, bench
-from harness.api import resolve_backend
-from harness.conv_spec import Conv2dSpec
+from harness import autoselect
+from harness.bench import runner as bench
+from harness.api.resolve import resolve_backend
+from harness.ops.conv_spec import Conv2dSpec
 
 SMALL = Conv2dSpec.from_shapes((1, 2, 6, 6), (3, 2, 3, 3), padding=1)
 
@@ -47,7 +48,7 @@ def test_estimate_models_the_kernel_size_limits_and_the_big_kernel_advantage():
 
 
 def test_estimate_is_none_without_a_model_and_auto_falls_back_to_rank(monkeypatch):
-    monkeypatch.setattr(autoselect, "DEFAULT_MODEL", {})
+    monkeypatch.setattr(autoselect, "default_constants", lambda: {})
     assert autoselect.estimate("conv2d", SMALL) is None
     ranked = min((b for b in harness.backends() if b.available and b.unsupported_reason("conv2d", SMALL) is None),
                  key=lambda b: (b.auto_rank, b.name))
@@ -97,10 +98,10 @@ def test_measure_never_trusts_a_cache_from_another_machine(monkeypatch):
     path.write_text(json.dumps({"key": "another-machine", "entries": {spec_key: {"backend": "fft", "seconds": {}}}}))
     choice = autoselect.measure("conv2d", SMALL, budget_s=0.001)
     assert choice.backend == "im2col" and not choice.cached
-    import harness.machine
+    import harness.support.machine
 
-    real = harness.machine.fingerprint
-    monkeypatch.setattr(harness.machine, "fingerprint", lambda: {**real(), "cpu": "some other CPU"})
+    real = harness.support.machine.fingerprint
+    monkeypatch.setattr(harness.support.machine, "fingerprint", lambda: {**real(), "cpu": "some other CPU"})
     assert autoselect.cache_key() != key
 
 
@@ -122,7 +123,8 @@ def test_a_calibration_file_applies_only_on_the_machine_that_wrote_it(tmp_path, 
     monkeypatch.setattr(autoselect, "CALIBRATION_PATH", path)
     only_fft = {"fft": {"call": 1e-6}}
     path.write_text(json.dumps({"key": "another machine", "constants": only_fft}))
-    assert autoselect.model()["constants"] is autoselect.DEFAULT_MODEL
+    assert autoselect.model()["constants"] == autoselect.default_constants()
     path.write_text(json.dumps({"key": autoselect.cache_key(threads=False), "constants": only_fft}))
-    assert autoselect.model()["constants"] == only_fft
+    assert autoselect.model()["constants"]["fft"] == only_fft["fft"]  # the others keep their defaults
+    assert autoselect.model()["constants"]["im2col"] == autoselect.default_constants()["im2col"]
     assert autoselect.estimate("conv2d", SMALL).seconds == {"fft": 1e-6}

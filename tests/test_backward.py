@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import harness
-from harness.conv_spec import conv2d_spec
+from harness.ops.conv_spec import conv2d_spec
 
 from conftest import backend_params
 
@@ -110,7 +110,7 @@ def test_large_sweep(backend):
 
 
 def test_fft_grad_weight_by_correlation(monkeypatch):
-    from harness.cases_backward import Conv2dBackwardCase
+    from harness.ops.cases.backward import Conv2dBackwardCase
     from impls import _fft_ops
 
     for case in (Conv2dBackwardCase((2, 3, 12, 12), (4, 3, 9, 9), bias=True, padding=4),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import harness
-from harness.conv_spec import Conv2dSpec
+from harness.ops.conv_spec import Conv2dSpec
 
 f32 = np.float32
 

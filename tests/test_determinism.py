@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import harness
-from harness.determinism import determinism_report, determinism_verdict
+from harness.verify.determinism import determinism_report, determinism_verdict
 from impls.torch import conv2d_on
 
 torch_conv2d = conv2d_on("cpu")

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import harness
-from harness.tolerance import compare, error_bound, magnitude
+from harness.ops.tolerance import compare, error_bound, magnitude
 from impls.torch import load_torch
 
 BACKENDS = [b.name for b in harness.backends() if b.available]

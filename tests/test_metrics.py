@@ -1,4 +1,4 @@
-"""harness.metrics pinned to worked examples, and the useful-FLOP count to brute force."""
+"""harness.ops.metrics pinned to worked examples, and the useful-FLOP count to brute force."""
 
 import itertools
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import harness
-from harness import metrics
-from harness.conv_spec import Conv2dSpec
+from harness.ops import metrics
+from harness.ops.conv_spec import Conv2dSpec
 
 
 def test_5x5_input_3x3_kernel_is_153_flops_without_bias():

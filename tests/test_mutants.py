@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import harness
-from harness.mutants import MUTANTS, kill_report
-from harness.padding import pad_input
+from harness.verify.mutants import MUTANTS, kill_report
+from harness.ops.padding import pad_input
 
 
 def test_catalogue_has_at_least_15_kinds_of_bug():

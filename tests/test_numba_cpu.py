@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import harness
-from harness.cases import Conv2dCase
-from harness.verifier import check_case
+from harness.ops.cases.conv2d import Conv2dCase
+from harness.verify.verifier import check_case
 
 from conftest import assert_close
 

@@ -30,8 +30,8 @@ SIM_CASES = [
 _SIM_SCRIPT = """
 import json, sys
 import harness
-from harness.cases import Conv2dCase
-from harness.verifier import check_case
+from harness.ops.cases.conv2d import Conv2dCase
+from harness.verify.verifier import check_case
 backend = harness.get_backend("numba_cuda")
 out = {"reason": backend.reason, "description": backend.description, "results": []}
 for kwargs in json.loads(sys.argv[1]):

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 import harness
-from harness import metrics
-from harness.cases_pool import ERROR_INPUTS, MaxPool2dCase
-from harness.pool_spec import adaptive_windows, pool2d_spec, pooled_size
+from harness.ops.table import op_info
+from harness.ops import metrics
+from harness.ops.cases.pool import ERROR_INPUTS, MaxPool2dCase
+from harness.ops.pool_spec import adaptive_windows, pool2d_spec, pooled_size
 from impls.torch import load_torch
 
 from conftest import backend_params
@@ -93,11 +94,11 @@ def test_pool_counts():
     assert metrics.pool_flops(spec) == 2 * 3 * 16 * 8  # 9 taps: 8 comparisons per output
     avg, _ = pool2d_spec("avg", np.empty((2, 3, 8, 8)), 3, 2, 1)
     assert metrics.pool_flops(avg) == 2 * 3 * 16 * 9  # 8 adds and a division per output
-    from harness.pool_spec import adaptive_pool2d_spec
+    from harness.ops.pool_spec import adaptive_pool2d_spec
 
     adaptive, _ = adaptive_pool2d_spec("avg", np.empty((1, 1, 10, 10)), 4)
     assert metrics.pool_flops(adaptive) == 144  # window areas 3*3 per output, 16 outputs: 8 adds + 1 divide
-    assert metrics.analyse_op("max_pool2d", spec)["params"] == 0
+    assert op_info("max_pool2d").counts(spec)["params"] == 0
 
 
 def test_inputs_stay_unchanged():
@@ -121,7 +122,7 @@ def test_large_sweep(backend, op):
 
 
 def test_verifier_catches_wrong_tie_breaking_and_divisors():
-    from harness.registry import register_backend, unregister_backend
+    from harness.backend.registry import register_backend, unregister_backend
     from impls import _naive_ops
 
     def last_max(x, spec):  # ties go to the last maximum instead of the first (>= for >)

@@ -6,10 +6,10 @@ import math
 import pandas as pd
 import pytest
 
-from harness import report_data
-from harness.report import load_results, read_results, write_report
-from harness.report_plots import roofline_plot
-from harness.results_io import append_records, write_csv
+from harness.report import data as report_data
+from harness.report.page import load_results, read_results, write_report
+from harness.report.plots import roofline_plot
+from harness.support.results_io import append_records, write_csv
 
 VERIFY_ROWS = [
     dict(backend="im2col", op="conv2d", status="passed", max_units=0.2, case="A", x_shape="(2, 3, 8, 8)",

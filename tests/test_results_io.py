@@ -8,9 +8,9 @@ import sys
 import pandas as pd
 import pytest
 
-from harness import results_io
-from harness.report import read_results
-from harness.results_io import append_records, read_records, write_atomic, write_csv
+from harness.support import results_io
+from harness.report.page import read_results
+from harness.support.results_io import append_records, read_records, write_atomic, write_csv
 
 
 def test_a_failed_write_leaves_the_old_file_whole_and_no_temp_file(tmp_path, monkeypatch):
@@ -115,7 +115,7 @@ def test_an_interrupted_benchmark_keeps_its_finished_layers(tmp_path):
         "harness.register_backend('stops', conv2d=conv2d)\n"
     )
     out = tmp_path / "bench.csv"
-    code = (f"import sys; sys.argv=['convbench']; from harness.plugins import load_plugin; load_plugin({str(plugin)!r}); "
+    code = (f"import sys; sys.argv=['convbench']; from harness.backend.plugins import load_plugin; load_plugin({str(plugin)!r}); "
             "from harness.cli import main; "
             f"sys.exit(main(['bench', '--suite', 'smoke', '--backends', 'stops', '--batch', '1', '--budget', '0.01', "
             f"'--repeat', '1', '--no-progress', '--out', {str(out)!r}]))")

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import harness
-from harness import metrics
-from harness.separable import dense_depthwise_separable, dense_from_separable, depthwise_separable_spec
+from harness.ops.table import op_info
+from harness.ops import metrics
+from harness.ops.separable import dense_depthwise_separable, dense_from_separable, depthwise_separable_spec
 
 from conftest import backend_params
 
@@ -64,13 +65,13 @@ def test_accounting_against_the_dense_equivalent():
     counts = metrics.separable_accounting(spec)
     assert counts["macs_ratio"] == pytest.approx(1 / 64 + 1 / 9)  # MobileNet's 1/O + 1/K^2
     assert counts["params"] == 32 * 9 + 64 * 32 and counts["params_dense"] == 64 * 32 * 9
-    from harness.separable import spatially_separable_spec
+    from harness.ops.separable import spatially_separable_spec
 
     sspec, _ = spatially_separable_spec(x, np.empty((8, 32, 3, 1), np.float32), np.empty((64, 8, 1, 3), np.float32),
                                         padding=1)
     s = metrics.separable_accounting(sspec)
     assert s["macs_ratio"] == pytest.approx(8 * (32 * 3 + 64 * 3) / (64 * 32 * 9))
-    assert metrics.analyse_op("spatially_separable_conv2d", sspec)["params"] == 8 * 32 * 3 + 64 * 8 * 3
+    assert op_info("spatially_separable_conv2d").counts(sspec)["params"] == 8 * 32 * 3 + 64 * 8 * 3
 
 
 @pytest.mark.parametrize("op", ["depthwise_separable_conv2d", "spatially_separable_conv2d"])

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 import harness
-from harness import metrics
-from harness.cases_transpose import ConvTranspose2dCase
-from harness.lowering import LOWERINGS
-from harness.registry import register_backend, unregister_backend
-from harness.transpose_spec import ConvTranspose2dSpec
+from harness.ops import metrics
+from harness.ops.cases.transpose import ConvTranspose2dCase
+from harness.ops.table import OPS
+from harness.backend.registry import register_backend, unregister_backend
+from harness.ops.transpose_spec import ConvTranspose2dSpec
 from impls.torch import load_torch
 
 from conftest import backend_params
@@ -145,7 +145,7 @@ def test_a_user_backend_with_only_conv2d_gets_the_family():
             harness.conv_transpose2d(np.ones((1, 4, 3, 3)), np.ones((4, 1, 2, 2)), groups=2, backend="only_conv")
     finally:
         unregister_backend("only_conv")
-    assert set(LOWERINGS) <= set(harness.registry.OP_FEATURES)
+    assert {name for name, op in OPS.items() if op.lowering} <= set(harness.backend.registry.OP_FEATURES)
 
 
 def test_convbench_backends_shows_native_and_lowered(capsys):

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import harness
-from harness.cases import Conv2dCase, exact_term_limit, random_cases
-from harness.conv_spec import CONV2D_FEATURES
-from harness.padding import pad_input
-from harness.verifier import check_case, shrink
+from harness.ops.cases.conv2d import Conv2dCase, exact_term_limit, random_cases
+from harness.ops.conv_spec import CONV2D_FEATURES
+from harness.ops.padding import pad_input
+from harness.verify.verifier import check_case, shrink
 from impls.torch import conv2d_on
 
 torch_conv2d = conv2d_on("cpu")
@@ -193,7 +193,7 @@ def test_a_backend_that_hangs_is_skipped_after_the_time_limit():
 
 
 def test_default_budget_reaches_every_possible_feature_pair():
-    from harness.coverage import coverage, coverage_line
+    from harness.verify.coverage import coverage, coverage_line
 
     report = coverage(CONV2D_FEATURES, ["float32", "float64"], cases=300, seed=0)
     never = report[report.cases == 0].combination.tolist()
@@ -214,10 +214,10 @@ def test_random_cases_are_drawn_within_declared_limits():
         even = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 2, 2), np.float32)
         with pytest.raises(harness.Unsupported, match="square and odd only"):  # a direct call: refused
             harness.conv2d(*even, backend="odd_squares")
-        from harness.verifier import random_cases_within_limits
+        from harness.verify.verifier import random_cases_within_limits
 
         declared = harness.get_backend("odd_squares")
-        plain = harness.optable.op_info("conv2d").random_cases(declared.features["conv2d"], declared.dtypes,
+        plain = harness.ops.table.op_info("conv2d").random_cases(declared.features["conv2d"], declared.dtypes,
                                                                600, 0, nonfinite=True)
         within = random_cases_within_limits(declared, "conv2d", 60, 0, nonfinite=True)
         assert [repr(c) for c in within] == [repr(c) for c in plain if square_odd_only("conv2d", c.spec) is None][:60]

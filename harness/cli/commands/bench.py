@@ -1,0 +1,87 @@
+"""``convbench bench``: time suite layers on backends in-process; write CSV + JSON; print a table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from harness.bench import runner as bench
+from harness.bench import suites
+from harness.support.machine import record
+from harness.backend.registry import backends, get_backend
+from harness.support.results_io import RunHistory
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("bench", help="benchmark backends on network layer suites (in-process)")
+    parser.add_argument("--suite", action="append", default=[], metavar="NAME",
+                        help=f"suite(s), repeatable or comma-separated: {', '.join(suites.names())}")
+    parser.add_argument("--shapes", action="append", default=[], metavar="FILE",
+                        help="a shape file: benchdnn descriptors, DeepBench tuples, or a convbench CSV")
+    parser.add_argument("--backends", default="all",
+                        help="comma-separated backend names, or 'all' (default; torch is always added as baseline); "
+                             "'auto' picks per layer by timing the candidates once (torch excluded), "
+                             "'auto:estimate' by the cost model, 'auto:torch' with torch a candidate")
+    parser.add_argument("--batch", default=None,
+                        help="batch size(s), comma-separated (default: the file's own, else 1,8)")
+    parser.add_argument("--dtype", default="float32", help="float32, float64 or both comma-separated")
+    parser.add_argument("--threads", type=int, default=None, help="threads for every backend (default: all usable)")
+    parser.add_argument("--repeat", type=int, default=3, metavar="N", help="minimum timed runs per case (default 3)")
+    parser.add_argument("--budget", type=float, default=0.3, metavar="S",
+                        help="time budget per case in seconds, after warm-up (default 0.3)")
+    parser.add_argument("--cold", action="store_true", help="cold cache: fresh input copies for every run")
+    parser.add_argument("--limit", type=float, default=bench.DEFAULT_CASE_LIMIT_S, metavar="S",
+                        help=f"skip cases estimated (or first measured) above S seconds per call (default {bench.DEFAULT_CASE_LIMIT_S:g})")
+    parser.add_argument("--out", default="reports/bench.csv", metavar="CSV",
+                        help="results file (a .json with the run's settings is written beside it)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    try:
+        names = _backend_names(args.backends)
+        suite_names = [n for item in args.suite for n in item.split(",") if n]
+        if not suite_names and not args.shapes:
+            suite_names = ["smoke"]
+        batches = [int(b) for b in args.batch.split(",")] if args.batch else None
+        dtypes = [d for d in args.dtype.split(",") if d]
+        cases = bench.plan(suite_names, args.shapes, batches, dtypes)
+    except ValueError as exc:
+        print(f"convbench bench: {exc}", file=sys.stderr)
+        return 2
+    machine = record()
+    threads = args.threads or machine["cpu"]["usable_cpus"]
+    started = time.time()
+    out = Path(args.out)
+    history = RunHistory(out, columns=list(bench.COLUMNS))
+
+    try:
+        results = bench.run(cases, names, threads=threads, budget_s=args.budget, min_runs=args.repeat,
+                            cache="cold" if args.cold else "hot", limit_s=args.limit, machine=machine,
+                            progress=not args.no_progress, on_rows=history.add)
+    except KeyboardInterrupt:
+        history.save_finished()
+        print(f"\ninterrupted: the {len(history.rows)} finished row(s) are in {out} and {history.path}",
+              file=sys.stderr)
+        return 130
+    bench.save(results, out, {
+        "suites": suite_names, "shape_files": args.shapes, "backends": names, "batches": batches,
+        "dtypes": dtypes, "threads": threads, "min_runs": args.repeat, "budget_s": args.budget,
+        "cache": "cold" if args.cold else "hot", "limit_s": args.limit, "machine": machine,
+    }, started)
+    print(bench.table(results))
+    print(f"\nresults: {out} (+ {out.with_suffix('.json').name}); threads {threads}; "
+          f"ratio = torch time / backend time (> 1: faster than torch)")
+    return 0
+
+
+def _backend_names(text: str) -> list[str]:
+    wanted = [n for n in text.split(",") if n]
+    if not wanted or "all" in wanted:
+        return [b.name for b in backends()]
+    for name in wanted:
+        if name not in bench.AUTO_NAMES:  # 'auto' is resolved per layer by harness.autoselect
+            get_backend(name)  # ValueError listing the known names
+    return wanted

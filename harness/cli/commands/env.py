@@ -1,0 +1,27 @@
+"""``convbench env``: measure and record the machine (CPU, BLAS kernel, peak, bandwidth, GPU)."""
+
+from __future__ import annotations
+
+import json
+
+from harness.support.machine import DEFAULT_PATH, record, summary_lines
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("env", help="measure the machine: CPU, BLAS kernel, peak GFLOP/s, bandwidth, GPU")
+    parser.add_argument("--remeasure", action="store_true",
+                        help=f"measure again even if {DEFAULT_PATH} matches this machine")
+    parser.add_argument("--out", default=str(DEFAULT_PATH), metavar="JSON",
+                        help=f"where the record is cached (default {DEFAULT_PATH})")
+    parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    machine = record(args.out, remeasure=args.remeasure)
+    if args.json:
+        print(json.dumps(machine, indent=2))
+    else:
+        print("\n".join(summary_lines(machine)))
+        print(f"record    {args.out}")
+    return 0

@@ -1,0 +1,139 @@
+"""``convbench verify``: cross-check backends against the float64 torch reference."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from harness.verify.coverage import coverage, coverage_line
+from harness.verify.determinism import determinism_report, determinism_verdict
+from harness.errors import Unsupported
+from harness.ops.table import OPS, op_info
+from harness.backend.plugins import add_plugin_option, load_plugins
+from harness.backend.registry import backends, get_backend
+from harness.support.results_io import RunHistory, write_csv
+from harness.verify.verifier import DEFAULT_CASES, summarize, verify
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("verify", help="verify backends against torch on randomized and hand-picked cases")
+    parser.add_argument("--backend", action="append", default=[], metavar="NAME",
+                        help="backend to verify (repeatable, or comma-separated; 'all' = every available one)")
+    add_plugin_option(parser)
+    parser.add_argument("--cases", type=int, default=DEFAULT_CASES,
+                        help=f"random cases per backend, on top of the fixed table (default {DEFAULT_CASES})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
+    parser.add_argument("--op", action="append", default=[], metavar="OP",
+                        help="op to verify (repeatable or comma-separated; 'all' = every op; default conv2d). "
+                             "A backend without the op is skipped; NAME:lowered verifies a backend's lowered path")
+    parser.add_argument("--out", default=None, metavar="CSV",
+                        help="write every case's row here (default reports/verify.csv)")
+    parser.add_argument("--determinism", action="store_true",
+                        help="also run each case twice and with 1 vs all threads; fail a backend that "
+                             "declares itself deterministic but is not")
+    parser.add_argument("--lowered", action="store_true",
+                        help="also verify NAME:lowered, the harness lowering, for each backend whose op is native")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def selected_backends(names) -> list[str]:
+    """Names from repeated/comma-separated options; 'all' means every available backend."""
+    wanted = [n for item in names for n in item.split(",") if n]
+    if not wanted or "all" in wanted:
+        return [b.name for b in backends() if b.available]
+    for name in wanted:
+        get_backend(name)  # ValueError with the known names
+    return wanted
+
+
+def selected_ops(names) -> list[str]:
+    """Ops from repeated/comma-separated options; 'all' means every op of the op table."""
+    wanted = [n for item in names for n in item.split(",") if n] or ["conv2d"]
+    if "all" in wanted:
+        return list(OPS)
+    for op in wanted:
+        op_info(op)  # ValueError with the known ops
+    return list(dict.fromkeys(wanted))
+
+
+def lowerable(op: str) -> bool:
+    """The harness can build ``op`` from other ops (its record names a lowering)."""
+    return op_info(op).lowering is not None
+
+
+def run(args) -> int:
+    load_plugins(args.plugin)
+    try:
+        names = selected_backends(args.backend)
+    except ValueError as exc:
+        print(f"convbench verify: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out or "reports/verify.csv")
+    history = RunHistory(out)
+
+    try:
+        ops = selected_ops(args.op)
+    except ValueError as exc:
+        print(f"convbench verify: {exc}", file=sys.stderr)
+        return 2
+    if args.lowered:
+        names += [f"{n}:lowered" for n in names if not n.endswith(":lowered")
+                  and any(lowerable(op) and get_backend(n).op_impl(op) == "native" for op in ops)]
+    reports = []
+    try:
+        for op in ops:
+            for name in names:
+                if op not in get_backend(name).ops or (name.endswith(":lowered") and not lowerable(op)):
+                    if (len(ops) == 1 or op == "conv2d") and not name.endswith(":lowered"):
+                        raise Unsupported(f"backend {name!r} does not implement {op}")
+                    continue
+                how = get_backend(name).op_impl(op)
+                print(f"verifying {name} {op} ({how}; {args.cases} random cases + table, seed {args.seed})",
+                      file=sys.stderr)
+                reports.append(verify(name, op=op, cases=args.cases, seed=args.seed,
+                                      on_result=lambda row: history.add([row]),
+                                      progress=not args.no_progress and sys.stderr.isatty()))
+    except Unsupported as exc:
+        print(f"convbench verify: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        history.save_finished()
+        print(f"\ninterrupted: the {len(history.rows)} finished case(s) are in {out} and {history.path}",
+              file=sys.stderr)
+        return 130
+    report = pd.concat(reports, ignore_index=True)
+    write_csv(report, out)
+    print_report(report)
+    print(f"\nall cases: {out} (history of every run: {history.path})")
+    for name in names:
+        declared = get_backend(name)
+        for op in ops:
+            if op in declared.ops:
+                reached = coverage(declared.features.get(op, ()), declared.dtypes, args.cases, args.seed, op=op)
+                print(f"coverage {name} {op}: {coverage_line(reached)}")
+    deterministic = True
+    if args.determinism:
+        print("\ndeterminism:")
+        for name in names:
+            ok, sentence = determinism_verdict(determinism_report(name, seed=args.seed), name)
+            deterministic &= ok
+            print(f"  {sentence}")
+    return 1 if (report.status == "failed").any() or not deterministic else 0
+
+
+def print_report(report: pd.DataFrame) -> None:
+    for op, part in report.groupby("op", sort=False):
+        if report.op.nunique() > 1:
+            print(f"\n{op}:")
+        print(summarize(part).to_string(float_format=lambda v: f"{v:.3g}"))
+    failed = report[report.status == "failed"]
+    for (name, op), rows in failed.groupby(["backend", "op"]):
+        print(f"\n{name} {op}: {len(rows)} failed case(s); first ones:")
+        for _, row in rows.head(5).iterrows():
+            print(f"  {row.case}\n    {row.message}")
+        minimal = rows[rows.minimal]
+        if not minimal.empty:
+            print(f"  minimal reproducer (shrunk from the smallest failure):\n    {minimal.iloc[0].reproducer}")

@@ -1,0 +1,49 @@
+"""Argument checks shared by every op's spec: arrays, ints, (height, width) pairs.
+
+One place decides what a valid array or integer argument is, so every op refuses the same
+mistakes with the same message.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def check_array(a, name: str) -> None:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype.name not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} has dtype {a.dtype}; conv2d takes float32 or float64 arrays "
+            f"(convert with {name}.astype(np.float32))"
+        )
+
+
+def is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def positive_int(value, name: str) -> int:
+    if not is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum, as a (height, width) tuple."""
+    if is_int(value):
+        items = (value, value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
+        items = tuple(value)
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(items) < minimum:
+        adjective = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be {adjective}, got {value!r}")
+    return int(items[0]), int(items[1])

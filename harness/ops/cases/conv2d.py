@@ -1,0 +1,324 @@
+"""Verification cases as data: a hand-picked table and a seeded random sampler.
+
+A :class:`Conv2dCase` holds everything needed to rebuild a call bit for bit — shapes,
+arguments in the form the user would write them (int, pair or string), dtype, how the data
+is filled, its memory layout and the seed — so its ``repr`` is a reproducer.
+
+Fills
+-----
+``normal``   standard normal values.
+``exact``    small integers (as oneDNN's benchdnn does): |x| <= 32, |w| <= 32, |b| <= 1024, with
+             weights sparsified per output channel so that every partial sum, in any order, stays
+             below 2**mantissa_bits; a backend whose arithmetic allows it must then be bit-exact.
+``nan``/``inf``  normal values with a few NaN (or +-Inf) planted in ``x``.
+``huge``/``tiny``  normal values scaled by 1e15 / 1e-15: products stay normal and finite in
+             float32 (1e+-30), so nothing may overflow or flush where torch does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from harness.ops.conv_spec import Conv2dSpec
+
+EXACT_X_MAX = 32
+EXACT_W_MAX = 32
+EXACT_B_MAX = 1024
+MANTISSA_BITS = {"float32": 24, "float64": 53}
+
+FILL_SCALES = {"huge": 1e15, "tiny": 1e-15}
+
+#: Random cases stay cheap enough for the naive reference: bounded multiply-adds and loop trips.
+MAX_MACS = 3_000_000
+MAX_NAIVE_TRIPS = 25_000
+
+
+@dataclass(frozen=True)
+class Conv2dCase:
+    """One conv2d verification case; ``repr`` is a one-line reproducer."""
+
+    x_shape: tuple
+    w_shape: tuple
+    bias: bool = False
+    stride: object = 1
+    padding: object = 0
+    dilation: object = 1
+    groups: int = 1
+    padding_mode: str = "zeros"
+    dtype: str = "float32"
+    fill: str = "normal"
+    layout: str = "contiguous"
+    seed: int = 0
+
+    def __repr__(self) -> str:
+        from harness.ops.cases.tools import case_repr  # case_tools builds on this module
+
+        return case_repr(self, always=2)
+
+    @property
+    def kwargs(self) -> dict:
+        """The keyword arguments of the call, as the user wrote them."""
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups, padding_mode=self.padding_mode)
+
+    @property
+    def batched(self) -> bool:
+        return len(self.x_shape) == 4
+
+    @property
+    def spec(self) -> Conv2dSpec:
+        x_shape = self.x_shape if self.batched else (1,) + tuple(self.x_shape)
+        return Conv2dSpec.from_shapes(x_shape, self.w_shape, bias=self.bias, dtype=self.dtype, **self.kwargs)
+
+    def arrays(self):
+        """``(x, w, bias)`` filled and laid out as the case says (deterministic in ``seed``)."""
+        rng = np.random.default_rng(self.seed)
+        spec = self.spec
+        if self.fill == "exact":
+            x, w, b = _exact_fill(rng, spec, self.x_shape)
+        else:
+            x = rng.standard_normal(self.x_shape)
+            w = rng.standard_normal(self.w_shape)
+            b = rng.standard_normal(self.w_shape[0])
+            if self.fill in ("nan", "inf"):
+                _plant_nonfinite(rng, x, self.fill)
+            elif self.fill in FILL_SCALES:
+                x, w, b = (a * FILL_SCALES[self.fill] for a in (x, w, b))
+        dt = np.dtype(self.dtype)
+        x, w, b = x.astype(dt), w.astype(dt), b.astype(dt)
+        return _layout(x, self.layout), _layout(w, self.layout), (b if self.bias else None)
+
+    def simpler(self):
+        """Candidate cases, each one step simpler (used to shrink a failure)."""
+        x, w = list(self.x_shape), list(self.w_shape)
+        b = 0 if self.batched else None  # index of N in x_shape
+        c = 1 if self.batched else 0
+        g = self.groups
+        out = []
+        if b is not None and x[b] > 1:
+            out.append(replace(self, x_shape=tuple([1] + x[1:])))
+        for axis in (-2, -1):  # image height, width
+            if x[axis] > 1:
+                out.append(replace(self, x_shape=_set(x, axis, x[axis] - 1)))
+                out.append(replace(self, x_shape=_set(x, axis, max(1, x[axis] // 2))))
+        if w[0] > g:  # fewer output channels, keeping O divisible by groups
+            out.append(replace(self, w_shape=tuple([w[0] - g] + w[1:])))
+        if w[1] > 1:  # fewer input channels per group
+            out.append(replace(self, x_shape=_set(x, c, x[c] - g), w_shape=tuple([w[0], w[1] - 1] + w[2:])))
+        if g > 1 and w[1] == x[c] // g:
+            out.append(replace(self, groups=1, x_shape=_set(x, c, w[1]), w_shape=tuple([w[0] // g] + w[1:])))
+        for axis in (2, 3):
+            if w[axis] > 1:
+                out.append(replace(self, w_shape=_set(w, axis, w[axis] - 1)))
+        for name, plain in (("stride", 1), ("dilation", 1), ("padding", 0), ("padding_mode", "zeros"),
+                            ("bias", False), ("layout", "contiguous")):
+            if getattr(self, name) != plain:
+                out.append(replace(self, **{name: plain}))
+        return [case for case in out if _valid(case)]
+
+
+def _set(shape, axis, value) -> tuple:
+    shape = list(shape)
+    shape[axis] = value
+    return tuple(shape)
+
+
+def _valid(case: Conv2dCase) -> bool:
+    try:
+        case.spec
+    except ValueError:
+        return False
+    return True
+
+
+def _layout(a: np.ndarray, layout: str) -> np.ndarray:
+    """The same values in another memory layout (what a caller's arrays can look like)."""
+    if layout == "contiguous":
+        return np.ascontiguousarray(a)
+    if layout == "channels_last":  # stored with channels innermost (NHWC / OHWI), viewed as NCHW
+        order = (0, 2, 3, 1) if a.ndim == 4 else (1, 2, 0)
+        inverse = np.argsort(order)
+        return np.ascontiguousarray(a.transpose(order)).transpose(inverse)
+    if layout == "strided":  # every other element of a larger buffer along the last axis
+        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+        big[..., ::2] = a
+        return big[..., ::2]
+    raise ValueError(f"unknown layout {layout!r}; known: contiguous, channels_last, strided")
+
+
+def _plant_nonfinite(rng, x: np.ndarray, kind: str) -> None:
+    if x.size == 0:
+        return
+    count = max(1, x.size // 50)
+    where = rng.choice(x.size, size=count, replace=False)
+    values = np.nan if kind == "nan" else rng.choice([np.inf, -np.inf], size=count)
+    x.reshape(-1)[where] = values
+
+
+def _exact_fill(rng, spec: Conv2dSpec, x_shape):
+    """Integers whose every partial sum is exactly representable (see module docstring)."""
+    x = rng.integers(-EXACT_X_MAX, EXACT_X_MAX + 1, size=x_shape).astype(np.float64)
+    w = rng.integers(-EXACT_W_MAX, EXACT_W_MAX + 1, size=spec.w_shape).astype(np.float64)
+    b = rng.integers(-EXACT_B_MAX, EXACT_B_MAX + 1, size=spec.O).astype(np.float64)
+    safe_terms = exact_term_limit(spec.dtype)
+    per_channel = w.reshape(spec.O, -1)
+    if per_channel.shape[1] > safe_terms:
+        for row in per_channel:  # keep safe_terms random taps of each output channel
+            row[rng.permutation(row.size)[safe_terms:]] = 0.0
+    return x, per_channel.reshape(spec.w_shape), b
+
+
+def exact_term_limit(dtype: str) -> int:
+    """Most non-zero products per output that keep every partial sum exact."""
+    budget = 2 ** MANTISSA_BITS[dtype] - EXACT_B_MAX
+    return budget // (EXACT_X_MAX * EXACT_W_MAX)
+
+
+# -- the hand-picked table -------------------------------------------------------------
+def table_cases() -> list[Conv2dCase]:
+    """Hand-picked cases after PyTorch's OpInfo samples, plus what OpInfo leaves out."""
+    C = Conv2dCase
+    rows = [
+        C((2, 4, 7, 7), (6, 4, 3, 3)),
+        C((1, 4, 5, 5), (6, 4, 3, 3), bias=True, stride=(2, 2)),
+        C((1, 4, 8, 7), (3, 4, 3, 3), bias=True, stride=(3, 2)),
+        C((2, 4, 7, 7), (3, 4, 3, 3), stride=2, padding=2),
+        C((1, 4, 6, 9), (3, 4, 3, 2), padding=(2, 1)),
+        C((1, 4, 6, 6), (3, 4, 3, 3), padding="valid"),
+        C((1, 3, 9, 9), (4, 3, 2, 3), padding="same", dilation=3),  # asymmetric 'same'
+        C((1, 3, 10, 10), (4, 3, 2, 2), padding="same"),  # even kernel: extra row/col after
+        C((1, 3, 12, 12), (4, 3, 2, 2), dilation=(4, 4)),
+        C((1, 3, 9, 11), (4, 3, 3, 3), bias=True, dilation=(2, 3), padding=1),
+        C((2, 4, 6, 6), (6, 2, 3, 3), bias=True, groups=2),
+        C((1, 4, 6, 6), (4, 1, 3, 3), groups=4, padding=1),  # depthwise, multiplier 1
+        C((1, 4, 6, 6), (8, 1, 3, 3), bias=True, groups=4),  # depthwise, multiplier 2
+        C((1, 3, 1, 1), (5, 3, 1, 1), bias=True),  # 1x1 image
+        C((3, 1, 1), (2, 3, 1, 1)),  # unbatched 1x1 image
+        C((3, 6, 6), (2, 3, 3, 3), bias=True, padding=1),  # unbatched
+        C((0, 3, 5, 5), (2, 3, 3, 3), bias=True),  # empty batch
+        C((1, 2, 4, 5), (3, 2, 2, 3), padding="full"),
+        C((1, 2, 5, 6), (3, 2, 3, 3), padding=2, padding_mode="reflect"),
+        C((1, 2, 5, 6), (3, 2, 3, 3), padding=(1, 3), padding_mode="replicate", stride=2),
+        C((1, 2, 4, 5), (3, 2, 3, 3), padding=(4, 5), padding_mode="circular"),  # pad == size
+        C((1, 2, 6, 6), (3, 2, 2, 2), padding="same", padding_mode="reflect"),
+        C((2, 3, 8, 8), (4, 3, 3, 3), bias=True, padding=1, layout="channels_last"),
+        C((2, 3, 8, 8), (4, 3, 3, 3), stride=2, layout="strided"),
+        C((1, 130, 4, 4), (3, 130, 3, 3), bias=True, padding=1, fill="exact"),  # long reduction
+        C((2, 3, 7, 7), (4, 3, 3, 3), padding=1, fill="exact", dtype="float64"),
+        C((1, 3, 6, 6), (2, 3, 3, 3), bias=True, padding=1, fill="nan"),
+        C((1, 3, 6, 6), (2, 3, 3, 3), padding=1, fill="inf"),
+        C((1, 40, 6, 6), (2, 40, 3, 3), bias=True, padding=1, fill="huge"),
+        C((1, 40, 6, 6), (2, 40, 3, 3), bias=True, padding=1, fill="tiny"),
+    ]
+    both_dtypes = [replace(case, dtype=dt) for case in rows if case.fill != "exact" for dt in ("float32", "float64")]
+    return both_dtypes + [case for case in rows if case.fill == "exact"]
+
+
+# -- the random sampler ------------------------------------------------------------------
+def random_cases(features, dtypes, count: int, seed: int, nonfinite: bool = True) -> list[Conv2dCase]:
+    """``count`` seeded random cases, each requiring only features in ``features``.
+
+    Case ``i`` forces feature ``i mod len(features)`` on (so every declared feature is hit
+    every ``len(features)`` cases), turns others on at random, alternates dtypes and the
+    int / pair / string argument forms, and varies the data fill and memory layout.
+    """
+    features = sorted(features)
+    dtypes = sorted(dtypes)
+    cases = []
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        forced = features[i % len(features)] if features else None
+        wanted = {f for f in features if rng.random() < 0.3} | ({forced} if forced else set())
+        dtype = dtypes[(i // max(1, len(features))) % len(dtypes)] if dtypes else "float32"
+        for _attempt in range(50):
+            case = _draw(rng, wanted, forced, dtype, nonfinite, seed=int(rng.integers(2**31)))
+            if case is not None and case.spec.features <= set(features):
+                cases.append(case)
+                break
+    return cases
+
+
+def _draw(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int):
+    """One random case wanting the given features, or None when the draw is invalid."""
+    pick = lambda options, p=None: options[rng.choice(len(options), p=p)]  # noqa: E731
+    # groups and channels
+    if "depthwise" in wanted and (forced == "depthwise" or "groups" not in wanted or rng.random() < 0.5):
+        groups = int(rng.integers(2, 17))
+        C, O = groups, groups * int(rng.integers(1, 4))
+    else:
+        groups = int(rng.integers(2, 5)) if "groups" in wanted else 1
+        large = rng.random() < 0.15  # a long reduction: many channels, small everything else
+        cg = int(rng.integers(64, 300)) if large else int(np.exp(rng.uniform(0, np.log(24))))
+        og = int(rng.integers(1, 5)) if large else int(rng.integers(1, 9))
+        C, O = groups * cg, groups * og
+    KH, KW = (int(k) for k in rng.integers(1, 6, size=2))
+    if rng.random() < 0.15:
+        KH = KW = 1
+    stride = _pair_arg(rng, (1, 4)) if "stride" in wanted else pick([1, (1, 1)])
+    dilation = _pair_arg(rng, (1, 4)) if "dilation" in wanted else 1
+    strided = stride not in (1, (1, 1))
+    # padding: 'same' is the only source of asymmetric padding and needs stride 1
+    padding_mode = "zeros"
+    if "asymmetric_padding" in wanted and not strided:
+        padding = "same"
+        KH += (KH % 2 == 1 and _dil(dilation, 0) % 2 == 1)  # make d*(k-1) odd on the height axis
+    elif "padding" in wanted or any(f.startswith("padding_mode=") for f in wanted):
+        padding = pick(["int", "pair", "same", "full"])
+        if padding in ("same",) and strided:
+            padding = "int"
+        if padding == "int":
+            padding = int(rng.integers(1, 4))
+        elif padding == "pair":
+            padding = (int(rng.integers(0, 4)), int(rng.integers(1, 4)))
+        modes = sorted(f.split("=")[1] for f in wanted if f.startswith("padding_mode="))
+        if modes:
+            padding_mode = pick(modes)
+    else:
+        padding = pick([0, (0, 0), "valid"])
+    H, W = (int(v) for v in rng.integers(1, 20, size=2))
+    # grow the image until the kernel fits (and reflect has room), instead of rejecting
+    H = max(H, _dil(dilation, 0) * (KH - 1) + 1, 6 if padding_mode != "zeros" else 1)
+    W = max(W, _dil(dilation, 1) * (KW - 1) + 1, 6 if padding_mode != "zeros" else 1)
+    N = pick([0, 1, 2, 3], p=[0.05, 0.45, 0.3, 0.2])
+    unbatched = N == 1 and rng.random() < 0.2
+    fills = ["normal", "exact", "huge", "tiny", "nan", "inf"]
+    fill = pick(fills, p=[0.62, 0.24, 0.03, 0.03, 0.04, 0.04] if nonfinite else [0.7, 0.24, 0.03, 0.03, 0, 0])
+    layout = pick(["contiguous", "channels_last", "strided"], p=[0.7, 0.15, 0.15])
+    case = Conv2dCase(
+        x_shape=(C, H, W) if unbatched else (N, C, H, W),
+        w_shape=(O, C // groups, KH, KW),
+        bias=("bias" in wanted),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        dtype=dtype,
+        fill=fill,
+        layout=layout,
+        seed=seed,
+    )
+    try:
+        spec = case.spec
+    except ValueError:
+        return None
+    trips = spec.O * (spec.C // spec.groups) * spec.KH * spec.KW
+    macs = max(1, spec.N) * spec.O * spec.OH * spec.OW * spec.n_acc
+    if trips > MAX_NAIVE_TRIPS or macs > MAX_MACS:
+        return None
+    return case
+
+
+def _pair_arg(rng, bounds):
+    """A stride/dilation argument that is not all ones, as an int or a pair."""
+    lo, hi = bounds
+    if rng.random() < 0.5:
+        return int(rng.integers(lo + 1, hi))
+    a, b = (int(v) for v in rng.integers(lo, hi, size=2))
+    return (a, b) if (a, b) != (1, 1) else (a, 2)
+
+
+def _dil(dilation, axis: int) -> int:
+    return dilation if isinstance(dilation, int) else dilation[axis]

@@ -1,0 +1,111 @@
+"""Helpers shared by the case classes of every op (see ``harness/ops/cases/conv2d.py`` for conv2d's)."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+import numpy as np
+
+from harness.ops.cases.conv2d import _layout, _plant_nonfinite
+
+SMALL_INT = 4  # |value| of the small-integer fills (ties for max pooling, exact sums elsewhere)
+
+
+def case_repr(case, always: int = 1) -> str:
+    """``Name(field=value, ...)``: the first ``always`` fields, then those that differ from their default."""
+    parts = []
+    for i, f in enumerate(fields(case)):
+        value = getattr(case, f.name)
+        if i < always or value != f.default:
+            parts.append(f"{f.name}={value!r}")
+    return f"{type(case).__name__}({', '.join(parts)})"
+
+
+def fill(rng, shape, kind: str, dtype: str, *, nonfinite_ok: bool = True) -> np.ndarray:
+    """Values of ``shape``: standard normal, small integers (``exact``, or ``ties`` where the result
+    is not exact but equal values matter, as for max pooling), or normal with NaN/Inf planted."""
+    if kind in ("exact", "ties"):
+        a = rng.integers(-SMALL_INT, SMALL_INT + 1, size=shape).astype(np.float64)
+    else:
+        a = rng.standard_normal(shape)
+        if kind in ("nan", "inf") and nonfinite_ok:
+            _plant_nonfinite(rng, a, kind)
+    return a.astype(dtype)
+
+
+def laid_out(a, layout: str):
+    return None if a is None else _layout(a, layout)
+
+
+def valid(case) -> bool:
+    """True when the case's spec can be built (its arguments are legal)."""
+    try:
+        case.spec
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def set_axis(shape, axis, value) -> tuple:
+    shape = list(shape)
+    shape[axis] = value
+    return tuple(shape)
+
+
+def shrink_image(case, field: str = "x_shape") -> list:
+    """One-step simpler images: batch 1, one row/column fewer, half the rows/columns."""
+    shape = getattr(case, field)
+    out = []
+    if len(shape) == 4 and shape[0] > 1:
+        out.append(replace(case, **{field: (1,) + tuple(shape[1:])}))
+    for axis in (-2, -1):
+        if shape[axis] > 1:
+            out.append(replace(case, **{field: set_axis(shape, axis, shape[axis] - 1)}))
+            out.append(replace(case, **{field: set_axis(shape, axis, max(1, shape[axis] // 2))}))
+    return out
+
+
+def plain_args(case, defaults: dict) -> list:
+    """The case with one argument at a time set back to its plain value."""
+    return [replace(case, **{name: plain}) for name, plain in defaults.items() if getattr(case, name) != plain]
+
+
+def pick(rng, options, p=None):
+    return options[rng.choice(len(options), p=p)]
+
+
+def pair_arg(rng, lo: int, hi: int):
+    """An int or a pair in [lo, hi), not all equal to lo."""
+    if rng.random() < 0.5:
+        return int(rng.integers(lo + 1, hi))
+    a, b = (int(v) for v in rng.integers(lo, hi, size=2))
+    return (a, b) if (a, b) != (lo, lo) else (a, lo + 1)
+
+
+def as_pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def draw_cases(draw, features, dtypes, count: int, seed: int, nonfinite: bool) -> list:
+    """``count`` cases from ``draw(rng, wanted, forced, dtype, nonfinite)`` (None = invalid, redraw).
+
+    As :func:`harness.ops.cases.conv2d.random_cases`: case ``i`` forces feature ``i mod len(features)``,
+    others are on at random, dtypes alternate; a case needing an undeclared feature is redrawn.
+    """
+    features, dtypes = sorted(features), sorted(dtypes)
+    cases = []
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        forced = features[i % len(features)] if features else None
+        wanted = {f for f in features if rng.random() < 0.3} | ({forced} if forced else set())
+        dtype = dtypes[(i // max(1, len(features))) % len(dtypes)] if dtypes else "float32"
+        for _attempt in range(50):
+            case = draw(rng, wanted, forced, dtype, nonfinite)
+            if case is not None and valid(case) and case.spec.features <= set(features):
+                cases.append(case)
+                break
+    return cases
+
+
+def both_dtypes(rows) -> list:
+    return [replace(case, dtype=dt) for case in rows for dt in ("float32", "float64")]
