@@ -42,7 +42,7 @@ import signal
 import sys
 
 from harness.ops.table import op_info
-from harness.bench import suites
+from harness import suites
 from harness.bench.runner import op_spec, prepare
 from harness.errors import Unsupported
 from harness.backend.registry import backends, get_backend

@@ -44,7 +44,7 @@ LAYERS = {
         ("res5.1x1.2048-512", 2048, 7, 512, 1, 1, 0),
         ("res5.1x1.512-2048", 512, 7, 2048, 1, 1, 0),
     ],
-    "mobilenetv2_dw": [  # every depthwise row of harness/bench/suites/mobilenetv2.csv
+    "mobilenetv2_dw": [  # every depthwise row of harness/suites/mobilenetv2.csv
         ("dw32.112", 32, 112, 32, 3, 1, 1),
         ("dw96.112s2", 96, 112, 96, 3, 2, 1),
         ("dw144.56", 144, 56, 144, 3, 1, 1),

@@ -5,7 +5,7 @@ Run:  .venv/bin/python benchmarks/measure_numpy_backends.py [--threads 2] [--rep
       .venv/bin/python benchmarks/measure_numpy_backends.py --accuracy   (errors, not speed)
 
 ``resnet50`` and ``vgg16`` are every 3x3 stride-1 layer and every 1x1 layer of those suites
-(``harness/bench/suites``) at batch 1 and 8 — where the three compete; ``large_kernel`` is a fixed
+(``harness/suites``) at batch 1 and 8 — where the three compete; ``large_kernel`` is a fixed
 set of 15x15 to 31x31 layers. ``--vs B`` adds each backend's speed-up over ``B`` per layer and
 geometric means per set. The pseudo-backend ``winograd:nocache`` is ``winograd`` with its
 transformed-weights cache off (the weights transformed in every call, as in training).
@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import harness
-from harness.bench import suites
+from harness import suites
 
 #: batch sizes of the suite-derived sets
 BATCHES = (1, 8)

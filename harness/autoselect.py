@@ -39,10 +39,10 @@ from harness.backend.dispatch import prepare
 from harness.backend.registry import backends, get_backend
 from harness.errors import Unsupported
 from harness.support.machine import fingerprint
-from harness.support.results_io import write_atomic
+from harness.support.results_io import REPORTS, write_atomic
 from harness.support.timing import set_threads, time_call, time_once
 
-CALIBRATION_PATH = Path("reports/autoselect-calibration.json")
+CALIBRATION_PATH = REPORTS / "autoselect-calibration.json"
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {
     "harness.errors": 0, "harness.support": 0,
     "harness.ops": 1,
-    "harness.backend": 2,
+    "harness.backend": 2, "harness.suites": 2,
     "harness.autoselect": 3,
     "harness.api": 4,
     "harness.verify": 5, "harness.bench": 5,
     "harness.report": 6,
-    "harness.cli": 7, "harness": 7,
+    "harness.cli": 7, "harness.testing": 7, "harness.strategies": 7, "harness.pytest_plugin": 7, "harness": 7,
 }
 #: What a backend may import from the harness: the op contract.
 IMPLS_MAY_IMPORT = ("harness.errors", "harness.support", "harness.ops", "harness.backend.registry")

@@ -96,7 +96,7 @@ def test_benchmark_grid_comes_from_the_registry_and_suites(smoke):
     assert smoke.Conv2d.param_names == ["backend", "layer", "batch", "dtype", "threads"]
     assert smoke.Conv2dMemory.params == smoke.Conv2d.params
     assert backends == [b.name for b in harness.backends()]
-    assert layers == [label for label, _ in harness.bench.suites.load("smoke")]
+    assert layers == [label for label, _ in harness.suites.load("smoke")]
     assert (batches, dtypes, threads) == ([1], ["float32"], [len(os.sched_getaffinity(0))])
     assert smoke.Conv2d.track_gflops.unit == "GFLOP/s"
     # CPR is the layer's: parameterised by layer and batch only
@@ -107,8 +107,8 @@ def test_benchmark_grid_comes_from_the_registry_and_suites(smoke):
 
 def test_suites_all_is_every_suite(monkeypatch):
     everything = _bench_module(monkeypatch, suites="all")
-    assert everything.SUITES == harness.bench.suites.names()
-    expected = [layer.label for name in harness.bench.suites.names() for layer in harness.bench.suites.layers(name, batch=1)]
+    assert everything.SUITES == harness.suites.names()
+    expected = [layer.label for name in harness.suites.names() for layer in harness.suites.layers(name, batch=1)]
     assert everything.Conv2d.params[1] == expected
     assert len(set(expected)) == len(expected)  # one layer per parameter value
 
@@ -116,7 +116,7 @@ def test_suites_all_is_every_suite(monkeypatch):
 def test_cli_grid_options_reach_the_environment():
     args = argparse.Namespace(suites="all", batches="1,8", threads="1")
     env = asv_env(args, base={"PATH": "/bin"})
-    assert env["CONVBENCH_ASV_SUITES"].split(",") == harness.bench.suites.names()
+    assert env["CONVBENCH_ASV_SUITES"].split(",") == harness.suites.names()
     assert (env["CONVBENCH_ASV_BATCHES"], env["CONVBENCH_ASV_THREADS"], env["PATH"]) == ("1,8", "1", "/bin")
     assert suite_names("smoke, resnet50") == ["smoke", "resnet50"]
     with pytest.raises(SystemExit, match="unknown suite.*nosuch"):

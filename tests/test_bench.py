@@ -12,7 +12,7 @@ import harness
 from harness.bench import runner as bench
 from harness.support import machine
 from harness.support import timing
-from harness.bench.suites import Layer, load
+from harness.suites import Layer, load
 
 FAKE_MACHINE = {
     "cpu": {"usable_cpus": 1},
@@ -74,7 +74,7 @@ def test_guard_skips_what_naive_cannot_finish():
 
 def test_smoke_run_is_well_formed():
     cases = bench.plan(["smoke"], batches=[1])[:2]
-    cases.append(("unet_decoder", next(l for l in harness.bench.suites.layers("unet_decoder", 1) if l.op != "conv2d")))
+    cases.append(("unet_decoder", next(l for l in harness.suites.layers("unet_decoder", 1) if l.op != "conv2d")))
     results = bench.run(cases, ["naive", "torch_cuda"], threads=1, budget_s=0.0, min_runs=2,
                         machine=FAKE_MACHINE, progress=False, limit_s=2)
     assert list(results.columns) == list(bench.COLUMNS)

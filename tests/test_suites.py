@@ -2,9 +2,9 @@
 
 import pytest
 
-from harness.bench import suites
+from harness import suites
 from harness.ops.conv_spec import Conv2dSpec
-from harness.bench.shape_files import parse_benchdnn, parse_deepbench_line, read_rows
+from harness.suites.shape_files import parse_benchdnn, parse_deepbench_line, read_rows
 
 REQUIRED = {
     "smoke", "lenet5", "alexnet", "vgg16", "resnet50", "mobilenetv2", "unet_decoder", "deeplab_dilated",

@@ -41,7 +41,7 @@ from harness.errors import Unsupported
 from harness.ops import metrics
 from harness.ops.table import op_info
 from harness.support.machine import peak_gflops
-from harness.bench.suites import Layer, expand_batches, layers
+from harness.suites import Layer, expand_batches, layers
 from harness.support.results_io import write_atomic, write_csv
 from harness.support.timing import pinned_threads, time_call, time_once
 
@@ -97,7 +97,7 @@ def plan(suites=(), shape_files=(), batches=None, dtypes=("float32",)) -> list[t
 
     ``batches`` is a list of batch sizes, or None for each file's own batch (else 1 and 8).
     """
-    from harness.bench.shape_files import read_rows
+    from harness.suites.shape_files import read_rows
 
     out = []
     for dtype in dtypes:

@@ -279,11 +279,6 @@ def _flag(value, name: str) -> bool:
     return bool(value)
 
 
-def pyramid_length(C: int, levels) -> int:
-    """Length of a spatial-pyramid feature vector: C * sum(level^2)."""
-    return C * sum(_level(level) ** 2 for level in levels)
-
-
 def _level(level) -> int:
     if not is_int(level) or level < 1:
         raise ValueError(f"pyramid levels must be positive ints, got {level!r}")

@@ -297,7 +297,7 @@ def conv_inputs(spec, rng):
 
 def transpose_from_layer(spec):
     """Suite files describe a transposed conv by its input (N, C, H, W), output channels O,
-    kernel, stride, padding and dilation, in a Conv2dSpec's fields (see ``harness/bench/suites``)."""
+    kernel, stride, padding and dilation, in a Conv2dSpec's fields (see ``harness/suites``)."""
     if not isinstance(spec, Conv2dSpec):
         return spec
     top, _, left, _ = spec.padding

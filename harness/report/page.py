@@ -22,9 +22,9 @@ from harness.report import plots
 from harness.backend.capabilities import capability_matrix
 from harness.support.machine import summary_lines
 from harness.report.data import read_csv_results as read_results  # noqa: F401 the public reader
-from harness.support.results_io import write_atomic, write_csv
+from harness.support.results_io import REPORTS as REPORTS_DIR, write_atomic, write_csv
 
-REPORTS = Path("reports")
+REPORTS = REPORTS_DIR
 ASV_RESULTS = Path(".asv/results")
 
 

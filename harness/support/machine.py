@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.support.results_io import write_atomic
+from harness.support.results_io import REPORTS, write_atomic
 
-DEFAULT_PATH = Path("reports/machine.json")
+DEFAULT_PATH = REPORTS / "machine.json"
 #: Environment variables that make OpenBLAS run a kernel other than the one it would pick.
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 _FLAG_PREFIXES = ("avx", "fma", "sse4", "amx", "f16c")

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
+#: Where every generated result lands (relative to the working directory): verification and
+#: benchmark CSVs, histories, the machine record, the report. One place to change it.
+REPORTS = Path("reports")
+
 
 def write_atomic(path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` atomically: readers see the old file or the new, never a part."""

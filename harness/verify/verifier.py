@@ -1,7 +1,7 @@
 """The verifier: run a backend on many cases and compare it with a float64 reference.
 
 Each case is checked for, in order: the call raising nothing unexpected, output shape and
-dtype (checked by :func:`harness.backend.dispatch.run_conv2d`), NaN/Inf where the reference has them,
+dtype (checked by :func:`harness.backend.dispatch.run_op`), NaN/Inf where the reference has them,
 values within the backend's error bound (bit-exact on ``exact`` fills for backends that
 declare ``exact``), and inputs left unchanged. A passing case whose reference output is
 mostly zeros is reported as *mistrusted*: such a check can hardly fail.

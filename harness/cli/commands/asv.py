@@ -7,7 +7,7 @@ asv 0.6 with an existing environment has traps this wrapper handles:
   dropped ``PYTHONPATH`` does not matter);
 * ``asv machine`` asks questions: ``--yes`` takes the detected answers.
 
-``--suites`` (``all``: every suite in ``harness/bench/suites``), ``--batches`` and ``--threads`` choose
+``--suites`` (``all``: every suite in ``harness/suites``), ``--batches`` and ``--threads`` choose
 the grid (``benchmarks/bench_conv2d.py`` reads them from ``CONVBENCH_ASV_*``); ``--bench REGEX``
 and ``--asv-args "..."`` pass arguments on to asv, e.g.
 ``convbench asv run --suites smoke --bench track_gflops``. The full dashboard:
@@ -59,7 +59,7 @@ def asv_command(action: str, quick: bool = False, extra=()) -> list[list[str]]:
 
 def suite_names(text: str) -> list[str]:
     """The suites ``--suites`` names: ``all`` is every shipped suite; unknown names exit."""
-    from harness.bench import suites
+    from harness import suites
 
     chosen = [name.strip() for name in text.split(",") if name.strip()]
     if "all" in chosen:

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 from harness.bench import runner as bench
-from harness.bench import suites
+from harness import suites
 from harness.support.machine import record
 from harness.backend.registry import backends, get_backend
-from harness.support.results_io import RunHistory
+from harness.support.results_io import REPORTS, RunHistory
 
 
 def register(sub) -> None:
@@ -33,7 +33,7 @@ def register(sub) -> None:
     parser.add_argument("--cold", action="store_true", help="cold cache: fresh input copies for every run")
     parser.add_argument("--limit", type=float, default=bench.DEFAULT_CASE_LIMIT_S, metavar="S",
                         help=f"skip cases estimated (or first measured) above S seconds per call (default {bench.DEFAULT_CASE_LIMIT_S:g})")
-    parser.add_argument("--out", default="reports/bench.csv", metavar="CSV",
+    parser.add_argument("--out", default=str(REPORTS / "bench.csv"), metavar="CSV",
                         help="results file (a .json with the run's settings is written beside it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
     parser.set_defaults(func=run)

@@ -20,7 +20,7 @@ import pandas as pd
 from harness import autoselect
 from harness.bench import runner as bench
 from harness.backend.registry import backends, get_backend
-from harness.bench import suites
+from harness import suites
 from harness.support.machine import record
 from harness.support.results_io import write_atomic
 

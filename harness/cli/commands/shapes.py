@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 
 from harness.ops.table import op_info
-from harness.bench import suites
+from harness import suites
 from harness.bench.runner import op_spec, plan
 
 

@@ -13,7 +13,7 @@ from harness.errors import Unsupported
 from harness.ops.table import OPS, op_info
 from harness.backend.plugins import add_plugin_option, load_plugins
 from harness.backend.registry import backends, get_backend
-from harness.support.results_io import RunHistory, write_csv
+from harness.support.results_io import REPORTS, RunHistory, write_csv
 from harness.verify.verifier import DEFAULT_CASES, summarize, verify
 
 
@@ -71,7 +71,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"convbench verify: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out or "reports/verify.csv")
+    out = Path(args.out or REPORTS / "verify.csv")
     history = RunHistory(out)
 
     try:

@@ -8,7 +8,7 @@ Two file formats live here:
   unless the source fixes the batch; ``op`` is ``conv2d`` or an op the harness does not
   have yet (``conv_transpose2d``), which the benchmarks then skip with the reason.
 * ``<suite>.deepbench`` and ``<suite>.benchdnn`` — shape files in those tools' own
-  notation (see :mod:`harness.bench.shape_files`), kept verbatim so they can be checked against
+  notation (see :mod:`harness.suites.shape_files`), kept verbatim so they can be checked against
   the source by eye.
 
 Lines starting with ``#`` are comments; each file's header says where its numbers come from.
@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from harness.bench.shape_files import CSV_COLUMNS, Row, read_rows  # noqa: F401 (Row: the rows layers() expands)
+from harness.suites.shape_files import CSV_COLUMNS, Row, read_rows  # noqa: F401 (Row: the rows layers() expands)
 from harness.ops.conv_spec import Conv2dSpec
 
 SUITE_DIR = Path(__file__).parent

@@ -1,6 +1,6 @@
 """Read other tools' conv shape files, so a user's existing files run unchanged.
 
-Two notations besides convbench's own CSV suites (see :mod:`harness.bench.suites`):
+Two notations besides convbench's own CSV suites (see :mod:`harness.suites`):
 
 * **oneDNN benchdnn** problem descriptors, one per line, e.g.
   ``g1mb50ic3ih224iw224oc64oh112ow112kh7kw7sh2sw2ph3pw3n"resnet_50:conv1"``. Keys may come
@@ -16,7 +16,7 @@ Two notations besides convbench's own CSV suites (see :mod:`harness.bench.suites
   one per line, in any wrapping (``std::make_tuple(...)``, bare parentheses, or plain
   comma-separated numbers).
 
-``#`` and ``//`` start comments in both. Rows come back as :class:`harness.bench.suites.Row`,
+``#`` and ``//`` start comments in both. Rows come back as :class:`harness.suites.Row`,
 carrying the batch the file gives.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from harness.ops.conv_spec import Conv2dSpec
 
-#: Columns of a named-layer CSV suite (see ``harness/bench/suites``).
+#: Columns of a named-layer CSV suite (see ``harness/suites``).
 CSV_COLUMNS = ("name", "N", "C", "H", "W", "O", "KH", "KW", "stride", "padding", "dilation", "groups", "op", "notes")
 
 
@@ -44,7 +44,6 @@ class Row(NamedTuple):
 
 
 
-BENCHDNN_KEYS = ("g", "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw")
 _UNSUPPORTED_KEYS = ("id", "od", "kd", "sd", "pd", "dd")
 # Longest keys first so "mb" is not read as "m" + "b" and "ic" before "i".
 _KEY_RE = re.compile(r"(mb|ic|ih|iw|id|oc|oh|ow|od|kh|kw|kd|sh|sw|sd|ph|pw|pd|dh|dw|dd|g)(\d+)")
