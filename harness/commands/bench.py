@@ -54,7 +54,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"convbench bench: {exc}", file=sys.stderr)
         return 2
-    if args.threads is not None and args.threads < 1 or args.until_stable < 0 or args.repeat < 1:
+    if (args.threads is not None and args.threads < 1) or args.until_stable < 0 or args.repeat < 1:
         print("convbench bench: --threads and --repeat must be >= 1, --until-stable >= 0", file=sys.stderr)
         return 2
     machine = record()
