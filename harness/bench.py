@@ -190,8 +190,8 @@ def run(
         names.append(baseline)
     rows = []
     total = len(cases) * len(names)
-    retry_until = time.monotonic() + max(0.0, until_stable_s)
     with pinned_threads(threads) as counts:
+        retry_until = time.monotonic() + max(0.0, until_stable_s)  # after the libraries' imports
         used_threads = threads or counts.get("torch") or counts.get("blas") or 1
         settle_s = paired.settle_seconds(used_threads) if settle_s is None else settle_s
         done = 0

@@ -41,6 +41,10 @@ SETTLE_S = 0.1
 #: With one thread there is no pool left spinning (BLAS, torch and numba run in the calling
 #: thread), so settling only has to bring the backend's own data back into cache.
 SETTLE_ONE_THREAD_S = 0.01
+#: A backend whose last sample took at least this long per call settles by sleeping instead of
+#: calling: the other pools stop spinning all the same, and a call this long gains nothing from
+#: a warm cache (an untimed call of several seconds per round would double the layer's cost).
+SLOW_CALL_S = 1.0
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
 
@@ -105,7 +109,12 @@ def measure(contenders: dict, *, budget_s: float = 0.3, min_rounds: int = MIN_RO
         order = [names[i] for i in rng.permutation(len(names))]
         for name in order:
             c = contenders[name]
-            per_call = _settle(c, settle_s)
+            done = out.times[name]
+            if done and done[-1] >= SLOW_CALL_S:
+                time.sleep(settle_s)
+                per_call = done[-1]
+            else:
+                per_call = _settle(c, settle_s)
             if name not in out.number:
                 target = budget_s / TARGET_ROUNDS
                 out.number[name] = max(1, int(target / per_call)) if per_call > 0 else 1

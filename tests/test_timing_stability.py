@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import harness
-from harness import bench, machine_state, paired, stability, timing_selftest
+from harness import bench, machine_state, paired, stability, timing, timing_selftest
 from harness.report_data import winners
 from harness.registry import get_backend, register_backend, unregister_backend
 
@@ -178,6 +178,8 @@ def test_until_stable_re_measures_within_its_bound(monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(bench, "_measure_layer", counting)
+    with timing.pinned_threads(1):  # torch and numba imported before the clock starts
+        pass
     started = time.monotonic()
     results = bench.run(smoke_cases(), ["im2col"], baseline="im2col", until_stable_s=0.5,
                         **dict(TINY, min_runs=2))  # 2 rounds: always unstable, so it retries until the bound
@@ -201,3 +203,11 @@ def test_selftest_command_stores_its_result_and_env_shows_it(tmp_path, monkeypat
     assert f"A/A self-test {stored['verdict']}" in capsys.readouterr().out
     assert main(["selftest-timing", "--backend", "nope", "--out", str(out)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_slow_calls_settle_by_sleeping_after_the_first_round(monkeypatch):
+    monkeypatch.setattr(paired, "SLOW_CALL_S", 0.0)  # every call counts as slow
+    calls = []
+    contender = paired.Contender(lambda: calls.append(1), (), lambda: None, 0.0)
+    samples = paired.measure({"a": contender}, budget_s=0.0, min_rounds=4, settle_s=0.0)
+    assert samples.rounds == 4 and len(calls) == 1 + 4  # one settling call in round 1, then only timed ones
