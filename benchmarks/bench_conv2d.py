@@ -13,9 +13,19 @@ Environment variables choose the grid (defaults keep a full run to a reasonable 
   usable CPU); a parameter, so the count is recorded with each result
 * ``CONVBENCH_ASV_LIMIT``   skip cases estimated above this many seconds per call (default 2)
 
-Three classes: ``Conv2d`` (``time_conv2d``, ``track_gflops``; setup warms the case up, so JIT
-compilation is never timed), ``Conv2dMemory`` (``peakmem_conv2d``) and ``Layer``
-(``track_cpr``, a property of the layer, so one value per layer and batch, not per backend).
+Four classes: ``Conv2d`` (``time_conv2d``, ``track_gflops``; setup warms the case up, so JIT
+compilation is never timed), ``Conv2dMemory`` (``peakmem_conv2d``), ``Layer`` (``track_cpr``, a
+property of the layer, so one value per layer and batch, not per backend) and ``MachineState``
+(how busy the machine was: other processes' busy cores, load, steal, CPU frequency; see
+:mod:`harness.support.machine_state`).
+
+Repeated rounds: ``time_conv2d`` runs in ``rounds`` = 3 processes per combination, which asv
+interleaves with the other benchmarks' rounds (``asv run`` interleaves rounds by default), each
+taking 2 to 4 samples (``repeat``) of one call (``number``). A disturbance of a few seconds then
+hits one round of many benchmarks rather than every sample of one, and the spread asv records
+(and ``asv compare`` tests differences against) covers several points in time. ``MachineState``
+has rounds too, so the machine is sampled at several points of the run; a result beside a high
+``track_busy_cores`` was taken on a busy machine. ``--quick`` still runs one round of one call.
 Unavailable backends, unsupported features or ops, and cases over the limit are skipped
 by ``setup`` raising ``NotImplementedError`` with the reason (a limit that only a call finds,
 ``harness.Unsupported`` from the backend's op, skips the same way). Timing rules are
@@ -173,11 +183,12 @@ class _Conv2dCase:
 
 
 class Conv2d(_Conv2dCase):
-    # Warm-up is done in setup, not by asv; one round (asv's default is 2, each a process per
-    # combination); a few samples of one call each (asv --quick takes one).
-    rounds = 1
+    # Warm-up is done in setup, not by asv (and again in each round's process: a fork starts
+    # cold). Three interleaved rounds of 2-4 samples (at most 0.5 s of samples per round) of
+    # one call each (asv --quick takes one).
+    rounds = 3
     number = 1
-    repeat = (3, 10, 1.0)
+    repeat = (2, 4, 0.5)
     warmup_time = 0
 
     def setup(self, backend, layer, batch, dtype, threads):
@@ -237,3 +248,40 @@ class Layer:
         return counts["macs"] / counts["params"]
 
     track_cpr.unit = "MACs/param"
+
+
+class MachineState:
+    """The machine while the benchmarks ran: one value per round (rounds interleave with the other
+    benchmarks'), over a 0.5 s window in which this process sleeps. See :mod:`harness.support.machine_state`."""
+
+    rounds = 3
+    timeout = 60
+
+    def setup(self):
+        from harness.support import machine_state
+
+        self.window = machine_state.measure_window(0.5)
+
+    def track_busy_cores(self):
+        return _nan_if_none(self.window.busy_cores)
+
+    track_busy_cores.unit = "cores"
+
+    def track_load1(self):
+        return _nan_if_none(self.window.load1)
+
+    track_load1.unit = "load"
+
+    def track_steal_pct(self):
+        return _nan_if_none(self.window.steal_pct)
+
+    track_steal_pct.unit = "%"
+
+    def track_cpu_mhz(self):
+        return _nan_if_none(self.window.cpu_mhz_after)
+
+    track_cpu_mhz.unit = "MHz"
+
+
+def _nan_if_none(value):
+    return float("nan") if value is None else float(value)

@@ -8,7 +8,9 @@ Two ways in:
 
 * the ``conv2d`` op does the whole trip: pad, upload, launch, download;
 * :func:`prepare` uploads once and returns a launcher that runs only the kernel on the
-  device-resident arrays, so benchmarks time the kernel (followed by ``sync()``) alone.
+  device-resident arrays, so benchmarks time the kernel alone: :func:`time_kernel` times it with
+  CUDA events after a sync, hot or with the L2 cache flushed between runs (``cold=True``; see
+  ``impls/_numba_cuda_timing.py``). ``benchmarks/measure_numba_cuda.py`` prints both per layer.
 
 With ``NUMBA_ENABLE_CUDASIM=1`` set before ``numba`` is imported, the same code runs on Numba's
 CUDA simulator (Python threads; slow, for correctness checks on tiny shapes): ``probe()`` then
@@ -88,6 +90,18 @@ def prepare(x, w, bias, spec):
 
     launch.result = result
     return launch
+
+
+def time_kernel(x, w, bias, spec, runs: int = 10, cold: bool = False) -> list[float]:
+    """Seconds per kernel run on the device, from CUDA events (one untimed warm-up launch first).
+
+    ``cold=True`` flushes the L2 cache before every run (untimed). Only the kernel is timed: the
+    operands are uploaded once, before."""
+    from impls._numba_cuda_timing import event_times
+
+    launch = prepare(x, w, bias, spec)
+    launch()  # compiles on first use: never timed
+    return event_times(launch, runs=runs, cold=cold)
 
 
 def conv2d(x, w, bias, spec):

@@ -4,6 +4,7 @@ import argparse
 import importlib
 import inspect
 import json
+import math
 import os
 import re
 import subprocess
@@ -69,7 +70,9 @@ def test_regression_detection_is_off_for_every_track_benchmark(smoke):
     """Track values are GFLOP/s (rises are good) or layer properties: none may raise alarms."""
     patterns = {p for p, first in _conf()["regressions_first_commits"].items() if first is None}
     tracks = [name for name in _benchmark_names(smoke) if ".track_" in name]
-    assert sorted(tracks) == ["bench_conv2d.Conv2d.track_gflops", "bench_conv2d.Layer.track_cpr"]
+    assert sorted(tracks) == ["bench_conv2d.Conv2d.track_gflops", "bench_conv2d.Layer.track_cpr",
+                              "bench_conv2d.MachineState.track_busy_cores", "bench_conv2d.MachineState.track_cpu_mhz",
+                              "bench_conv2d.MachineState.track_load1", "bench_conv2d.MachineState.track_steal_pct"]
     for name in tracks:
         assert any(re.match(p, name) for p in patterns), name
 
@@ -131,6 +134,15 @@ def test_threads_are_a_parameter_and_pinned_in_setup(monkeypatch):
         module.Conv2d().setup("torch", layer, 1, "float32", 1)
         counts, _ = timing.set_threads(None)
     assert set(counts.values()) == {1}
+
+
+def test_timing_uses_asv_rounds_and_the_machine_state_is_recorded(smoke):
+    # several interleaved rounds of several samples: asv compare's intervals rest on them
+    assert smoke.Conv2d.rounds >= 2 and smoke.Conv2d.repeat[0] >= 2 and smoke.Conv2d.number == 1
+    state = smoke.MachineState()
+    state.setup()
+    assert state.track_busy_cores() >= 0 or math.isnan(state.track_busy_cores())
+    assert smoke.MachineState.track_busy_cores.unit == "cores"
 
 
 def test_setup_warms_up_once_and_benchmarks_run(smoke):

@@ -110,7 +110,13 @@ def test_convbench_bench_writes_csv_and_json(tmp_path, monkeypatch, capsys):
     assert set(frame.suite) == {"smoke", "mine"} and set(frame.batch) == {1}
     payload = json.loads(out.with_suffix(".json").read_text())
     assert payload["settings"]["threads"] == 1 and len(payload["results"]) == len(frame)
-    assert "GF/s" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "GF/s" in captured.out and "x torch [95% interval]" in captured.out
+    # one round per layer (--repeat 1) is too few to bound a ratio: every layer is flagged, once
+    assert {"stable", "unstable_reason", "ratio_lo", "ratio_hi", "rel_spread"} <= set(frame.columns) | set(frame.metric)
+    assert not frame.stable.any()
+    warnings = [l for l in captured.err.splitlines() if l.startswith("warning:") and "unstable timing" in l]
+    assert len(warnings) == frame.layer.nunique() and all("only 1 round" in l for l in warnings)
 
 
 def test_machine_record_is_cached_and_reused(tmp_path, monkeypatch):

@@ -113,3 +113,31 @@ def test_real_gpu_verify_has_no_failures():
     report = harness.verify("numba_cuda", cases=100, seed=0)
     bad = report[report.status.isin(["failed", "error"])]
     assert bad.empty, bad[["status", "message", "reproducer"]].to_string()
+
+
+_EVENT_SCRIPT = """
+import json
+import numpy as np
+from harness.ops.conv_spec import conv2d_spec
+from impls import numba_cuda
+from impls._numba_cuda_timing import event_times
+x = np.ones((1, 2, 4, 4), np.float32); w = np.ones((2, 2, 3, 3), np.float32)
+spec, _ = conv2d_spec(x, w, None, padding=1)
+launch = numba_cuda.prepare(x, w, None, spec)
+launch()
+hot = event_times(launch, runs=2)
+cold = event_times(launch, runs=2, cold=True, flush_bytes=4096)
+print(json.dumps({"hot": hot, "cold": cold}))
+"""
+
+
+def test_event_timing_hot_and_cold_runs_on_the_simulator():
+    """Tiny: two event-timed runs each way on Numba's simulator (a real GPU is checked by
+    benchmarks/measure_numba_cuda.py). Checks the mechanism, never a speed."""
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    done = subprocess.run([sys.executable, "-c", _EVENT_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(out["hot"]) == 2 and len(out["cold"]) == 2
+    assert all(t > 0 for t in out["hot"] + out["cold"])

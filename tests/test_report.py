@@ -21,8 +21,9 @@ VERIFY_ROWS = [
 ]
 
 
-def bench_rows():
-    """Two layers, backends torch / im2col / fft / auto with known times (GFLOP/s = 1 / time)."""
+def bench_rows(unstable=()):
+    """Two layers, backends torch / im2col / fft / auto with known times (GFLOP/s = 1 / time),
+    stable unless (layer, backend) is in ``unstable``; ratio intervals +-5%."""
     times = {"smoke.a": {"torch": 2.0, "im2col": 1.0, "fft": 4.0, "auto": 1.0},
              "smoke.b": {"torch": 1.0, "im2col": 4.0, "fft": 2.0, "auto": 2.0}}
     rows = []
@@ -30,9 +31,13 @@ def bench_rows():
         for backend, t in per.items():
             base = dict(backend=backend, impl="native", op="conv2d", suite="smoke", layer=layer, batch=1,
                         dtype="float32", threads=1, cache="hot",
-                        reason="chose im2col (measure)" if backend == "auto" else "")
+                        reason="chose im2col (measure)" if backend == "auto" else "",
+                        stable=(layer, backend) not in unstable,
+                        unstable_reason="oversubscribed: test" if (layer, backend) in unstable else "")
             rows += [dict(base, metric="time_min", value=t), dict(base, metric="gflops", value=1 / t),
                      dict(base, metric="ratio_to_torch", value=per["torch"] / t),
+                     dict(base, metric="ratio_lo", value=0.95 * per["torch"] / t),
+                     dict(base, metric="ratio_hi", value=1.05 * per["torch"] / t),
                      dict(base, metric="cpr", value=10.0), dict(base, metric="intensity", value=5.0)]
     return pd.DataFrame(rows)
 
@@ -143,3 +148,23 @@ def test_report_command_says_what_is_wrong(stored, capsys):
     code = main(["report", "--verify", str(stored / "verify.csv"), "--bench", str(stored / "bench.csv"),
                  "--out", str(stored / "summary.md"), "--asv", str(stored / "none")])
     assert code == 2 and "truncated" in capsys.readouterr().err
+
+
+def test_headline_claims_come_from_stable_rows_only(tmp_path):
+    # im2col's fast layer (smoke.a, 2x torch) is unstable: the headline may not use it
+    write_csv(bench_rows(unstable={("smoke.a", "im2col")}), tmp_path / "bench.csv")
+    markdown = write_report(None, tmp_path / "bench.csv", None, tmp_path / "summary.md", asv_dir=None).read_text()
+    minute = markdown.split("## In one minute")[1].split("\n## ")[0]
+    assert "**Unstable timings**: 1 (layer, backend) row(s)" in minute
+    # each layer +-5%; two independent layers narrow the geomean's interval by sqrt(2)
+    assert "fastest single backend fft, 0.50x [0.48, 0.52] torch (geomean over 2 stable layer(s))" in minute
+    assert "## Unstable timings (not ranked)" in markdown and "oversubscribed: test" in markdown
+    win = report_data.winners(bench_rows(unstable={("smoke.a", "im2col")}))
+    assert list(win.fastest) == ["not ranked", "torch"] and win.timing.iloc[0].startswith("unstable: im2col")
+    assert list(win["x torch [95%]"]) == ["", "1.00x [0.95, 1.05]"]
+
+
+def test_results_without_stability_flags_are_never_headlines(tmp_path):
+    write_csv(bench_rows().drop(columns=["stable", "unstable_reason"]), tmp_path / "bench.csv")
+    markdown = write_report(None, tmp_path / "bench.csv", None, tmp_path / "summary.md", asv_dir=None).read_text()
+    assert "fastest single backend" not in markdown and "measured without stability flags" in markdown

@@ -1,30 +1,40 @@
 """In-process benchmarks: suite layers x backends, one long results table.
 
 The same rules as the asv benchmarks (``benchmarks/bench_conv2d.py`` uses
-:func:`prepare` and :mod:`harness.support.timing` too): inputs from a seeded ``default_rng``
+:func:`prepare` and :mod:`harness.timing` too): inputs from a seeded ``default_rng``
 made outside the timed region, the backend's op called directly (arguments were checked
 once, when the case was prepared), warm-up and compile time apart from run time, and the
 backend's ``sync()`` before every clock stop.
 
+Backends are timed against each other on each layer in interleaved, shuffled rounds
+(:mod:`harness.bench.paired`), with the machine's state sampled around and between the rounds
+(:mod:`harness.support.machine_state`).
+
 Results are long: one row per (backend, op, suite, layer, batch, dtype, threads, metric), with
 ``impl`` saying whether the backend ran the op natively or through a harness lowering
-(``native`` / ``lowered``, see :mod:`harness.ops.lowering`).
+(``native`` / ``lowered``, see :mod:`harness.ops.lowering`), and on every row of a timed
+(backend, layer) its ``stable`` flag and ``unstable_reason`` (:mod:`harness.bench.stability`).
 Metrics:
 
-* ``time_min``, ``time_median``, ``time_iqr`` (seconds), ``runs``, ``compile_s``
+* ``time_min``, ``time_median``, ``time_iqr`` (seconds per call, over the rounds' samples),
+  ``runs`` (timed calls), ``rounds``, ``compile_s``, ``rel_spread`` (IQR / median)
 * ``gflops`` (dense FLOPs / time_min, see :mod:`harness.ops.metrics`; a transposed conv counts
   2 * the MACs of its forward pair), ``gflops_useful``
-* ``ratio_to_torch``: torch's time_min / this backend's, from the same run (> 1 = faster
-  than torch)
+* ``ratio_to_torch``: median over rounds of torch's sample / this backend's, from the same
+  rounds (> 1 = faster than torch), with ``ratio_lo`` and ``ratio_hi``, its 95% interval
 * ``pct_peak``: gflops as % of the roofline min(peak GEMM GFLOP/s, intensity x bandwidth)
   measured by ``convbench env``
 * ``cpr``, ``intensity`` (properties of the layer, repeated per backend for convenience)
+* ``busy_cores`` (cores other processes wanted while the layer ran), ``busy_cores_consumed``,
+  ``runnable_others``, ``steal_pct``, ``load1``, ``procs_running``, ``cpu_mhz_before`` /
+  ``cpu_mhz_after`` (the machine's state, where the OS exposes it; repeated per backend)
 * ``skipped`` (value NaN) with the reason, for unavailable backends, unsupported
   features or ops, and cases the time guard refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -37,13 +47,16 @@ import pandas as pd
 from harness import autoselect
 from harness.backend import dispatch
 from harness.backend.registry import get_backend, with_role
+from harness.bench import paired, stability
 from harness.errors import Unsupported
 from harness.ops import metrics
 from harness.ops.table import op_info
-from harness.support.machine import peak_gflops
 from harness.suites import Layer, expand_batches, layers
+from harness.suites.shape_files import read_rows
+from harness.support import machine_state
+from harness.support.machine import peak_gflops
 from harness.support.results_io import write_atomic, write_csv
-from harness.support.timing import pinned_threads, time_call, time_once
+from harness.support.timing import pinned_threads, time_once
 
 
 def baseline_name() -> str | None:
@@ -51,7 +64,7 @@ def baseline_name() -> str | None:
     return with_role("baseline")
 
 COLUMNS = ("backend", "impl", "op", "suite", "layer", "batch", "dtype", "threads", "cache", "metric", "value",
-           "reason")
+           "reason", "stable", "unstable_reason")
 DEFAULT_CASE_LIMIT_S = 20.0
 
 
@@ -97,8 +110,6 @@ def plan(suites=(), shape_files=(), batches=None, dtypes=("float32",)) -> list[t
 
     ``batches`` is a list of batch sizes, or None for each file's own batch (else 1 and 8).
     """
-    from harness.suites.shape_files import read_rows
-
     out = []
     for dtype in dtypes:
         for name in suites:
@@ -119,46 +130,68 @@ def run(
     *,
     threads: int | None = None,
     budget_s: float = 0.3,
-    min_runs: int = 3,
+    min_runs: int = paired.MIN_ROUNDS,
     cache: str = "hot",
     limit_s: float = DEFAULT_CASE_LIMIT_S,
     machine: dict | None = None,
     progress: bool = True,
     seed: int = 0,
     on_rows=None,
+    until_stable_s: float = 0.0,
+    settle_s: float | None = None,
+    baseline: str | None = None,
 ) -> pd.DataFrame:
     """Time every (suite, layer) in ``cases`` on every backend; one long DataFrame.
+
+    Backends are timed against each other in interleaved rounds (:mod:`harness.bench.paired`):
+    ``min_runs`` is the fewest rounds, ``budget_s`` the timed seconds each backend should
+    accumulate per layer, ``settle_s`` the untimed calls before each sample (default
+    :func:`harness.bench.paired.settle_seconds` for the thread count). Every timed row
+    carries ``stable`` and ``unstable_reason`` (:mod:`harness.bench.stability`), judged from the
+    ratio's interval, the backend's spread and the machine's state while the layer ran
+    (:mod:`harness.support.machine_state`). ``until_stable_s`` > 0 re-measures a layer with unstable
+    rows until it is stable or that many seconds (over the whole run) are spent on re-measuring.
 
     ``on_rows`` is called with each finished layer's rows (a list of dicts) at once, so a
     caller can keep them even if the run is interrupted.
 
-    ``torch`` is added as the baseline when it is available and not listed, so that
-    ``ratio_to_torch`` always comes from the same run. Each case's first call is timed
+    ``baseline`` (default: the CPU ``baseline`` backend, torch) is added when it is available and not listed, so that
+    ``ratio_to_torch`` always comes from the same rounds. Each case's first call is timed
     alone; a backend without a cost model whose first call exceeds ``limit_s`` is not
     timed further (recorded as skipped with that time).
     """
     names = list(dict.fromkeys(backend_names))
-    baseline = baseline_name()
-    if baseline is not None and baseline not in names:
+    baseline = baseline or baseline_name()
+    if baseline is not None and baseline not in names and get_backend(baseline).available:
         names.append(baseline)
     rows = []
     total = len(cases) * len(names)
     with pinned_threads(threads) as counts:
+        retry_until = time.monotonic() + max(0.0, until_stable_s)  # after the libraries' imports
         used_threads = threads or counts.get("torch") or counts.get("blas") or 1
+        settle_s = paired.settle_seconds(used_threads) if settle_s is None else settle_s
         done = 0
         for suite, layer in cases:
             base = {"op": layer.op, "suite": suite, "layer": layer.label, "batch": layer.spec.N,
                     "dtype": layer.spec.dtype, "threads": used_threads, "cache": cache}
-            times, layer_rows = {}, []
+            contenders, layer_rows, notes = {}, [], {}
             for name in names:
                 done += 1
                 if progress:
                     _progress(done, total, layer.label, layer.spec.N, name)
-                result = _one(name, layer, base, budget_s, min_runs, cache, limit_s, seed)
-                layer_rows += result[0]
-                if result[1] is not None:
-                    times[name] = result[1]
-            layer_rows += _derived(times, layer, base, machine, used_threads, baseline)
+                started = _one(name, layer, base, limit_s, seed)
+                if isinstance(started, list):
+                    layer_rows += started  # skipped, with the reason
+                else:
+                    contenders[name], notes[name] = _share_inputs(started[0], contenders), started[1]
+            measured = _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, machine,
+                                      used_threads, seed, settle_s, baseline)
+            attempt = 0
+            while _unstable(measured) and time.monotonic() < retry_until:
+                attempt += 1  # another shuffle of the rounds' order each time
+                measured = _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, machine,
+                                          used_threads, seed + attempt, settle_s, baseline)
+            layer_rows += measured
             rows += layer_rows
             if on_rows is not None:
                 on_rows(layer_rows)
@@ -167,29 +200,88 @@ def run(
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _one(name, layer, base, budget_s, min_runs, cache, limit_s, seed):
-    """Rows for one (backend, layer), and its Timing (None when skipped)."""
-    row = dict(base, backend=name, impl="")
+def _one(name, layer, base, limit_s, seed):
+    """``(Contender, note)`` for one (backend, layer) ready to time, or its ``skipped`` rows."""
+    row = dict(base, backend=name, impl="", stable=False, unstable_reason="not timed")
     try:
         chosen, note = resolve_auto(name, layer.op, op_spec(layer.op, layer.spec))
         row["impl"] = get_backend(chosen).op_impl(layer.op) or ""
         prepared = prepare(chosen, layer.op, layer.spec, seed, limit_s)
     except Unsupported as exc:
-        return [dict(row, metric="skipped", value=math.nan, reason=str(exc))], None
+        return [dict(row, metric="skipped", value=math.nan, reason=str(exc))]
     try:
         first = time_once(prepared.fn, prepared.args, prepared.sync)
     except Unsupported as exc:  # a limit found only at run time (e.g. winograd's kernel size)
-        return [dict(row, metric="skipped", value=math.nan, reason=str(exc))], None
+        return [dict(row, metric="skipped", value=math.nan, reason=str(exc))]
     except Exception as exc:  # a crashing backend is reported, and the run goes on
-        return [dict(row, metric="skipped", value=math.nan, reason=f"error: {type(exc).__name__}: {exc}")], None
+        return [dict(row, metric="skipped", value=math.nan, reason=f"error: {type(exc).__name__}: {exc}")]
     if first > limit_s:
         reason = f"first call took {first:.1f} s, over the per-case limit of {limit_s:g} s; not timed further"
-        return [dict(row, metric="skipped", value=math.nan, reason=reason)], None
-    timing = time_call(prepared.fn, prepared.args, sync=prepared.sync, budget_s=budget_s,
-                       min_runs=min_runs, cache=cache, warmup=1, first_call_s=first)
-    values = {"time_min": timing.min, "time_median": timing.median, "time_iqr": timing.iqr,
-              "runs": timing.runs, "compile_s": timing.compile}
-    return [dict(row, metric=k, value=float(v), reason=note) for k, v in values.items()], timing
+        return [dict(row, metric="skipped", value=math.nan, reason=reason)]
+    return paired.Contender(prepared.fn, prepared.args, prepared.sync, first), note
+
+
+def _share_inputs(contender, others: dict):
+    """``contender`` using the inputs another backend of the layer already holds, when they are the
+    same (same seed and spec: equal read-only arrays), so a layer's inputs are in memory once."""
+    for other in others.values():
+        if len(other.args) == len(contender.args) and all(map(_same_input, contender.args, other.args)):
+            return dataclasses.replace(contender, args=other.args)
+    return contender
+
+
+def _same_input(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and a.dtype == b.dtype and not a.flags.writeable and np.array_equal(a, b))
+    return a is b or a == b
+
+
+def _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, machine, threads, seed, settle_s,
+                   baseline):
+    """Rows of one layer's interleaved measurement: times, derived figures, ratio intervals,
+    machine state, and every row's stability verdict."""
+    if not contenders:
+        return []
+    before, during = machine_state.sample(), []
+    samples = paired.measure(contenders, budget_s=budget_s, min_rounds=min_runs,
+                             max_rounds=max(min_runs, paired.MAX_ROUNDS), settle_s=settle_s, cache=cache, seed=seed,
+                             on_round=lambda: during.append(machine_state.sample(frequency=False)))
+    window = machine_state.between(before, machine_state.sample(), during)
+    crowded = machine_state.oversubscription(window, threads)
+    times, ratios, rows = {}, {}, []
+    for name, c in contenders.items():
+        times[name] = paired.timing_of(samples.times[name], samples.calls[name], c.first_call_s, cache)
+        if baseline in contenders:
+            ratios[name] = paired.ratio_interval(samples.times[baseline], samples.times[name], seed=seed)
+    state = _state_values(window)
+    for name, t in times.items():
+        spread = paired.rel_spread(samples.times[name])
+        ratio, lo, hi = ratios.get(name, (None, None, None))
+        stable, why = stability.verdict(rounds=samples.rounds, rel_spread=spread, ratio=ratio, lo=lo, hi=hi,
+                                        oversubscribed=crowded, steal_pct=window.steal_pct)
+        flags = {"stable": stable, "unstable_reason": why}
+        impl = get_backend(resolve_auto(name, layer.op, op_spec(layer.op, layer.spec))[0]).op_impl(layer.op) or ""
+        values = {"time_min": t.min, "time_median": t.median, "time_iqr": t.iqr, "runs": t.runs,
+                  "rounds": samples.rounds, "compile_s": t.compile, "rel_spread": spread, **state}
+        rows += [dict(base, backend=name, impl=impl, metric=k, value=float(v), reason=notes[name], **flags)
+                 for k, v in values.items()]
+        derived = _derived({name: t}, layer, base, machine, threads, {name: ratios[name]} if name in ratios else {})
+        rows += [dict(r, **flags) for r in derived]
+    return rows
+
+
+def _state_values(window) -> dict:
+    """The machine-state metrics of a layer (those the OS exposes), repeated on each backend's rows."""
+    values = {"busy_cores": window.busy_cores, "busy_cores_consumed": window.consumed_cores,
+              "runnable_others": window.runnable_others, "steal_pct": window.steal_pct, "load1": window.load1,
+              "procs_running": window.procs_running, "cpu_mhz_before": window.cpu_mhz_before,
+              "cpu_mhz_after": window.cpu_mhz_after}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _unstable(rows) -> bool:
+    return any(not r["stable"] for r in rows if r["metric"] == "time_min")
 
 
 #: Backend names that ``run`` resolves per layer through :mod:`harness.autoselect`, with how.
@@ -216,9 +308,9 @@ def resolve_auto(name: str, op: str, spec) -> tuple[str, str]:
 
 
 def _derived(times: dict, layer: Layer, base: dict, machine: dict | None, threads: int,
-             baseline: str | None = None) -> list[dict]:
-    """GFLOP/s, ratio to the baseline, % of peak, CPR and intensity for every timed backend (the
-    op record's counts)."""
+             ratios: dict | None = None) -> list[dict]:
+    """GFLOP/s, % of peak, CPR and intensity for every timed backend; with ``ratios`` (name ->
+    ``(ratio, lo, hi)`` from :func:`harness.bench.paired.ratio_interval`), its ratio to torch and interval."""
     spec = op_spec(layer.op, layer.spec)
     counts = op_info(layer.op).counts(spec)
     if "intensity" not in counts:
@@ -236,8 +328,8 @@ def _derived(times: dict, layer: Layer, base: dict, machine: dict | None, thread
             "cpr": layer_cpr,
             "intensity": ai,
         }
-        if baseline in times:
-            values["ratio_to_torch"] = times[baseline].min / t.min
+        if ratios and name in ratios:
+            values["ratio_to_torch"], values["ratio_lo"], values["ratio_hi"] = ratios[name]
         if attainable:
             values["pct_peak"] = metrics.pct_of(values["gflops"], attainable)
         impl = get_backend(resolve_auto(name, layer.op, spec)[0]).op_impl(layer.op) or ""
@@ -252,8 +344,9 @@ def _progress(done: int, total: int, label: str, batch: int, backend: str) -> No
 
 # -- reporting ---------------------------------------------------------------------------
 def table(results: pd.DataFrame) -> str:
-    """GFLOP/s and ratio to torch per layer and backend, with geometric means per suite."""
-    timed = results[results.metric.isin(["gflops", "ratio_to_torch"])]
+    """GFLOP/s and ratio to torch (with its interval) per layer and backend, unstable rows
+    marked ``!``, and geometric means per suite over the stable rows."""
+    timed = results[results.metric.isin(["gflops", "ratio_to_torch", "ratio_lo", "ratio_hi"])]
     if timed.empty:
         return "no case was timed"
     wide = timed.pivot_table(index=["suite", "layer", "batch", "dtype"], columns=["backend", "metric"],
@@ -261,28 +354,39 @@ def table(results: pd.DataFrame) -> str:
     order = list(dict.fromkeys(zip(timed.suite, timed.layer, timed.batch, timed.dtype)))
     wide = wide.reindex(order)  # the suite's own layer order, not alphabetical
     backends = list(dict.fromkeys(b for b, _ in wide.columns))
-    header = f"{'layer':<40} {'N':>3} " + " ".join(f"{b + ' GF/s':>14} {'x torch':>8}" for b in backends)
+    header = f"{'layer':<40} {'N':>3} " + " ".join(f"{b + ' GF/s':>14} {'x torch [95% interval]':>24}" for b in backends)
     lines = [header, "-" * len(header)]
     skipped = results[results.metric == "skipped"].set_index(["layer", "batch", "dtype", "backend"]).reason
     lowered = set(map(tuple, timed[timed.impl == "lowered"][["layer", "batch", "dtype", "backend"]].values))
+    flags = stability.timed_flags(results)
+    unstable = set(map(tuple, flags[~flags.stable][["layer", "batch", "dtype", "backend"]].values))
     for suite, part in wide.groupby(level="suite", sort=False):
         for (_, layer, batch, dtype), row in part.iterrows():
             cells = []
             for b in backends:
-                gf, ratio = row.get((b, "gflops"), math.nan), row.get((b, "ratio_to_torch"), math.nan)
+                gf = row.get((b, "gflops"), math.nan)
+                ratio = paired.format_ratio(*(row.get((b, m), math.nan) for m in ("ratio_to_torch", "ratio_lo", "ratio_hi")))
                 if math.isnan(gf) and (layer, batch, dtype, b) in skipped.index:
-                    cells.append(f"{'skipped':>14} {'':>8}")
+                    cells.append(f"{'skipped':>14} {'':>24}")
                 else:  # '*': the op ran through a harness lowering, not the backend's own kernel
                     mark = "*" if (layer, batch, dtype, b) in lowered else " "
-                    cells.append(f"{gf:>13.2f}{mark} {ratio:>8.2f}")
+                    flag = "!" if (layer, batch, dtype, b) in unstable else " "
+                    cells.append(f"{gf:>13.2f}{mark} {ratio:>23}{flag}")
             lines.append(f"{layer:<40} {batch:>3} " + " ".join(cells))
         cells = []
         for b in backends:
-            cells.append(f"{_geomean(part.get((b, 'gflops'))):>14.2f} {_geomean(part.get((b, 'ratio_to_torch'))):>8.2f}")
-        lines.append(f"{'geomean ' + suite:<40} {'':>3} " + " ".join(cells))
+            good = [k for k in part.index if (k[1], k[2], k[3], b) not in unstable]
+            sub = part.loc[good] if good else part.iloc[:0]
+            r = paired.geomean_interval(*(sub.get((b, m), pd.Series(dtype=float)) for m in
+                                          ("ratio_to_torch", "ratio_lo", "ratio_hi")))
+            cells.append(f"{_geomean(sub.get((b, 'gflops'))):>14.2f} {paired.format_ratio(*r):>23} ")
+        lines.append(f"{'geomean ' + suite + ' (stable rows)':<40} {'':>3} " + " ".join(cells))
         lines.append("")
     if lowered:
         lines.append("* lowered: the backend ran the op through a harness lowering onto its conv2d")
+    if unstable:
+        lines.append(f"! unstable timing ({len(unstable)} row(s)): not ranked, left out of the geomeans; "
+                     "reasons in the 'warning:' lines and the results file (unstable_reason)")
     n_skipped = int((results.metric == "skipped").sum())
     if n_skipped:
         lines.append(f"{n_skipped} case(s) skipped; reasons in the results file (metric 'skipped'). First ones:")

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from harness.backend.registry import with_role
+from harness.bench.paired import format_ratio, geomean_interval
+from harness.bench.stability import timed_flags
 
 
 def baseline() -> str:
@@ -26,7 +28,7 @@ def baseline() -> str:
 
 #: Columns of the long results frame; ``source`` names the file a row came from.
 LONG_COLUMNS = ("backend", "op", "suite", "layer", "batch", "dtype", "metric", "value", "source",
-                "threads", "kernel", "impl", "reason")
+                "threads", "kernel", "impl", "reason", "stable", "unstable_reason")
 VERIFY_COLUMNS = ("backend", "op", "status", "max_units", "case", "x_shape", "w_shape", "dtype")
 BENCH_COLUMNS = ("backend", "op", "suite", "layer", "batch", "dtype", "metric", "value")
 #: asv benchmark method -> metric name in the long frame (asv's ``time_`` result is a median).
@@ -63,7 +65,8 @@ def verify_long(verified: pd.DataFrame, source: str) -> pd.DataFrame:
         "backend": verified.backend, "op": verified.op, "suite": "verify", "layer": verified.case,
         "batch": verified.x_shape.map(lambda s: _shape(s)[0] if _shape(s) else math.nan),
         "dtype": verified.dtype, "source": source, "threads": math.nan,
-        "kernel": verified.w_shape.map(_kernel), "impl": "", "reason": verified.get("message", "")})
+        "kernel": verified.w_shape.map(_kernel), "impl": "", "reason": verified.get("message", ""),
+        "stable": math.nan, "unstable_reason": ""})
     status = base.assign(metric="status:" + verified.status.astype(str), value=1.0)
     judged = verified.status.isin(["passed", "failed", "mistrusted"]) & verified.max_units.notna()
     units = base[judged].assign(metric="max_units", value=verified.max_units[judged].astype(float))
@@ -102,10 +105,14 @@ def history_runs(path) -> pd.DataFrame:
 def bench_long(results: pd.DataFrame, source: str) -> pd.DataFrame:
     """A ``convbench bench`` results frame in the long layout."""
     out = results.assign(source=source, kernel="")
+    if "stable" not in out:  # written before the stability flags: nothing vouches for these timings
+        out["stable"] = False
+        out["unstable_reason"] = "measured without stability flags (re-run the benchmark)"
     for column in LONG_COLUMNS:
         if column not in out:
-            out[column] = "" if column in ("impl", "reason") else math.nan
+            out[column] = "" if column in ("impl", "reason", "unstable_reason") else math.nan
     out["reason"] = out.reason.fillna("")
+    out["unstable_reason"] = out.unstable_reason.astype(object).fillna("")
     out["impl"] = out.impl.fillna("")
     return out[list(LONG_COLUMNS)]
 
@@ -171,7 +178,7 @@ def _asv_file(path: Path, param_names: dict) -> pd.DataFrame:
                          "layer": layer, "batch": p.get("batch", math.nan), "dtype": p.get("dtype", ""),
                          "metric": ASV_METRICS[method], "value": math.nan if value is None else float(value),
                          "source": f"asv:{machine}/{path.name}", "threads": p.get("threads", math.nan), "kernel": "",
-                         "impl": "", "reason": ""})
+                         "impl": "", "reason": "", "stable": math.nan, "unstable_reason": ""})
     return pd.DataFrame(rows, columns=list(LONG_COLUMNS))
 
 
@@ -202,14 +209,29 @@ def suite_table(bench: pd.DataFrame) -> pd.DataFrame:
 
 
 def winners(bench: pd.DataFrame) -> pd.DataFrame:
-    """Per layer: the fastest single backend (auto excluded), its GFLOP/s, torch's, auto's pick."""
+    """Per layer: the fastest single backend (auto excluded), its ratio to torch with its
+    interval, its GFLOP/s, torch's, auto's pick. A layer where any single backend's timing is
+    unstable (:mod:`harness.bench.stability`) names no winner: ``fastest`` says "not ranked" and
+    ``timing`` why."""
     times = bench[bench.metric == "time_min"]
     single = times[~times.backend.str.startswith("auto")]
     if single.empty:
         return pd.DataFrame()
-    best = single.loc[single.groupby(["suite", "layer", "batch", "dtype"], sort=False).value.idxmin()]
+    keys = ["suite", "layer", "batch", "dtype"]
+    flags = timed_flags(bench)
+    flags = flags[~flags.backend.str.startswith("auto") & ~flags.stable]
+    why = {k: "; ".join(f"{r.backend}: {r.unstable_reason}" for r in part.itertuples())
+           for k, part in flags.groupby(keys, sort=False)}
+    best = single.loc[single.groupby(keys, sort=False).value.idxmin()]
     gflops = bench[bench.metric == "gflops"].set_index(["layer", "batch", "dtype", "backend"]).value
+    ratio = bench[bench.metric.isin(["ratio_to_torch", "ratio_lo", "ratio_hi"])].pivot_table(
+        index=["layer", "batch", "dtype", "backend"], columns="metric", values="value", aggfunc="first")
     out = best[["suite", "layer", "batch", "dtype", "backend"]].rename(columns={"backend": "fastest"})
+    unranked = [tuple(k) in why for k in out[keys].values]
+    out["timing"] = ["unstable: " + why[tuple(k)] if tuple(k) in why else "stable" for k in out[keys].values]
+    out["x torch [95%]"] = [_ratio_text(ratio, (r.layer, r.batch, r.dtype, r.fastest)) for r in out.itertuples()]
+    out.loc[unranked, "x torch [95%]"] = ""
+    out.loc[unranked, "fastest"] = "not ranked"
     out["GFLOP/s"] = [gflops.get((r.layer, r.batch, r.dtype, r.fastest), math.nan) for r in out.itertuples()]
     base = baseline()
     out[f"{base} GFLOP/s"] = [gflops.get((r.layer, r.batch, r.dtype, base), math.nan) for r in out.itertuples()]
@@ -219,6 +241,26 @@ def winners(bench: pd.DataFrame) -> pd.DataFrame:
                              for r in out.itertuples()]
     out["layer"] = out.layer.str.split(".", n=1).str[-1]
     return out.set_index(["suite", "layer"])
+
+
+def _ratio_text(ratio: pd.DataFrame, key) -> str:
+    if key not in ratio.index:
+        return ""
+    row = ratio.loc[key]
+    return format_ratio(*(row.get(m, math.nan) for m in ("ratio_to_torch", "ratio_lo", "ratio_hi")))
+
+
+def ratio_geomean(bench: pd.DataFrame, backend: str, suites=None) -> tuple[float, float, float, int]:
+    """``(geomean, lo, hi, layers)`` of ``backend``'s ratio to torch over its rows in ``bench``
+    (restricted to ``suites`` when given), with :func:`harness.bench.paired.geomean_interval`."""
+    rows = bench[(bench.backend == backend) & bench.metric.isin(["ratio_to_torch", "ratio_lo", "ratio_hi"])]
+    if suites is not None:
+        rows = rows[rows.suite.isin(list(suites))]
+    wide = rows.pivot_table(index=["suite", "layer", "batch", "dtype"], columns="metric", values="value",
+                            aggfunc="first")
+    if wide.empty or not {"ratio_to_torch", "ratio_lo", "ratio_hi"} <= set(wide.columns):
+        return math.nan, math.nan, math.nan, 0
+    return (*geomean_interval(wide.ratio_to_torch, wide.ratio_lo, wide.ratio_hi), len(wide))
 
 
 def auto_figures(bench: pd.DataFrame, suites=TARGET_SUITES) -> pd.DataFrame:

@@ -21,10 +21,11 @@ from harness.report import data
 from harness.report import plots
 from harness.backend.capabilities import capability_matrix
 from harness.support.machine import summary_lines
+from harness.bench.paired import format_ratio
+from harness.bench.stability import MAX_INTERVAL_WIDTH, MAX_REL_SPREAD, stable_rows, timed_flags
 from harness.report.data import read_csv_results as read_results  # noqa: F401 the public reader
-from harness.support.results_io import REPORTS as REPORTS_DIR, write_atomic, write_csv
+from harness.support.results_io import REPORTS, write_atomic, write_csv
 
-REPORTS = REPORTS_DIR
 ASV_RESULTS = Path(".asv/results")
 
 
@@ -121,14 +122,22 @@ def _headline(verify: pd.DataFrame, bench: pd.DataFrame) -> list[str]:
         who = ", ".join(f"{b} ({n})" for b, n in failed.groupby("backend").size().items())
         lines.append(f"- **Verification**: {status.backend.nunique()} backends, {len(status)} cases, {judged} judged "
                      f"against torch; " + (f"**{len(failed)} failed**: {who}." if who else "none failed."))
-    table = data.suite_table(bench)
+    # headline claims come from stable timings only (harness.bench.stability); the rest is flagged below
+    stable = stable_rows(bench) if not bench.empty else bench
+    unstable = timed_flags(bench) if not bench.empty else pd.DataFrame()
+    unstable = unstable[~unstable.stable] if not unstable.empty else unstable
+    if not unstable.empty:
+        lines.append(f"- **Unstable timings**: {len(unstable)} (layer, backend) row(s) flagged and left out of "
+                     "every claim below (see 'Unstable timings').")
+    table = data.suite_table(stable)
     if not table.empty and "x torch (geomean)" in table:
         singles = table[[not b.startswith("auto") and b != data.baseline() for b in table.index.get_level_values("backend")]]
         for suite, part in singles.groupby(level="suite", sort=False):
             best = part["x torch (geomean)"].idxmax()[1]
-            lines.append(f"- **{suite}**: fastest single backend {best}, "
-                         f"{part.loc[(suite, best), 'x torch (geomean)']:.2f}x torch (geomean over layers).")
-    figures = data.auto_figures(bench)
+            ratio, lo, hi, n = data.ratio_geomean(stable[stable.suite == suite], best)
+            lines.append(f"- **{suite}**: fastest single backend {best}, {format_ratio(ratio, lo, hi)} torch "
+                         f"(geomean over {n} stable layer(s)).")
+    figures = data.auto_figures(stable)
     if not figures.empty:
         for variant, part in figures.groupby(level="auto", sort=False):
             combined = [s for s in part.index.get_level_values("suite") if "+" in s]
@@ -136,10 +145,11 @@ def _headline(verify: pd.DataFrame, bench: pd.DataFrame) -> list[str]:
             wins = int((suites["worst (torch aside)"] >= 1.0).sum())
             line = (f"- **{variant}**: at least as fast as every other non-torch backend (geomean) on "
                     f"{wins}/{len(suites)} suite(s)")
-            base = data.baseline()
-            if base in part:
+            if data.baseline() in part:
                 where = combined[0] if combined else suites.index[0][1]
-                line += f"; {part.loc[(variant, where), base]:.2f}x {base} over {where}"
+                chosen = [s for s in data.TARGET_SUITES if s in where] if combined else [where]
+                ratio, lo, hi, n = data.ratio_geomean(stable, variant, chosen)
+                line += f"; {format_ratio(ratio, lo, hi)} torch over {where} ({n} stable layer(s))"
             lines.append(line + ".")
     return lines or ["- No results stored yet: run `convbench verify` and `convbench bench` (or `convbench run`)."]
 
@@ -186,18 +196,29 @@ def _verification_sections(verify: pd.DataFrame, runs: pd.DataFrame, path, folde
 def _bench_sections(bench: pd.DataFrame, machine, folder: Path, paths) -> list[Section]:
     if bench.empty:
         return []
-    sections = [Section("Benchmark: per suite and backend", table=data.suite_table(bench), lines=[
+    stable = stable_rows(bench)
+    sections = [Section("Benchmark: per suite and backend", table=data.suite_table(stable), lines=[
         "GFLOP/s counts the dense formula (padding taps included); x torch = torch's time / the backend's, "
-        "same run (> 1: faster than torch); % of peak is against the roofline min(peak, intensity x bandwidth). "
-        "Geomeans are over the layers each backend ran."])]
-    figures = data.auto_figures(bench)
+        "median over interleaved rounds of the same run (> 1: faster than torch); % of peak is against the "
+        "roofline min(peak, intensity x bandwidth). Geomeans are over the layers each backend ran with a "
+        "stable timing; unstable rows are listed under 'Unstable timings'."])]
+    flags = timed_flags(bench)
+    flagged = flags[~flags.stable]
+    if not flagged.empty:
+        sections.append(Section("Unstable timings (not ranked)", table=flagged.drop(columns="stable").set_index(
+            ["suite", "layer"]), lines=[
+            f"A timing is unstable when its ratio's 95% interval is more than {100 * MAX_INTERVAL_WIDTH:.0f}% of "
+            f"the ratio wide, its own times spread more than {100 * MAX_REL_SPREAD:.0f}% (IQR/median), too few "
+            "rounds ran, or other processes left too few cores free while the layer ran (harness/bench/stability.py). "
+            "Re-measure on a quiet machine, or with `--until-stable SECONDS`."]))
+    figures = data.auto_figures(stable)
     if not figures.empty:
         sections.append(Section("auto: choosing the backend per layer", table=figures, lines=[
             "Each cell: geomean over the layers both ran of (that backend's time / auto's time); >= 1 means auto "
             "is at least as fast. `auto` times every candidate once per layer and keeps the fastest (torch not a "
             "candidate); `auto:torch` lets it pick torch; `auto:estimate` uses the cost model alone "
             "(harness/autoselect.py). The last row per variant combines the target suites."]))
-    win = data.winners(bench)
+    win = data.winners(bench)  # names no winner where a timing is unstable
     if not win.empty:
         sections.append(Section("Fastest backend per layer", table=win))
     sections.append(Section("GFLOP/s per layer", plot=plots.gflops_plot(bench, folder / "gflops.png")))

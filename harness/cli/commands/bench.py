@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 
 from harness.bench import runner as bench
+from harness.support import machine_state
+from harness.bench import paired
+from harness.bench import stability
 from harness import suites
 from harness.support.machine import record
 from harness.backend.registry import backends, get_backend
@@ -26,10 +29,14 @@ def register(sub) -> None:
     parser.add_argument("--batch", default=None,
                         help="batch size(s), comma-separated (default: the file's own, else 1,8)")
     parser.add_argument("--dtype", default="float32", help="float32, float64 or both comma-separated")
-    parser.add_argument("--threads", type=int, default=None, help="threads for every backend (default: all usable)")
-    parser.add_argument("--repeat", type=int, default=3, metavar="N", help="minimum timed runs per case (default 3)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every backend (default: the cores other processes leave free)")
+    parser.add_argument("--repeat", type=int, default=paired.MIN_ROUNDS, metavar="N",
+                        help=f"minimum interleaved rounds per layer (default {paired.MIN_ROUNDS}; fewer is flagged unstable)")
     parser.add_argument("--budget", type=float, default=0.3, metavar="S",
-                        help="time budget per case in seconds, after warm-up (default 0.3)")
+                        help="timed seconds per backend and layer, spread over the rounds (default 0.3)")
+    parser.add_argument("--until-stable", type=float, default=0.0, metavar="SECONDS",
+                        help="re-measure layers with unstable rows, spending at most SECONDS in all (default 0: no)")
     parser.add_argument("--cold", action="store_true", help="cold cache: fresh input copies for every run")
     parser.add_argument("--limit", type=float, default=bench.DEFAULT_CASE_LIMIT_S, metavar="S",
                         help=f"skip cases estimated (or first measured) above S seconds per call (default {bench.DEFAULT_CASE_LIMIT_S:g})")
@@ -51,8 +58,13 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"convbench bench: {exc}", file=sys.stderr)
         return 2
+    if (args.threads is not None and args.threads < 1) or args.until_stable < 0 or args.repeat < 1:
+        print("convbench bench: --threads and --repeat must be >= 1, --until-stable >= 0", file=sys.stderr)
+        return 2
     machine = record()
-    threads = args.threads or machine["cpu"]["usable_cpus"]
+    threads, note = machine_state.choose_threads(args.threads)
+    if note:
+        print(note, file=sys.stderr)
     started = time.time()
     out = Path(args.out)
     history = RunHistory(out, columns=list(bench.COLUMNS))
@@ -60,7 +72,7 @@ def run(args) -> int:
     try:
         results = bench.run(cases, names, threads=threads, budget_s=args.budget, min_runs=args.repeat,
                             cache="cold" if args.cold else "hot", limit_s=args.limit, machine=machine,
-                            progress=not args.no_progress, on_rows=history.add)
+                            progress=not args.no_progress, on_rows=history.add, until_stable_s=args.until_stable)
     except KeyboardInterrupt:
         history.save_finished()
         print(f"\ninterrupted: the {len(history.rows)} finished row(s) are in {out} and {history.path}",
@@ -70,8 +82,11 @@ def run(args) -> int:
         "suites": suite_names, "shape_files": args.shapes, "backends": names, "batches": batches,
         "dtypes": dtypes, "threads": threads, "min_runs": args.repeat, "budget_s": args.budget,
         "cache": "cold" if args.cold else "hot", "limit_s": args.limit, "machine": machine,
+        "until_stable_s": args.until_stable,
     }, started)
     print(bench.table(results))
+    for line in stability.warning_lines(results):
+        print(line, file=sys.stderr)
     print(f"\nresults: {out} (+ {out.with_suffix('.json').name}); threads {threads}; "
           f"ratio = torch time / backend time (> 1: faster than torch)")
     return 0

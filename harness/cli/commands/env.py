@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from harness.bench import selftest as timing_selftest
 from harness.support.machine import DEFAULT_PATH, record, summary_lines
 
 
@@ -24,4 +26,6 @@ def run(args) -> int:
     else:
         print("\n".join(summary_lines(machine)))
         print(f"record    {args.out}")
+        selftest = Path(args.out).with_name(timing_selftest.DEFAULT_PATH.name)
+        print(f"timing    A/A self-test {timing_selftest.summary_line(timing_selftest.load(selftest))}")
     return 0

@@ -10,6 +10,8 @@ import time
 import pandas as pd
 
 from harness.bench import runner as bench
+from harness.support import machine_state
+from harness.bench import stability
 from harness.support.machine import record, summary_lines
 from harness.backend.registry import backends
 from harness.report.page import REPORTS, write_report
@@ -31,6 +33,8 @@ def register(sub) -> None:
     parser.add_argument("--budget", type=float, default=0.2, metavar="S", help="timing budget per case (default 0.2 s)")
     parser.add_argument("--limit", type=float, default=5.0, metavar="S",
                         help="skip cases estimated or first measured above S seconds (default 5)")
+    parser.add_argument("--until-stable", type=float, default=0.0, metavar="SECONDS",
+                        help="re-measure layers with unstable timings, spending at most SECONDS in all (default 0: no)")
     parser.add_argument("--no-bench", action="store_true", help="verify and report only")
     parser.set_defaults(func=run)
 
@@ -53,17 +57,21 @@ def run(args) -> int:
         suites = [s for s in args.suite.split(",") if s]
         batches = [int(b) for b in args.batch.split(",")]
         cases = bench.plan(suites, batches=batches)
-        threads = args.threads or machine["cpu"]["usable_cpus"]
+        threads, note = machine_state.choose_threads(args.threads)
+        if note:
+            print(note, file=sys.stderr)
         # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks
         bench_started = time.time()
         results = bench.run(cases, names + ["auto"], threads=threads, budget_s=args.budget, limit_s=args.limit,
-                            machine=machine, progress=sys.stderr.isatty())
+                            machine=machine, progress=sys.stderr.isatty(), until_stable_s=args.until_stable)
         bench.save(results, REPORTS / "bench.csv", {
             "suites": suites, "backends": names + ["auto"], "batches": batches, "dtypes": ["float32"],
             "threads": threads, "min_runs": 3, "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
             "machine": machine,
         }, bench_started)
         print(bench.table(results), end="\n\n")
+        for line in stability.warning_lines(results):
+            print(line, file=sys.stderr)
     out = write_report(REPORTS / "verify.csv", None if args.no_bench else REPORTS / "bench.csv", machine)
     print(f"report: open {out.with_name('report.html')} (self-contained, plots embedded); also {out}, "
           f"every number in {out.with_name('results.csv')} ({time.time() - started:.0f} s)")

@@ -1,0 +1,101 @@
+"""The one rule that decides whether a timing can be trusted, used by bench, run and the report.
+
+A measured (backend, layer) row is **unstable** when any of these holds:
+
+* fewer than :data:`MIN_ROUNDS` interleaved rounds ran (too few to bound the ratio);
+* the 95% interval of its ratio to the baseline is wide: ``(hi - lo) / ratio >`` :data:`MAX_INTERVAL_WIDTH`
+  (20%): the paired rounds disagree, so the ratio could be far from what is printed;
+* its own times spread: IQR / median of its samples ``>`` :data:`MAX_REL_SPREAD` (20%);
+* the machine was oversubscribed while the layer ran (other processes' busy cores + our
+  threads > usable cores, see :mod:`harness.support.machine_state`), or the hypervisor stole more than
+  :data:`MAX_STEAL_PCT` % of the CPU time.
+
+Unstable rows are kept, flagged (``stable`` False, ``unstable_reason`` saying why), and never
+used for a headline claim. The thresholds are deliberately coarse: they are there to catch
+the measurements that are wrong by tens of percent or more (a busy machine gave 5018x torch
+on a layer that is 0.5-1.5x on a quiet one), not to certify small differences.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from harness.bench.paired import MIN_ROUNDS
+
+MAX_INTERVAL_WIDTH = 0.20
+MAX_REL_SPREAD = 0.20
+MAX_STEAL_PCT = 10.0
+
+
+def verdict(*, rounds: int, rel_spread: float, ratio: float | None = None, lo: float | None = None,
+            hi: float | None = None, oversubscribed: str | None = None,
+            steal_pct: float | None = None) -> tuple[bool, str]:
+    """``(stable, reason)`` for one measured row; ``reason`` is "" when stable.
+
+    ``ratio``, ``lo`` and ``hi`` are None when there was no baseline to compare with;
+    ``oversubscribed`` is the reason :func:`harness.support.machine_state.oversubscription` gave, or None.
+    """
+    reasons = []
+    if oversubscribed:
+        reasons.append(oversubscribed)
+    if steal_pct is not None and steal_pct > MAX_STEAL_PCT:
+        reasons.append(f"CPU steal {steal_pct:.0f}% (> {MAX_STEAL_PCT:g}%)")
+    if rounds < MIN_ROUNDS:
+        reasons.append(f"only {rounds} round(s) (< {MIN_ROUNDS})")
+    if ratio is not None and lo is not None and hi is not None and ratio > 0 and math.isfinite(ratio):
+        width = (hi - lo) / ratio
+        if width > MAX_INTERVAL_WIDTH:
+            reasons.append(f"ratio interval [{lo:.2f}, {hi:.2f}] is {100 * width:.0f}% wide "
+                           f"(> {100 * MAX_INTERVAL_WIDTH:.0f}%)")
+    if not math.isfinite(rel_spread) or rel_spread > MAX_REL_SPREAD:
+        reasons.append(f"times spread {100 * rel_spread:.0f}% (IQR/median > {100 * MAX_REL_SPREAD:.0f}%)")
+    return not reasons, "; ".join(reasons)
+
+
+def timed_flags(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per timed (suite, layer, batch, dtype, backend) with its ``stable`` and reason.
+
+    Results without a ``stable`` column (written before the flags existed) come out unstable,
+    with a reason saying so: nothing vouches for them.
+    """
+    keys = ["suite", "layer", "batch", "dtype", "backend"]
+    timed = results[results.metric == "time_min"]
+    if "stable" not in timed:
+        timed = timed.assign(stable=False, unstable_reason="measured without stability flags (re-run the benchmark)")
+    flags = timed[keys + ["stable", "unstable_reason"]].drop_duplicates(keys)
+    flags = flags.assign(stable=flags.stable.map(_as_bool),
+                         unstable_reason=flags.unstable_reason.fillna("").astype(str))
+    return flags.reset_index(drop=True)
+
+
+def _as_bool(value) -> bool:
+    """``stable`` as read back from a CSV (True/False, 'True'/'False', 1.0/0.0, NaN = False)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "1.0", "yes")
+    try:
+        return bool(value) and not (isinstance(value, float) and math.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def stable_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``results`` whose (layer, backend) measurement is stable."""
+    flags = timed_flags(results)
+    keys = ["suite", "layer", "batch", "dtype", "backend"]
+    good = set(map(tuple, flags[flags.stable][keys].values))
+    mask = [tuple(k) in good for k in results[keys].values]
+    return results[mask]
+
+
+def warning_lines(results: pd.DataFrame) -> list[str]:
+    """One ``warning:`` line per unstable layer (suite, layer, batch, dtype): which backends, why."""
+    flags = timed_flags(results)
+    bad = flags[~flags.stable]
+    lines = []
+    for (suite, layer, batch, dtype), part in bad.groupby(["suite", "layer", "batch", "dtype"], sort=False):
+        reasons = part.groupby("unstable_reason", sort=False).backend.apply(lambda b: ", ".join(b))
+        why = "; ".join(f"{backends}: {reason}" for reason, backends in reasons.items())
+        lines.append(f"warning: {layer} N={batch} {dtype}: unstable timing, not ranked ({why})")
+    return lines
