@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import numpy as np
-import pandas as pd
 
 from .errors import Unsupported
 from .optable import op_info, op_of
+from .plugins import plugin_file
 from .registry import get_backend
 from .tolerance import compare
 
@@ -152,10 +152,16 @@ def shrink(backend, case, *, reference: str | None = None, attempts: int = SHRIN
 
 
 def reproducer(backend_name: str, case) -> str:
-    """A one-line shell command that re-runs ``case`` and prints the verdict."""
+    """A one-line shell command that re-runs ``case`` and prints the verdict.
+
+    A backend registered by a ``--plugin`` file is not known to a fresh interpreter: the
+    command loads that file first.
+    """
     case_type = type(case)
+    source = plugin_file(backend_name)
+    load = f"from harness.plugins import load_plugin; load_plugin({source!r}); " if source else ""
     return (
-        f'python -c "import harness; from {case_type.__module__} import {case_type.__name__}; '
+        f'python -c "import harness; {load}from {case_type.__module__} import {case_type.__name__}; '
         f"print(harness.check_case('{backend_name}', {case!r}))\""
     )
 
@@ -204,6 +210,8 @@ def verify(
         Columns: backend, op, source, status, max_units, max_abs_err, exact, message,
         seconds, the case's fields, features, n_acc, reproducer and minimal.
     """
+    import pandas as pd  # here, not at import: ``import harness`` stays light (the pytest plug-in loads it)
+
     info = op_info(op)
     declared = get_backend(backend)
     if not declared.available:
