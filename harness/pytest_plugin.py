@@ -7,7 +7,7 @@ Options
     ``--convbench-seed S``    their seed (default 0); ``random`` draws one, printed so the run can be replayed
     ``--convbench-exact``     hold function backends to bit-exact results on integer fills
 Fixtures
-    ``convbench_backend``     registers functions as backends for one test: ``name = convbench_backend(fn, features=...)``
+    ``convbench_backend``     registers a function for one test: ``name = convbench_backend(fn, features=...)``
     ``convbench_seed``        this run's seed
 
 A :class:`harness.testing.VerificationFailure` is reported as its message (the cases, the worst
@@ -47,7 +47,7 @@ def _seed(config) -> int | None:
     try:
         seed = int(text)
     except ValueError:
-        raise pytest.UsageError(f"--convbench-seed must be a non-negative integer or 'random', got {text!r}")
+        raise pytest.UsageError(f"--convbench-seed must be a non-negative integer or 'random', got {text!r}") from None
     if seed < 0:
         raise pytest.UsageError(f"--convbench-seed must be non-negative, got {seed}")
     return seed
@@ -66,7 +66,6 @@ def pytest_configure(config):
     testing.configure(cases=cases, seed=seed, exact=config.getoption("--convbench-exact") or None)
 
 
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     """pytest-xdist: every worker uses the controller's seed, so all collect the same case ids."""
@@ -75,9 +74,11 @@ def pytest_configure_node(node):
 
 def pytest_report_header(config):
     seed = config.stash.get(_seed_key, None)
+    seed = 0 if seed is None else seed
     cases = config.getoption("--convbench-cases")
-    return (f"convbench: seed {0 if seed is None else seed} (replay: --convbench-seed {0 if seed is None else seed}), "
-            f"cases {'per call' if cases is None else cases}, exact {'on' if config.getoption('--convbench-exact') else 'off'}")
+    exact = "on" if config.getoption("--convbench-exact") else "off"
+    return f"convbench: seed {seed} (replay: --convbench-seed {seed}), cases {'per call' if cases is None else cases}, " \
+           f"exact {exact}"
 
 
 @pytest.hookimpl(wrapper=True)

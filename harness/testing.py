@@ -38,6 +38,7 @@ import pytest
 
 from .case_text import parse_case, unique_ids
 from .optable import op_info, op_of
+from .plugins import plugin_file
 from .registry import OP_FEATURES, get_backend, register_backend, unregister_backend
 from .tolerance import compare
 from .verifier import CaseResult, check_case, reproducer, shrink, verify
@@ -129,7 +130,10 @@ def temporary_backend(backend, op: str = "conv2d", **declaration):
     name = _free_name(backend)
     exact = _settings["exact"] if exact is None else exact
     register_backend(name, exact=exact, **declaration, **{op: backend})
-    _ORIGINS[name] = (backend, {"exact": True} if exact else {}, declaration.get("error_model"))
+    repeated = {"exact": True} if exact else {}  # what a reproducer must declare again to fail the same way
+    if declaration.get("error_model", "direct") != "direct":
+        repeated["error_model"] = declaration["error_model"]
+    _ORIGINS[name] = (backend, repeated)
     try:
         yield name
     finally:
@@ -137,7 +141,7 @@ def temporary_backend(backend, op: str = "conv2d", **declaration):
         _ORIGINS.pop(name, None)
 
 
-#: temporary backend name -> (the function, declaration options a reproducer repeats, error_model)
+#: temporary backend name -> (the function, declaration options a reproducer repeats)
 _ORIGINS: dict[str, tuple] = {}
 
 
@@ -197,18 +201,26 @@ def _function_ref(fn) -> str | None:
     return f"{Path(file).resolve()}::{name}"
 
 
-def case_reproducer(name: str, case) -> str:
+def case_reproducer(name, case) -> str:
     """A shell command that re-runs ``case`` on backend ``name`` (a temporary one: via its file)."""
+    if not isinstance(name, str):  # a registered backend held to exact results for this check
+        source = plugin_file(name.name)
+        load = f"from harness.plugins import load_plugin; load_plugin({source!r}); " if source else ""
+        return _assert_case_command(name.name, case, {"exact": True}, load)
     if name not in _ORIGINS:
         return reproducer(name, case)
-    fn, options, _ = _ORIGINS[name]
+    fn, options = _ORIGINS[name]
     ref = _function_ref(fn)
     if ref is None:
         return (f"(define {getattr(fn, '__name__', 'the function')} at module level for a pasteable "
                 f"command) harness.testing.assert_case(your_function, {case!r})")
+    return _assert_case_command(ref, case, options)
+
+
+def _assert_case_command(ref: str, case, options: dict, load: str = "") -> str:
     extra = "".join(f", {k}={v!r}" for k, v in options.items())
     cls = type(case)
-    return (f'python -c "from harness.testing import assert_case; from {cls.__module__} import {cls.__name__}; '
+    return (f'python -c "{load}from harness.testing import assert_case; from {cls.__module__} import {cls.__name__}; '
             f"print(assert_case({ref!r}, {case!r}{extra}))\"")
 
 
@@ -301,8 +313,8 @@ def cases(op: str = "conv2d", backend=None, n: int | None = None, seed: int | No
         Any op of :data:`harness.optable.OPS`.
     backend : str, optional
         A registered backend: random cases use only its declared features, dtypes and limits,
-        and table cases it does not support are marked *skip* with the reason. None: every
-        feature (a function checked with :func:`assert_case` claims them all by default).
+        and table cases it does not support are marked *skip* with the reason. None (or a
+        function): every feature, or ``features``.
     n : int, optional
         Random cases (default 100, or the plug-in's ``--convbench-cases``).
     seed : int, optional
@@ -326,7 +338,7 @@ def cases(op: str = "conv2d", backend=None, n: int | None = None, seed: int | No
     n = (_settings["cases"] if _settings["cases"] is not None else DEFAULT_PARAMS) if n is None else n
     seed = _settings["seed"] if seed is None else seed
     drawn = list(info.table_cases()) if table else []
-    if backend is None:
+    if backend is None or callable(backend):  # a function declares nothing: all features, or those given
         chosen = OP_FEATURES[op] if features is None else frozenset(features)
         if not chosen <= OP_FEATURES[op]:
             raise ValueError(f"unknown {op} feature(s) {sorted(chosen - OP_FEATURES[op])}; "

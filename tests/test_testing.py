@@ -162,6 +162,9 @@ def test_assert_close_uses_the_bound_of_the_call(rng):
         assert_close(y[:, :, :-1], x=x, w=w, stride=2, padding=1)
     with pytest.raises(AssertionError, match="dtype"):
         assert_close(y.astype(np.float64), x=x, w=w, stride=2, padding=1)
+    xi, wi, bi = (np.round(4 * a).astype(np.float32) for a in (x[0], w, rng.standard_normal(4)))
+    assert_close(harness.conv2d(xi, wi, bi, padding="same", backend="naive"), x=xi, w=wi, bias=bi, padding="same",
+                 exact=True)  # unbatched, integer data: bit for bit
 
 
 def test_assert_close_covers_ops_with_several_outputs(rng):
@@ -254,3 +257,21 @@ def test_harness_import_leaves_pytest_and_pandas_out():
     code = "import sys, harness; print('pytest' in sys.modules, 'pandas' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+def test_installed_entry_point_and_dash_p_load_the_plugin_once(tmp_path):
+    """pyproject names the pytest11 entry point as the module, so both ways in are one plug-in."""
+    import tomllib
+
+    points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["pytest11"]
+    site = tmp_path / "site"
+    info = site / "convbench_entry_point_probe-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: convbench-entry-point-probe\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\n" + "".join(f"{k} = {v}\n" for k, v in points.items()))
+    (tmp_path / "test_one.py").write_text("def test_one(convbench_seed):\n    assert convbench_seed == 0\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(site)]), HOME=str(tmp_path))
+    for extra in ([], ["-p", "harness.pytest_plugin"]):
+        done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *extra, "test_one.py"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "convbench: seed 0" in done.stdout, done.stdout + done.stderr
