@@ -207,14 +207,18 @@ def test_hypothesis_shrinks_a_planted_bug_to_a_tiny_case():
 # -- plug-in files: reproducers and --case -------------------------------------------------------------
 def test_plugin_backends_get_reproducers_that_load_the_plugin_and_a_one_case_command(tmp_path, capsys):
     plugin = tmp_path / "flip_plugin.py"
-    plugin.write_text("import harness\nfrom tests.test_testing import flipped_conv2d\n"
-                      "harness.register_backend('flipped_plugin_t16', conv2d=flipped_conv2d)\n")
-    sys.path.insert(0, str(ROOT))
+    plugin.write_text("import numpy as np, harness\nfrom impls.torch import conv2d_on\nconv = conv2d_on('cpu')\n"
+                      "harness.register_backend('flipped_plugin_t16', conv2d=lambda x, w, b, s: "
+                      "conv(x, np.ascontiguousarray(w[:, :, ::-1, ::-1]), b, s))\n")
     try:
         load_plugin(plugin)
         assert plugin_file("flipped_plugin_t16") == str(plugin.resolve())
         case = OPS["conv2d"].table_cases()[0]
-        assert f"load_plugin({str(plugin.resolve())!r})" in reproducer("flipped_plugin_t16", case)
+        command = reproducer("flipped_plugin_t16", case)
+        assert f"load_plugin({str(plugin.resolve())!r})" in command
+        pasted = subprocess.run([sys.executable] + shlex.split(command)[1:], cwd="/", capture_output=True, text=True,
+                                timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert pasted.returncode == 0 and "status='failed'" in pasted.stdout, pasted.stderr
         assert cli_main(["verify", "--backend", "flipped_plugin_t16,naive", "--case", repr(case)]) == 1
         out = capsys.readouterr().out
         assert "flipped_plugin_t16: failed" in out and "naive: passed" in out
@@ -222,7 +226,6 @@ def test_plugin_backends_get_reproducers_that_load_the_plugin_and_a_one_case_com
         assert "cannot parse case" in capsys.readouterr().err
     finally:
         harness.unregister_backend("flipped_plugin_t16")
-        sys.path.remove(str(ROOT))
 
 
 def test_every_table_case_parses_back_from_its_repr():
