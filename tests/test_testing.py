@@ -73,12 +73,15 @@ def test_readme_test_file_passes_the_kernel_and_fails_the_planted_bug_as_shown(t
 def test_readme_test_file_under_xdist_collects_the_same_cases_on_every_worker(tmp_path):
     pytest.importorskip("xdist")
     (tmp_path / "test_my_kernel.py").write_text(readme_block("example: test_my_kernel.py", "python"))
-    done = run_pytest(tmp_path, "-q", "-n", "2", "--convbench-seed", "random", "-k", "each_case or buggy",
-                      "test_my_kernel.py")
+    (tmp_path / "test_one_bug.py").write_text(  # one small failing case: the controller renders a worker's failure
+        "from harness.cases import Conv2dCase\nfrom harness.testing import assert_case\n"
+        "from test_my_kernel import buggy_conv2d\n"
+        "def test_one_case():\n    assert_case(buggy_conv2d, Conv2dCase((1, 2, 4, 4), (2, 2, 2, 2)))\n")
+    done = run_pytest(tmp_path, "-q", "-n", "2", "--convbench-seed", "random", "-k", "each_case or one_case")
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
-    assert re.search(r"^1 failed, \d+ passed", out, re.M), out
-    assert "reproduce:" in out and "replay with --convbench-seed" in out
+    assert re.search(r"^1 failed, 8 passed", out, re.M), out
+    assert "reproduce:" in out and re.search(r"replay with --convbench-seed \d+", out)
 
 
 # -- assert_verified / assert_case / cases -------------------------------------------------------------
