@@ -80,8 +80,16 @@ def lowered(declared, run):
     return lambda x, spec: conv(x, np.ones((1, spec.C, 1, 1), spec.dtype), None, spec.as_conv2d)
 
 
+def channel_sum_spec(x):
+    harness.ops.args.check_array(x, "x")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"x must be 3-D or 4-D, got {x.ndim}-D")
+    shape = x.shape if x.ndim == 4 else (1, *x.shape)
+    return ChannelSumSpec(*shape, dtype=x.dtype.name), x.ndim == 4
+
+
 TOY = Op(
-    "channel_sum2d", frozenset(), ChannelSumSpec, ("x",),
+    "channel_sum2d", frozenset(), ChannelSumSpec, ("x",), channel_sum_spec,
     outputs=lambda s: ((s.out_shape, s.dtype),),
     counts=lambda s: {"out_shape": "x".join(map(str, s.out_shape)), "macs": 0,
                       "flops_dense": s.N * (s.C - 1) * s.H * s.W, "params": 0},

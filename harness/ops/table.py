@@ -24,12 +24,13 @@ from harness.ops.cases import conv2d as conv2d_cases
 from harness.ops.cases import pool as pool_cases
 from harness.ops.cases import separable as separable_cases
 from harness.ops.cases import transpose as transpose_cases
-from harness.ops.conv_spec import CONV2D_FEATURES, Conv2dSpec
+from harness.ops.conv_spec import CONV2D_FEATURES, Conv2dSpec, conv2d_spec
 from harness.ops.pool_spec import (ADAPTIVE_POOL2D_FEATURES, AVG_POOL2D_FEATURES, MAX_POOL2D_FEATURES,
-                                   AdaptivePool2dSpec, Pool2dSpec)
-from harness.ops.separable import DEPTHWISE_SEPARABLE_FEATURES, DepthwiseSeparableSpec, SpatiallySeparableSpec
+                                   AdaptivePool2dSpec, Pool2dSpec, adaptive_pool2d_spec, pool2d_spec)
+from harness.ops.separable import (DEPTHWISE_SEPARABLE_FEATURES, DepthwiseSeparableSpec, SpatiallySeparableSpec,
+                                   depthwise_separable_spec, spatially_separable_spec)
 from harness.ops.tolerance import gamma, largest, model_bound, worst_case
-from harness.ops.transpose_spec import CONV_TRANSPOSE2D_FEATURES, ConvTranspose2dSpec
+from harness.ops.transpose_spec import CONV_TRANSPOSE2D_FEATURES, ConvTranspose2dSpec, conv_transpose2d_spec
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class Op:
         The resolved spec a backend receives last (its ``features`` say what a call needs).
     inputs : tuple of str
         The arrays a backend receives, in order (None where optional and absent).
+    make_spec : callable
+        ``make_spec(*arrays, **options)`` -> ``(spec, batched)``: the op's argument checks, as
+        its public function applies them (arrays in :attr:`inputs` order, options by name).
     batched_inputs, batched_outputs : tuple of int
         Which inputs and outputs carry the batch axis (an unbatched call adds and drops it).
     outputs : callable
@@ -90,6 +94,7 @@ class Op:
     features: frozenset
     spec_type: type
     inputs: tuple
+    make_spec: Callable
     outputs: Callable
     counts: Callable
     table_cases: Callable
@@ -317,6 +322,17 @@ def _grad_input(spec):
     return ((spec.x_shape, spec.dtype),)
 
 
+def _backward_spec(x, w, grad_out, bias=False, **options):
+    """conv2d_backward's arguments: the forward call's, and whether it had a bias."""
+    spec, batched = conv2d_spec(x, w, None, **options)
+    return spec.with_(bias=bool(bias)), batched
+
+
+def _pooling(kind, spec_of):
+    """A pooling op's spec function: the input first; a backward op's grad_out is checked by its caller."""
+    return lambda x, *grad_out, **options: spec_of(kind, x, **options)
+
+
 def _pool_random(cls):
     return lambda *args, **kw: pool_cases.pool_random_cases(cls, *args, **kw)
 
@@ -327,47 +343,50 @@ def _adaptive_random(cls):
 
 # -- the built-in ops -----------------------------------------------------------------------------------------
 for _op in [
-    Op("conv2d", CONV2D_FEATURES, Conv2dSpec, ("x", "w", "bias"), lambda s: ((s.out_shape, s.dtype),),
+    Op("conv2d", CONV2D_FEATURES, Conv2dSpec, ("x", "w", "bias"), conv2d_spec, lambda s: ((s.out_shape, s.dtype),),
        _conv2d_counts, conv2d_cases.table_cases, conv2d_cases.random_cases, conv2d_cases.Conv2dCase, _conv2d_bounds,
        bench_inputs=conv_inputs, description="2-D convolution (cross-correlation)"),
-    Op("conv_transpose2d", CONV_TRANSPOSE2D_FEATURES, ConvTranspose2dSpec, ("x", "w", "bias"), _outputs,
+    Op("conv_transpose2d", CONV_TRANSPOSE2D_FEATURES, ConvTranspose2dSpec, ("x", "w", "bias"), conv_transpose2d_spec, _outputs,
        _transpose_counts, transpose_cases.table_cases, transpose_cases.random_cases,
        transpose_cases.ConvTranspose2dCase, _transpose_bounds, lowering=lowering.CONV_TRANSPOSE2D,
        from_layer=transpose_from_layer, bench_inputs=conv_inputs, structural_zeros=True,
        description="2-D transposed convolution"),
-    Op("conv2d_backward", CONV2D_FEATURES, Conv2dSpec, ("x", "w", "grad_out"), _grads, _backward_counts,
+    Op("conv2d_backward", CONV2D_FEATURES, Conv2dSpec, ("x", "w", "grad_out"), _backward_spec, _grads, _backward_counts,
        backward_cases.table_cases, backward_cases.random_cases, backward_cases.Conv2dBackwardCase, _backward_bounds,
        batched_inputs=(0, 2), batched_outputs=(0,), lowering=lowering.CONV2D_BACKWARD, structural_zeros=True,
        description="gradients of conv2d: grad_input, grad_weight, grad_bias"),
-    Op("max_pool2d", MAX_POOL2D_FEATURES, Pool2dSpec, ("x",), _outputs, _pool_counts,
+    Op("max_pool2d", MAX_POOL2D_FEATURES, Pool2dSpec, ("x",), _pooling("max", pool2d_spec), _outputs, _pool_counts,
        pool_cases.max_pool_table, _pool_random(pool_cases.MaxPool2dCase), pool_cases.MaxPool2dCase, _exact_bounds,
        batched_outputs=(0, 1), description="2-D max pooling (values, optional indices)"),
-    Op("avg_pool2d", AVG_POOL2D_FEATURES, Pool2dSpec, ("x",), _outputs, _pool_counts,
+    Op("avg_pool2d", AVG_POOL2D_FEATURES, Pool2dSpec, ("x",), _pooling("avg", pool2d_spec), _outputs, _pool_counts,
        pool_cases.avg_pool_table, _pool_random(pool_cases.AvgPool2dCase), pool_cases.AvgPool2dCase, _average_bounds,
        description="2-D average pooling"),
-    Op("adaptive_max_pool2d", ADAPTIVE_POOL2D_FEATURES, AdaptivePool2dSpec, ("x",), _outputs, _pool_counts,
+    Op("adaptive_max_pool2d", ADAPTIVE_POOL2D_FEATURES, AdaptivePool2dSpec, ("x",), _pooling("max", adaptive_pool2d_spec), _outputs, _pool_counts,
        lambda: pool_cases.adaptive_table("max"), _adaptive_random(pool_cases.AdaptiveMaxPool2dCase),
        pool_cases.AdaptiveMaxPool2dCase, _exact_bounds, batched_outputs=(0, 1),
        description="adaptive 2-D max pooling"),
-    Op("adaptive_avg_pool2d", ADAPTIVE_POOL2D_FEATURES - {"return_indices"}, AdaptivePool2dSpec, ("x",), _outputs,
+    Op("adaptive_avg_pool2d", ADAPTIVE_POOL2D_FEATURES - {"return_indices"}, AdaptivePool2dSpec, ("x",),
+       _pooling("avg", adaptive_pool2d_spec), _outputs,
        _pool_counts, lambda: pool_cases.adaptive_table("avg"), _adaptive_random(pool_cases.AdaptiveAvgPool2dCase),
        pool_cases.AdaptiveAvgPool2dCase, _average_bounds, description="adaptive 2-D average pooling"),
-    Op("max_pool2d_backward", MAX_POOL2D_FEATURES - {"return_indices"}, Pool2dSpec, ("x", "grad_out"), _grad_input,
+    Op("max_pool2d_backward", MAX_POOL2D_FEATURES - {"return_indices"}, Pool2dSpec, ("x", "grad_out"),
+       _pooling("max", pool2d_spec), _grad_input,
        _pool_backward_counts, lambda: pool_cases.max_pool_table(backward=True),
        _pool_random(pool_cases.MaxPool2dBackwardCase), pool_cases.MaxPool2dBackwardCase,
        _pool_backward_bounds, batched_inputs=(0, 1), magnitude_inputs=_pool_backward_magnitudes,
        structural_zeros=True, description="gradient of max pooling"),
-    Op("avg_pool2d_backward", AVG_POOL2D_FEATURES, Pool2dSpec, ("x", "grad_out"), _grad_input,
+    Op("avg_pool2d_backward", AVG_POOL2D_FEATURES, Pool2dSpec, ("x", "grad_out"), _pooling("avg", pool2d_spec), _grad_input,
        _pool_backward_counts, lambda: pool_cases.avg_pool_table(backward=True),
        _pool_random(pool_cases.AvgPool2dBackwardCase), pool_cases.AvgPool2dBackwardCase,
        _pool_backward_bounds, batched_inputs=(0, 1), magnitude_inputs=_pool_backward_magnitudes,
        structural_zeros=True, description="gradient of average pooling"),
     Op("depthwise_separable_conv2d", DEPTHWISE_SEPARABLE_FEATURES, DepthwiseSeparableSpec,
-       ("x", "w_depthwise", "w_pointwise", "bias_depthwise", "bias_pointwise"), _outputs, _separable_counts,
+       ("x", "w_depthwise", "w_pointwise", "bias_depthwise", "bias_pointwise"), depthwise_separable_spec, _outputs, _separable_counts,
        separable_cases.depthwise_table, separable_cases.depthwise_random_cases, separable_cases.DepthwiseSeparableCase,
        _two_stage_bounds(lambda s: (s.depthwise, s.pointwise), lambda a: (a[0], a[1], a[2], a[3])),
        lowering=lowering.DEPTHWISE_SEPARABLE, description="depthwise conv then pointwise 1x1 conv"),
     Op("spatially_separable_conv2d", CONV2D_FEATURES, SpatiallySeparableSpec, ("x", "w_column", "w_row", "bias"),
+       spatially_separable_spec,
        _outputs, _separable_counts, separable_cases.spatial_table, separable_cases.spatial_random_cases,
        separable_cases.SpatiallySeparableCase,
        _two_stage_bounds(lambda s: (s.column, s.row), lambda a: (a[0], a[1], a[2], None)),

@@ -6,8 +6,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
 #: Where every generated result lands (relative to the working directory): verification and
 #: benchmark CSVs, histories, the machine record, the report. One place to change it.
 REPORTS = Path("reports")
@@ -31,7 +29,7 @@ def write_atomic(path, data: str | bytes) -> Path:
     return path
 
 
-def write_csv(frame: pd.DataFrame, path) -> Path:
+def write_csv(frame, path) -> Path:
     """CSV at full precision, written atomically."""
     return write_atomic(path, frame.to_csv(index=False, float_format="%.17g"))
 
@@ -114,4 +112,6 @@ class RunHistory:
 
     def save_finished(self) -> Path:
         """Write the rows finished so far to ``out`` (atomically), e.g. after Ctrl-C."""
+        import pandas as pd  # here: `import harness` stays free of pandas (the pytest plug-in loads it)
+
         return write_csv(pd.DataFrame(self.rows, columns=self.columns), self.out)

@@ -20,13 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import numpy as np
-import pandas as pd
 
 from harness.backend.dispatch import run_case, run_conv2d
+from harness.backend.plugins import plugin_file
 from harness.backend.registry import REFERENCE_OVERRIDES, get_backend, with_role
 from harness.errors import Unsupported
 from harness.ops.table import BoundContext, as_dtype, op_info, op_of
-from harness.ops.tolerance import compare
+from harness.ops.tolerance import compare, error_model
 
 DEFAULT_CASES = 300
 MISTRUST_ZERO_FRACTION = 0.5
@@ -117,19 +117,8 @@ def check_case(backend, case, *, reference: str | None = None,
         return CaseResult(case, "failed", np.inf, np.inf, f"raised {type(exc).__name__}: {exc}",
                           time.perf_counter() - start, False)
     seconds = time.perf_counter() - start
-    with np.errstate(all="ignore"):
-        spec64 = as_dtype(spec, "float64")
-        arrays64 = [None if a is None else np.asarray(a, np.float64) for a in arrays]
-        expected = run_case(reference, op.name, spec64, case.batched, arrays64)
     exact = case.fill == "exact" and declared.exact
-    if exact:  # the float64 reference rounded once to the dtype is the only right answer
-        expected = [e.astype(spec.dtype).astype(np.float64) for e in expected]
-        bounds = [0.0] * len(expected)
-    else:
-        with np.errstate(all="ignore"):
-            A = run_case(reference, op.name, spec64, case.batched, op.magnitude_inputs(arrays64))
-            ctx = BoundContext(declared.model, lambda x, w, b, s: run_conv2d(reference, x, w, b, s))
-            bounds = op.bounds(ctx, case, arrays, A)
+    expected, bounds = expected_and_bounds(op.name, case, arrays, reference, declared.model, exact)
     verdicts = [compare(y, e, bound) for y, e, bound in zip(outputs, expected, bounds)]
     worst = max(verdicts, key=lambda v: (not v.passed, v.max_units))
     status = "passed" if all(v.passed for v in verdicts) else "failed"
@@ -148,6 +137,27 @@ def check_case(backend, case, *, reference: str | None = None,
     return CaseResult(case, status, worst.max_units, worst.max_abs_err, message, seconds, exact)
 
 
+def expected_and_bounds(op: str, case, arrays, reference, model, exact: bool = False) -> tuple[list, list]:
+    """The float64 reference outputs of ``case`` and the error bound of each under ``model``.
+
+    ``case`` needs ``spec``, ``batched`` and ``dtype`` (a verifier case, or one user call: see
+    :mod:`harness.verify.call_case`). ``exact``: the reference rounded once to the dtype is the
+    only right answer (bound 0). The magnitudes ``A`` behind the bound are the op on the
+    record's ``magnitude_inputs`` (absolute values), computed by the reference in float64.
+    """
+    info, model = op_info(op), error_model(model)
+    spec = case.spec
+    with np.errstate(all="ignore"):
+        spec64 = as_dtype(spec, "float64")
+        arrays64 = [None if a is None else np.asarray(a, np.float64) for a in arrays]
+        expected = list(run_case(reference, op, spec64, case.batched, arrays64))
+        if exact:
+            return [e.astype(spec.dtype).astype(np.float64) for e in expected], [0.0] * len(expected)
+        A = run_case(reference, op, spec64, case.batched, info.magnitude_inputs(arrays64))
+        ctx = BoundContext(model, lambda x, w, b, s: run_conv2d(reference, x, w, b, s))
+        return expected, list(info.bounds(ctx, case, arrays, A))
+
+
 def shrink(backend, case, *, reference: str | None = None, attempts: int = SHRINK_ATTEMPTS):
     """The smallest still-failing case reachable by one-step simplifications (greedy)."""
     for _ in range(attempts):
@@ -164,10 +174,16 @@ def shrink(backend, case, *, reference: str | None = None, attempts: int = SHRIN
 
 
 def reproducer(backend_name: str, case) -> str:
-    """A one-line shell command that re-runs ``case`` and prints the verdict."""
+    """A one-line shell command that re-runs ``case`` and prints the verdict.
+
+    A backend registered by a ``--plugin`` file is not known to a fresh interpreter: the
+    command loads that file first.
+    """
     case_type = type(case)
+    source = plugin_file(backend_name)
+    load = f"from harness.backend.plugins import load_plugin; load_plugin({source!r}); " if source else ""
     return (
-        f'python -c "import harness; from {case_type.__module__} import {case_type.__name__}; '
+        f'python -c "import harness; {load}from {case_type.__module__} import {case_type.__name__}; '
         f"print(harness.check_case('{backend_name}', {case!r}))\""
     )
 
@@ -216,6 +232,8 @@ def verify(
         Columns: backend, op, source, status, max_units, max_abs_err, exact, message,
         seconds, the case's fields, features, n_acc, reproducer and minimal.
     """
+    import pandas as pd  # here, not at import: ``import harness`` stays light (the pytest plug-in loads it)
+
     info = op_info(op)
     declared = get_backend(backend)
     if not declared.available:

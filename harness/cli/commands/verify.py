@@ -36,6 +36,8 @@ def register(sub) -> None:
     parser.add_argument("--lowered", action="store_true",
                         help="also verify NAME:lowered, the harness lowering, for each backend whose op is native")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--case", default=None, metavar="CASE",
+                        help="check only this case, as printed: \"Conv2dCase(x_shape=..., w_shape=...)\"")
     parser.set_defaults(func=run)
 
 
@@ -71,6 +73,8 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"convbench verify: {exc}", file=sys.stderr)
         return 2
+    if args.case is not None:
+        return check_one_case(names, args.case)
     out = Path(args.out or REPORTS / "verify.csv")
     history = RunHistory(out)
 
@@ -122,6 +126,22 @@ def run(args) -> int:
             deterministic &= ok
             print(f"  {sentence}")
     return 1 if (report.status == "failed").any() or not deterministic else 0
+
+
+def check_one_case(names, text: str) -> int:
+    """``--case``: one case on each backend; 1 if any fails, 2 if the case cannot be parsed."""
+    from harness.ops.cases.text import parse_case
+    from harness.verify.verifier import check_case
+
+    try:
+        case = parse_case(text)
+    except ValueError as exc:
+        print(f"convbench verify: {exc}", file=sys.stderr)
+        return 2
+    results = {name: check_case(name, case) for name in names}
+    for name, result in results.items():
+        print(f"{name}: {result.status} ({result.message})")
+    return 1 if any(r.status == "failed" for r in results.values()) else 0
 
 
 def print_report(report: pd.DataFrame) -> None:
