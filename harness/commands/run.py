@@ -13,7 +13,7 @@ from .. import bench
 from ..machine import record, summary_lines
 from ..registry import backends
 from ..report import REPORTS, write_report
-from ..results_io import write_csv
+from ..results_io import RunHistory, write_csv
 from ..verifier import summarize, verify
 
 DEFAULT_SUITES = ("resnet50", "mobilenetv2", "large_kernels")
@@ -42,10 +42,17 @@ def run(args) -> int:
     names = [b.name for b in backends() if b.available]
     skipped = [f"{b.name} ({b.reason})" for b in backends() if not b.available]
     print(f"backends: {', '.join(names)}" + (f"; unavailable: {'; '.join(skipped)}" if skipped else ""))
+    # every finished case and layer is appended to the histories at once, and written to the
+    # CSVs on Ctrl-C, as 'convbench verify' and 'convbench bench' do
+    verify_history = RunHistory(REPORTS / "verify.csv")
     reports = []
-    for name in names:
-        print(f"verifying {name} ...", file=sys.stderr, flush=True)
-        reports.append(verify(name, cases=args.cases, seed=args.seed, progress=sys.stderr.isatty()))
+    try:
+        for name in names:
+            print(f"verifying {name} ...", file=sys.stderr, flush=True)
+            reports.append(verify(name, cases=args.cases, seed=args.seed, progress=sys.stderr.isatty(),
+                                  on_result=lambda row: verify_history.add([row])))
+    except KeyboardInterrupt:
+        return _interrupted(verify_history, "case")
     verified = pd.concat(reports, ignore_index=True)
     write_csv(verified, REPORTS / "verify.csv")
     print(summarize(verified).to_string(float_format=lambda v: f"{v:.3g}"), end="\n\n")
@@ -56,8 +63,13 @@ def run(args) -> int:
         threads = args.threads or machine["cpu"]["usable_cpus"]
         # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks
         bench_started = time.time()
-        results = bench.run(cases, names + ["auto"], threads=threads, budget_s=args.budget, limit_s=args.limit,
-                            machine=machine, progress=sys.stderr.isatty())
+        bench_history = RunHistory(REPORTS / "bench.csv", columns=list(bench.COLUMNS))
+        try:
+            results = bench.run(cases, names + ["auto"], threads=threads, budget_s=args.budget,
+                                limit_s=args.limit, machine=machine, progress=sys.stderr.isatty(),
+                                on_rows=bench_history.add)
+        except KeyboardInterrupt:
+            return _interrupted(bench_history, "row")
         bench.save(results, REPORTS / "bench.csv", {
             "suites": suites, "backends": names + ["auto"], "batches": batches, "dtypes": ["float32"],
             "threads": threads, "min_runs": 3, "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
@@ -68,3 +80,11 @@ def run(args) -> int:
     print(f"report: open {out.with_name('report.html')} (self-contained, plots embedded); also {out}, "
           f"every number in {out.with_name('results.csv')} ({time.time() - started:.0f} s)")
     return 1 if (verified.status == "failed").any() else 0
+
+
+def _interrupted(history: RunHistory, what: str) -> int:
+    """After Ctrl-C: the finished rows to the CSV (the history has them already); exit 130."""
+    history.save_finished()
+    print(f"\ninterrupted: the {len(history.rows)} finished {what}(s) are in {history.out} and {history.path}",
+          file=sys.stderr)
+    return 130
