@@ -91,9 +91,12 @@ def read_records(path, allow_truncated: bool = False) -> list[dict]:
     records = []
     for number, line in enumerate(complete, start=1):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             raise ValueError(f"{path}: line {number} is not a valid record; the file is corrupt") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: line {number} is not a record (a JSON object); the file is corrupt")
+        records.append(record)
     if tail:
         if not allow_truncated:
             raise ValueError(

@@ -12,7 +12,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..optable import op_info
+
     load_plugins(args.plugin)
+    op_info(args.op)  # ValueError listing the known ops
     print(render_matrix(capability_matrix(args.op)))
     print("\nops, native or lowered:")
     print(render_op_matrix(op_matrix()))

@@ -10,6 +10,7 @@ import time
 import pandas as pd
 
 from .. import bench
+from ..cli_args import non_negative_float, non_negative_int, positive_float, positive_int, positive_int_list
 from ..machine import record, summary_lines
 from ..registry import backends
 from ..report import REPORTS, write_report
@@ -22,14 +23,14 @@ DEFAULT_CASES = 300
 
 def register(sub) -> None:
     parser = sub.add_parser("run", help="the main job: verify all backends, benchmark the default suite, report")
-    parser.add_argument("--cases", type=int, default=DEFAULT_CASES, help=f"random verification cases per backend (default {DEFAULT_CASES})")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cases", type=non_negative_int, default=DEFAULT_CASES, help=f"random verification cases per backend (default {DEFAULT_CASES})")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--suite", default=",".join(DEFAULT_SUITES),
                         help=f"suites to benchmark, comma-separated (default {','.join(DEFAULT_SUITES)})")
-    parser.add_argument("--batch", default="1", help="batch size(s), comma-separated (default 1)")
-    parser.add_argument("--threads", type=int, default=None, help="threads for every backend (default: all usable)")
-    parser.add_argument("--budget", type=float, default=0.2, metavar="S", help="timing budget per case (default 0.2 s)")
-    parser.add_argument("--limit", type=float, default=5.0, metavar="S",
+    parser.add_argument("--batch", type=positive_int_list, default="1", help="batch size(s), comma-separated (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="threads for every backend (default: all usable)")
+    parser.add_argument("--budget", type=non_negative_float, default=0.2, metavar="S", help="timing budget per case (default 0.2 s)")
+    parser.add_argument("--limit", type=positive_float, default=5.0, metavar="S",
                         help="skip cases estimated or first measured above S seconds (default 5)")
     parser.add_argument("--no-bench", action="store_true", help="verify and report only")
     parser.set_defaults(func=run)
@@ -58,7 +59,7 @@ def run(args) -> int:
     print(summarize(verified).to_string(float_format=lambda v: f"{v:.3g}"), end="\n\n")
     if not args.no_bench:
         suites = [s for s in args.suite.split(",") if s]
-        batches = [int(b) for b in args.batch.split(",")]
+        batches = args.batch
         cases = bench.plan(suites, batches=batches)
         threads = args.threads or machine["cpu"]["usable_cpus"]
         # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks

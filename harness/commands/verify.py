@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..cli_args import non_negative_int
 from ..coverage import coverage, coverage_line
 from ..determinism import determinism_report, determinism_verdict
 from ..errors import Unsupported
@@ -22,9 +23,9 @@ def register(sub) -> None:
     parser.add_argument("--backend", action="append", default=[], metavar="NAME",
                         help="backend to verify (repeatable, or comma-separated; 'all' = every available one)")
     add_plugin_option(parser)
-    parser.add_argument("--cases", type=int, default=DEFAULT_CASES,
+    parser.add_argument("--cases", type=non_negative_int, default=DEFAULT_CASES,
                         help=f"random cases per backend, on top of the fixed table (default {DEFAULT_CASES})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random cases (default 0)")
     parser.add_argument("--op", action="append", default=[], metavar="OP",
                         help="op to verify (repeatable or comma-separated; 'all' = every op; default conv2d). "
                              "A backend without the op is skipped; NAME:lowered verifies a backend's lowered path")
@@ -62,20 +63,13 @@ def selected_ops(names) -> list[str]:
 
 
 def run(args) -> int:
+    # a bad name, op or plug-in raises ValueError/Unsupported: harness.cli prints it as one 'error:' line
     load_plugins(args.plugin)
-    try:
-        names = selected_backends(args.backend)
-    except ValueError as exc:
-        print(f"convbench verify: {exc}", file=sys.stderr)
-        return 2
+    names = selected_backends(args.backend)
     out = Path(args.out or "reports/verify.csv")
     history = RunHistory(out)
 
-    try:
-        ops = selected_ops(args.op)
-    except ValueError as exc:
-        print(f"convbench verify: {exc}", file=sys.stderr)
-        return 2
+    ops = selected_ops(args.op)
     if args.lowered:
         names += [f"{n}:lowered" for n in names if not n.endswith(":lowered")
                   and any(op in LOWERINGS and get_backend(n).op_impl(op) == "native" for op in ops)]
@@ -93,9 +87,6 @@ def run(args) -> int:
                 reports.append(verify(name, op=op, cases=args.cases, seed=args.seed,
                                       on_result=lambda row: history.add([row]),
                                       progress=not args.no_progress and sys.stderr.isatty()))
-    except Unsupported as exc:
-        print(f"convbench verify: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         history.save_finished()
         print(f"\ninterrupted: the {len(history.rows)} finished case(s) are in {out} and {history.path}",
