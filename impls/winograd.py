@@ -75,6 +75,7 @@ from harness.padding import pad_input
 from harness.registry import Backend
 from harness.timing import blas_pools
 
+from ._range_scaling import scaled, unit_exponents, unscale
 from ._winograd_transforms import TRANSFORMS, WinogradTransform
 from .numba_cpu import probe  # the same need: numba importable
 
@@ -141,6 +142,9 @@ def conv2d(x, w, bias, spec):
     y = np.empty(spec.out_shape, dtype=spec.dtype)
     if y.size == 0:
         return y
+    # data near the dtype's limits is scaled by powers of two (exact) so the transforms stay in range
+    ex, ew = unit_exponents(x, w, spec.dtype)
+    x, w, bias = scaled(x, ex), scaled(w, ew), scaled(bias, ex + ew)
     k, t = kernels(), TRANSFORMS[choose_tile(spec)]
     m, a2, G = t.m, t.alpha**2, spec.groups
     Og, Cg = spec.O // G, spec.C // G
@@ -162,7 +166,7 @@ def conv2d(x, w, bias, spec):
                 V = V.reshape(a2, G, Cg, -1)
                 ob = _channel_chunk(Og, a2 * V.shape[-1] * y.itemsize)
                 k.multiply_and_output(U, V, AT, b, ob, n.start, nb, r.start, nr, tw, y)
-    return y
+    return unscale(y, ex + ew)
 
 
 def _blocks(spec, t: WinogradTransform):
