@@ -267,11 +267,20 @@ def _checked(spec: Conv2dSpec) -> Conv2dSpec:
     for name in ("N", "C", "H", "W", "O"):
         if getattr(spec, name) < 0:
             raise ValueError(f"{name} must be non-negative, got {getattr(spec, name)}")
+    if spec.N > 0 and min(spec.H, spec.W) == 0:
+        # torch: "Only zero batch or zero channel inputs are supported", whatever the padding
+        raise ValueError(f"an empty image (H={spec.H}, W={spec.W}) is only accepted in an empty batch "
+                         f"(N=0), as in torch; got N={spec.N}")
     return spec
 
 
 # -- small validators ------------------------------------------------------------------
 def _check_array(a, name: str) -> None:
+    """The array check every op's arguments go through: a plain float32/float64 ndarray in
+    native byte order (TypeError otherwise, saying how to convert)."""
+    if isinstance(a, np.ma.MaskedArray):  # the mask would be silently ignored
+        raise TypeError(f"{name} is a masked array; its mask would be ignored: pass "
+                        f"{name}.filled(value) or {name}.data explicitly")
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
     if a.dtype.name not in FLOAT_DTYPES:
@@ -279,6 +288,9 @@ def _check_array(a, name: str) -> None:
             f"{name} has dtype {a.dtype}; conv2d takes float32 or float64 arrays "
             f"(convert with {name}.astype(np.float32))"
         )
+    if not a.dtype.isnative:
+        raise TypeError(f"{name} has non-native byte order (dtype {a.dtype.str}); convert with "
+                        f"{name}.astype({name}.dtype.newbyteorder('='))")
 
 
 def _is_int(value) -> bool:
