@@ -61,7 +61,7 @@ def pytest_configure(config):
         return  # nothing to set: harness.testing keeps its defaults (and stays unimported)
     if cases is not None and cases < 0:
         raise pytest.UsageError(f"--convbench-cases must be non-negative, got {cases}")
-    from harness import testing
+    from harness import testing  # noqa: F811 (loaded when a test asks for it: the plug-in itself stays light)
 
     testing.configure(cases=cases, seed=seed, exact=config.getoption("--convbench-exact") or None)
 

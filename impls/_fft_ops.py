@@ -20,6 +20,8 @@ import numpy as np
 from harness.ops.lowering import grad_bias_of, grad_input_by, grad_weight_by
 from harness.ops.padding import pad_input
 
+from ._range_scaling import scaled, unit_exponents, unscale
+
 #: Smallest kernel area for which the direct FFT correlation is used. Below it, fft's own conv2d
 #: (tiled, channels as batched GEMM) on the lowering's swapped axes was faster: measured on this
 #: project's 2-core test machine, float32, padding K//2, 56x56 images: 7x7 at N=8, C=O=32: 74 ms
@@ -35,6 +37,8 @@ def fft_grad_weight(x, grad_out, spec) -> np.ndarray:
     """grad_weight of a stride-1, undilated conv2d (see the module docstring)."""
     from scipy import fft
 
+    ex, eg = unit_exponents(x, grad_out, spec.dtype)  # exact; keeps the transforms in range
+    x, grad_out = scaled(x, ex), scaled(grad_out, eg)
     xp = pad_input(x, spec)
     Hp, Wp = xp.shape[2:]
     Cg, Og = spec.C // spec.groups, spec.O // spec.groups
@@ -51,7 +55,7 @@ def fft_grad_weight(x, grad_out, spec) -> np.ndarray:
             prod = np.einsum("nof,ncf->ocf", Gg, Xg).reshape(o1 - o0, Cg, X.shape[2], X.shape[3])
             corr = fft.irfft2(prod, s=(Hp, Wp), axes=(2, 3))
             grad_w[o0:o1] = corr[:, :, :spec.KH, :spec.KW]
-    return grad_w
+    return unscale(grad_w, ex + eg)
 
 
 def conv2d_backward(x, w, grad_out, spec):

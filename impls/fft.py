@@ -58,6 +58,8 @@ from harness.ops.padding import pad_input
 from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.support.timing import blas_pools
 
+from ._range_scaling import scaled, unit_exponents, unscale
+
 from . import _fft_ops
 
 #: Working-memory budget in MB; ``None`` reads ``CONVBENCH_FFT_BUDGET_MB`` (default 256).
@@ -145,6 +147,9 @@ def conv2d(x, w, bias, spec):
     y = np.empty(spec.out_shape, dtype=spec.dtype)
     if y.size == 0:
         return y
+    # data near the dtype's limits is scaled by powers of two (exact) so the transforms stay in range
+    ex, ew = unit_exponents(x, w, spec.dtype)
+    x, w = scaled(x, ex), scaled(w, ew)
     xq, wq, s1 = polyphase(pad_input(x, spec), w, spec)
     p = plan(s1)
     tiles = _tile_view(xq, s1, p)  # (N, nth, ntw, C, Th+KH-1, Tw+KW-1), read-only view
@@ -159,6 +164,7 @@ def conv2d(x, w, bias, spec):
         out[block] = _correlate_columns(cols, W, s1, p, workers).reshape(*chunk.shape[:3], *out.shape[3:])
     grid = out.transpose(0, 3, 1, 4, 2, 5).reshape(s1.N, s1.O, p.nth * p.Th, p.ntw * p.Tw)
     y[...] = grid[:, :, : spec.OH, : spec.OW]
+    unscale(y, ex + ew)
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
     return y

@@ -76,6 +76,7 @@ from harness.backend.registry import Backend, CostModel
 from harness.ops.tolerance import ErrorModel, direct_bound, register_error_model
 from harness.support.timing import blas_pools
 
+from ._range_scaling import scaled, unit_exponents, unscale
 from ._winograd_transforms import TRANSFORMS, WinogradTransform
 from .numba_cpu import probe  # the same need: numba importable
 
@@ -142,6 +143,9 @@ def conv2d(x, w, bias, spec):
     y = np.empty(spec.out_shape, dtype=spec.dtype)
     if y.size == 0:
         return y
+    # data near the dtype's limits is scaled by powers of two (exact) so the transforms stay in range
+    ex, ew = unit_exponents(x, w, spec.dtype)
+    x, w, bias = scaled(x, ex), scaled(w, ew), scaled(bias, ex + ew)
     k, t = kernels(), TRANSFORMS[choose_tile(spec)]
     m, a2, G = t.m, t.alpha**2, spec.groups
     Og, Cg = spec.O // G, spec.C // G
@@ -163,7 +167,7 @@ def conv2d(x, w, bias, spec):
                 V = V.reshape(a2, G, Cg, -1)
                 ob = _channel_chunk(Og, a2 * V.shape[-1] * y.itemsize)
                 k.multiply_and_output(U, V, AT, b, ob, n.start, nb, r.start, nr, tw, y)
-    return y
+    return unscale(y, ex + ew)
 
 
 def _block_steps(spec, t: WinogradTransform) -> tuple[int, int, int, int]:

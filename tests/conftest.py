@@ -63,3 +63,12 @@ def backend_params():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def with_default_sigint():
+    """``preexec_fn`` for a child that relies on Ctrl-C raising KeyboardInterrupt: a child
+    inherits an *ignored* SIGINT (a background job, nohup, some CI runners) and Python then
+    leaves it ignored; restoring the default before exec makes Python install its handler."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

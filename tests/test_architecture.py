@@ -21,7 +21,8 @@ LAYERS = {
     "harness.api": 4,
     "harness.verify": 5, "harness.bench": 5,
     "harness.report": 6,
-    "harness.cli": 7, "harness.testing": 7, "harness.strategies": 7, "harness.pytest_plugin": 7, "harness": 7,
+    "harness.testing": 7, "harness.strategies": 7,
+    "harness.cli": 8, "harness.pytest_plugin": 8, "harness": 8,
 }
 #: What a backend may import from the harness: the op contract.
 IMPLS_MAY_IMPORT = ("harness.errors", "harness.support", "harness.ops", "harness.backend.registry")

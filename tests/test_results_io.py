@@ -11,6 +11,7 @@ import pytest
 from harness.support import results_io
 from harness.report.page import read_results
 from harness.support.results_io import append_records, read_records, write_atomic, write_csv
+from conftest import with_default_sigint
 
 
 def test_a_failed_write_leaves_the_old_file_whole_and_no_temp_file(tmp_path, monkeypatch):
@@ -81,7 +82,7 @@ def _run_verify(tmp_path, how):
     out = tmp_path / "verify.csv"
     done = subprocess.run([sys.executable, "-m", "harness.cli", "verify", "--backend", "dies", "--plugin",
                            str(plugin), "--cases", "50", "--out", str(out)], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, preexec_fn=with_default_sigint)
     return done, out, tmp_path / "verify-history.jsonl"
 
 
@@ -119,9 +120,47 @@ def test_an_interrupted_benchmark_keeps_its_finished_layers(tmp_path):
             "from harness.cli import main; "
             f"sys.exit(main(['bench', '--suite', 'smoke', '--backends', 'stops', '--batch', '1', '--budget', '0.01', "
             f"'--repeat', '1', '--no-progress', '--out', {str(out)!r}]))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          preexec_fn=with_default_sigint)
     assert done.returncode == 130, done.stdout + done.stderr
     kept = pd.read_csv(out)
     history = read_records(tmp_path / "bench-history.jsonl")
     assert 0 < len(kept) == len(history)
     assert kept.layer.nunique() == 2 and (kept.backend == "stops").any()
+
+
+_APPENDER = """
+import fcntl, os, sys
+from harness.support.results_io import append_records
+path, writer, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(count):
+    if writer == 0 and i % 3 == 0:
+        # a writer killed mid-line, as it would leave the file (it held the lock while writing)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, b'{"writer": 0, "partial": ')
+        os.close(fd)
+    append_records(path, [{"writer": writer, "i": i, "pad": "x" * 200}])
+"""
+
+
+def test_concurrent_writers_never_lose_a_complete_record(tmp_path):
+    history = tmp_path / "h.jsonl"
+    history.write_bytes(b'{"left": "over')  # a partial line left by an earlier killed run
+    writers, count = 4, 60
+    procs = [subprocess.Popen([sys.executable, "-c", _APPENDER, str(history), str(k), str(count)])
+             for k in range(writers)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    records = read_records(history, allow_truncated=True)
+    assert sorted((r["writer"], r["i"]) for r in records) == [(k, i) for k in range(writers) for i in range(count)]
+
+
+def test_written_files_honour_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert (write_atomic(tmp_path / "a.txt", "x").stat().st_mode & 0o777) == 0o644
+        assert (append_records(tmp_path / "h.jsonl", [{"a": 1}]).stat().st_mode & 0o777) == 0o644
+        os.umask(0o077)
+        assert (write_atomic(tmp_path / "b.txt", b"x").stat().st_mode & 0o777) == 0o600
+    finally:
+        os.umask(old)

@@ -34,7 +34,7 @@ def test_default_budget_reaches_every_feature_dtype_and_argument_form():
         forms = {type(getattr(c, arg)).__name__ for c in cases}
         assert {"int", "tuple"} <= forms, (arg, forms)
     assert {c.padding for c in cases if isinstance(c.padding, str)} == {"same", "valid", "full"}
-    assert {c.fill for c in cases} == {"normal", "exact", "nan", "inf", "huge", "tiny"}
+    assert {c.fill for c in cases} == {"normal", "exact", "nan", "inf", "huge", "near_max", "tiny"}
     assert {c.layout for c in cases} == {"contiguous", "channels_last", "strided"}
     assert any(not c.batched for c in cases) and any(c.x_shape[0] == 0 for c in cases if c.batched)
 

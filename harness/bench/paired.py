@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.support.timing import CACHE_MODES, Timing, _fresh
+from harness.support.timing import CACHE_MODES, Timing, fresh_copies
 
 #: Rounds a case aims at when the budget allows (a sample lasts about budget / TARGET_ROUNDS).
 TARGET_ROUNDS = 8
@@ -150,7 +150,7 @@ def _sample(c: Contender, number: int, cache: str) -> float:
     """Seconds spent in ``number`` timed calls (argument copies for ``cold`` not counted)."""
     total = 0.0
     for _ in range(number):
-        args = _fresh(c.args) if cache == "cold" else c.args
+        args = fresh_copies(c.args) if cache == "cold" else c.args
         start = time.perf_counter()
         c.fn(*args)
         c.sync()

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 from harness.cli import commands
+from harness.errors import Unsupported
+
+# What an ordinary mistake raises: a bad value or file (ValueError, which includes JSON and
+# Unicode decoding errors, and TypeError for a file holding the wrong kind of JSON), a missing
+# or unreadable file (OSError), a call no backend supports (Unsupported, with ResourceLimit).
+# These end as one 'error:' line and exit status 2. Anything else (AttributeError, KeyError, ...)
+# is a bug in convbench or a plug-in and keeps its traceback, so that it can be found and fixed;
+# CONVBENCH_TRACEBACK=1 shows the traceback of the ordinary ones too.
+USER_ERRORS = (ValueError, TypeError, OSError, Unsupported)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +41,19 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("\ninterrupted; results written so far are kept", file=sys.stderr)
+        print("\ninterrupted", file=sys.stderr)
         return 130
+    except USER_ERRORS as exc:
+        if os.environ.get("CONVBENCH_TRACEBACK"):
+            raise
+        print(f"convbench {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _one_line(exc: BaseException) -> str:
+    """The exception as one line: its message (or its type when it has none), newlines folded."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text += f": {exc.filename}"
+    return text or type(exc).__name__
+

@@ -14,6 +14,11 @@ FLOAT_DTYPES = ("float32", "float64")
 
 
 def check_array(a, name: str) -> None:
+    """The array check every op's arguments go through: a plain float32/float64 ndarray in
+    native byte order (TypeError otherwise, saying how to convert)."""
+    if isinstance(a, np.ma.MaskedArray):  # the mask would be silently ignored
+        raise TypeError(f"{name} is a masked array; its mask would be ignored: pass "
+                        f"{name}.filled(value) or {name}.data explicitly")
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
     if a.dtype.name not in FLOAT_DTYPES:
@@ -21,6 +26,9 @@ def check_array(a, name: str) -> None:
             f"{name} has dtype {a.dtype}; conv2d takes float32 or float64 arrays "
             f"(convert with {name}.astype(np.float32))"
         )
+    if not a.dtype.isnative:
+        raise TypeError(f"{name} has non-native byte order (dtype {a.dtype.str}); convert with "
+                        f"{name}.astype({name}.dtype.newbyteorder('='))")
 
 
 def is_int(value) -> bool:

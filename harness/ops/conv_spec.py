@@ -266,6 +266,10 @@ def _checked(spec: Conv2dSpec) -> Conv2dSpec:
     for name in ("N", "C", "H", "W", "O"):
         if getattr(spec, name) < 0:
             raise ValueError(f"{name} must be non-negative, got {getattr(spec, name)}")
+    if spec.N > 0 and min(spec.H, spec.W) == 0:
+        # torch: "Only zero batch or zero channel inputs are supported", whatever the padding
+        raise ValueError(f"an empty image (H={spec.H}, W={spec.W}) is only accepted in an empty batch "
+                         f"(N=0), as in torch; got N={spec.N}")
     return spec
 
 

@@ -15,11 +15,12 @@ padding mode because padding along one axis commutes with convolving along the o
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from harness.ops.args import check_array
+from harness.ops.args import check_array, positive_int
 from harness.ops.conv_spec import Conv2dSpec
 
 #: Features of a separable op are the conv2d features its stages need.
@@ -150,7 +151,8 @@ def spatially_separable_spec(x, w_column, w_row, bias=None, stride=1, padding=0,
     if w_row.shape[2] != 1:
         raise ValueError(f"w_row must be (O, M/groups, 1, KW), got {w_row.shape}")
     M, KH, KW = w_column.shape[0], w_column.shape[2], w_row.shape[3]
-    if not isinstance(groups, int) or groups < 1 or M % groups or w_row.shape[1] * groups != M:
+    groups = positive_int(groups, "groups")  # numpy ints accepted, bools refused, as everywhere
+    if M % groups or w_row.shape[1] * groups != M:
         raise ValueError(
             f"w_row's second axis must be M/groups = {M}/{groups} to follow w_column, got {w_row.shape}"
         )
@@ -219,8 +221,16 @@ def factor_spatially_separable(w, groups: int = 1, rank: int | None = None, rtol
     if w.ndim != 4:
         raise ValueError(f"w must be (O, C/groups, KH, KW), got shape {w.shape}")
     O, Cg, KH, KW = w.shape
-    if not isinstance(groups, int) or groups < 1 or O % groups:
-        raise ValueError(f"O={O} must be divisible by a positive int groups, got groups={groups!r}")
+    groups = positive_int(groups, "groups")
+    if O % groups:
+        raise ValueError(f"O={O} must be divisible by groups={groups}")
+    if rank is not None:
+        rank = positive_int(rank, "rank")
+    if rtol is not None:
+        if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, numbers.Real):
+            raise TypeError(f"rtol must be a real number, got {rtol!r}")
+        if not 0 <= rtol < np.inf:
+            raise ValueError(f"rtol must be a finite number >= 0, got {rtol}")
     Og = O // groups
     w64 = w.astype(np.float64)
     blocks = []
@@ -234,7 +244,7 @@ def factor_spatially_separable(w, groups: int = 1, rank: int | None = None, rtol
         tol = (rtol if rtol is not None else max(u.shape[0], vt.shape[1]) * eps) * (s[0] if s.size else 0.0)
         ranks.append(int(np.count_nonzero(s > tol)))
     numerical = max(ranks)
-    keep = max(1, numerical if rank is None else int(rank))
+    keep = max(1, numerical) if rank is None else rank
     if keep > min(Cg * KH, Og * KW):
         raise ValueError(f"rank {keep} exceeds the largest possible rank {min(Cg * KH, Og * KW)}")
     w_column = np.zeros((groups * keep, Cg, KH, 1))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from harness.ops.args import FLOAT_DTYPES, check_array, pair, positive_int
+from harness.ops.args import FLOAT_DTYPES, check_array, is_int, pair, positive_int
 
 #: Every feature a conv_transpose2d call can need beyond a plain stride-1 unpadded one.
 CONV_TRANSPOSE2D_FEATURES = frozenset(
@@ -124,6 +124,11 @@ class ConvTranspose2dSpec:
             raise ValueError(f"input channels C={C} are not divisible by groups={groups}")
         if min(KH, KW) < 1:
             raise ValueError(f"kernel size must be at least 1x1, got weight shape {w_shape}")
+        if C == 0:  # torch refuses both, with a RuntimeError
+            raise ValueError(f"input has no channels (C=0, shape {x_shape}); conv_transpose2d needs C >= 1")
+        if Og == 0:
+            raise ValueError(f"weight has no output channels (O/groups=0, shape {w_shape}); "
+                             "conv_transpose2d needs O >= 1")
         spec = cls(
             N, C, H, W, Og * groups, KH, KW,
             stride=pair(stride, "stride"),
@@ -177,7 +182,7 @@ def conv_transpose2d_spec(x, w, bias=None, stride=1, padding=0, output_padding=0
         raise ValueError(f"expected a 4-D weight (C, O/groups, KH, KW), got w with shape {w.shape}")
     if x.dtype != w.dtype:
         raise TypeError(f"x and w must have the same dtype, got x {x.dtype} and w {w.dtype}")
-    O = w.shape[1] * (groups if isinstance(groups, int) and groups > 0 else 1)
+    O = w.shape[1] * (groups if is_int(groups) and groups > 0 else 1)
     if bias is not None:
         check_array(bias, "bias")
         if bias.shape != (O,):

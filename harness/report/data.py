@@ -121,9 +121,15 @@ def read_bench_settings(csv_path) -> dict:
     """The run settings ``convbench bench`` wrote beside its CSV (empty if there are none)."""
     path = Path(csv_path).with_suffix(".json")
     try:
-        return json.loads(path.read_text()).get("settings", {})
-    except (OSError, ValueError):
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
         return {}
+    except ValueError:
+        saved = None
+    if not isinstance(saved, dict) or not isinstance(saved.get("settings", {}), dict):
+        raise ValueError(f"{path} is not a convbench bench settings file (expected a JSON object with "
+                         "'settings'); delete it or re-run 'convbench bench'")
+    return saved.get("settings", {})
 
 
 def asv_long(results_dir) -> pd.DataFrame:

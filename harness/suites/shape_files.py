@@ -111,6 +111,7 @@ def parse_benchdnn(descriptor: str) -> tuple[str, Conv2dSpec, int]:
     for key in ("ic", "oc", "ih", "kh"):
         if key not in values:
             raise ValueError(f"descriptor {text!r} lacks {key}")
+    _check_values(values, text)
     g, mb = values.get("g", 1), values.get("mb", 2)
     if g < 1 or values["ic"] % g or values["oc"] % g:
         raise ValueError(f"descriptor {text!r}: g={g} must divide ic={values['ic']} and oc={values['oc']}")
@@ -126,6 +127,20 @@ def parse_benchdnn(descriptor: str) -> tuple[str, Conv2dSpec, int]:
     if (spec.OH, spec.OW) != (height["o"], width["o"]):
         raise ValueError(f"descriptor {text!r}: padding gives output {spec.OH}x{spec.OW}, not {height['o']}x{width['o']}")
     return name, spec, mb
+
+
+# keys that count something (or step by it): 0 is meaningless there (sh0 would divide by zero)
+_AT_LEAST_ONE = ("g", "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw")
+_MAX_VALUE = 2**31 - 1  # benchdnn's own sizes are int; a larger one is a typo, not a problem size
+
+
+def _check_values(values: dict, text: str) -> None:
+    """Each benchdnn value in range: counts and strides >= 1, nothing beyond ``2**31 - 1``."""
+    for key, value in values.items():
+        if value > _MAX_VALUE:
+            raise ValueError(f"descriptor {text!r}: {key}={value} is too large (at most {_MAX_VALUE})")
+        if key in _AT_LEAST_ONE and value < 1:
+            raise ValueError(f"descriptor {text!r}: {key} must be at least 1, got {key}{value}")
 
 
 def _name(tail: str) -> str:
@@ -189,6 +204,10 @@ def parse_deepbench_line(line: str) -> tuple[str, Conv2dSpec, int]:
             f"got {len(numbers)} in {line.strip()!r}"
         )
     w, h, c, n, k, fw, fh, pw, ph, sw, sh = numbers
+    if max(numbers) > _MAX_VALUE:
+        raise ValueError(f"a value in {line.strip()!r} is too large (at most {_MAX_VALUE})")
+    if min(n, w, h, c, k, fw, fh, sw, sh) < 1:
+        raise ValueError(f"sizes and strides must be at least 1 in {line.strip()!r}")
     spec = Conv2dSpec.from_shapes((n, c, h, w), (k, c, fh, fw), stride=(sh, sw), padding=(ph, pw))
     return "", spec, n
 

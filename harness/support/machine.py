@@ -239,7 +239,7 @@ def record(path=DEFAULT_PATH, remeasure: bool = False) -> dict:
     if not remeasure and path.is_file():
         try:
             cached = json.loads(path.read_text())
-            if cached.get("fingerprint") == json.loads(json.dumps(fingerprint())):
+            if isinstance(cached, dict) and cached.get("fingerprint") == json.loads(json.dumps(fingerprint())):
                 return cached
         except (OSError, ValueError):
             pass  # unreadable cache: measure again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +19,8 @@ def write_atomic(path, data: str | bytes) -> Path:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; an artefact gets what open() would give: 0666 less the umask
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as handle:
             handle.write(data)
             handle.flush()
@@ -27,6 +30,13 @@ def write_atomic(path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    # the umask can only be read by setting it; set it straight back
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_csv(frame, path) -> Path:
@@ -39,14 +49,19 @@ def append_records(path, records) -> Path:
 
     Earlier runs are never rewritten. If a previous writer died mid-line, that partial line
     (never a complete record) is cut off first, so the new records start on a line of their own.
+    Cutting and appending hold an exclusive ``flock`` on the file, so concurrent writers (several
+    processes appending to one history) never cut each other's records.
     """
     import json
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = "".join(json.dumps(r, default=str, allow_nan=True) + "\n" for r in records).encode()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
     try:
+        # an advisory lock over cut-then-append: otherwise a writer can cut the line another
+        # writer has just appended (it looks like a partial tail until its newline lands)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         _cut_partial_tail(fd)
         view = memoryview(blob)
         while view:
@@ -78,9 +93,12 @@ def read_records(path, allow_truncated: bool = False) -> list[dict]:
     records = []
     for number, line in enumerate(complete, start=1):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             raise ValueError(f"{path}: line {number} is not a valid record; the file is corrupt") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: line {number} is not a record (a JSON object); the file is corrupt")
+        records.append(record)
     if tail:
         if not allow_truncated:
             raise ValueError(

@@ -101,7 +101,7 @@ def time_call(
     times = []
     spent = 0.0
     while len(times) < max_runs and (len(times) < min_runs or spent < budget_s):
-        run_args = _fresh(args) if cache == "cold" else args
+        run_args = fresh_copies(args) if cache == "cold" else args
         elapsed = _timed(fn, run_args, sync)
         times.append(elapsed)
         spent += elapsed
@@ -130,7 +130,7 @@ def _timed(fn, args, sync) -> float:
     return time.perf_counter() - start
 
 
-def _fresh(args):
+def fresh_copies(args):
     """Copies of every array argument (new buffers, not in cache); others as they are."""
     out = []
     for a in args:

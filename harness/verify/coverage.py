@@ -33,7 +33,7 @@ def coverage(features, dtypes, cases: int, seed: int = 0, op: str = "conv2d") ->
     for a, b in combinations(sorted(features), 2):
         if frozenset((a, b)) not in IMPOSSIBLE_PAIRS:
             rows.append({"combination": f"{a} + {b}", "size": 2, "cases": sum(a in u and b in u for u in used)})
-    return pd.DataFrame(rows, columns=["combination", "size", "cases"])
+    return pd.DataFrame(rows, columns=["combination", "size", "cases"])  # columns even with no features
 
 
 def coverage_line(report: pd.DataFrame) -> str:

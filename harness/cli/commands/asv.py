@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.cli.args import positive_int_list_text
+
 ACTIONS = ("machine", "run", "publish", "check", "preview")
 
 
@@ -31,8 +33,8 @@ def register(sub) -> None:
     parser.add_argument("action", choices=ACTIONS, help="what to do ('run' registers the machine first)")
     parser.add_argument("--suites", default=None,
                         help="comma-separated suites to benchmark, or 'all' (sets CONVBENCH_ASV_SUITES)")
-    parser.add_argument("--batches", default=None, help="batch sizes (sets CONVBENCH_ASV_BATCHES)")
-    parser.add_argument("--threads", default=None,
+    parser.add_argument("--batches", type=positive_int_list_text, default=None, help="batch sizes (sets CONVBENCH_ASV_BATCHES)")
+    parser.add_argument("--threads", type=positive_int_list_text, default=None,
                         help="thread counts for every backend (sets CONVBENCH_ASV_THREADS; default: every usable CPU)")
     parser.add_argument("--quick", action="store_true", help="one run per benchmark (asv run --quick)")
     parser.add_argument("--bench", default=None, metavar="REGEX", help="only benchmarks matching REGEX (asv --bench)")
@@ -58,7 +60,7 @@ def asv_command(action: str, quick: bool = False, extra=()) -> list[list[str]]:
 
 
 def suite_names(text: str) -> list[str]:
-    """The suites ``--suites`` names: ``all`` is every shipped suite; unknown names exit."""
+    """The suites ``--suites`` names: ``all`` is every shipped suite; unknown names: ValueError."""
     from harness import suites
 
     chosen = [name.strip() for name in text.split(",") if name.strip()]
@@ -66,7 +68,7 @@ def suite_names(text: str) -> list[str]:
         return suites.names()
     unknown = sorted(set(chosen) - set(suites.names()))
     if unknown or not chosen:
-        raise SystemExit(f"convbench asv: unknown suite(s) {', '.join(unknown) or repr(text)}; "
+        raise ValueError(f"unknown suite(s) {', '.join(unknown) or repr(text)}; "
                          f"known: all, {', '.join(suites.names())}")
     return chosen
 
@@ -107,7 +109,7 @@ def _asv_executable() -> str:
 
 def _repo_root() -> Path:
     """The folder holding asv.conf.json: the checkout this harness was installed from."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     if not (root / "asv.conf.json").is_file():
         raise SystemExit(f"convbench asv: no asv.conf.json in {root}")
     return root

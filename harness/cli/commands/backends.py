@@ -2,6 +2,7 @@
 
 from harness.backend.capabilities import capability_matrix, op_matrix, render_matrix, render_op_matrix
 from harness.backend.plugins import add_plugin_option, load_plugins
+from harness.ops.table import op_info
 
 
 def register(sub) -> None:
@@ -13,6 +14,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     load_plugins(args.plugin)
+    op_info(args.op)  # ValueError listing the known ops
     print(render_matrix(capability_matrix(args.op)))
     print("\nops, native or lowered:")
     print(render_op_matrix(op_matrix()))

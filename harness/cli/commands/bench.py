@@ -14,6 +14,7 @@ from harness import suites
 from harness.support.machine import record
 from harness.backend.registry import backends, get_backend
 from harness.support.results_io import REPORTS, RunHistory
+from harness.cli.args import float_dtype_list, non_negative_float, positive_float, positive_int, positive_int_list
 
 
 def register(sub) -> None:
@@ -26,19 +27,19 @@ def register(sub) -> None:
                         help="comma-separated backend names, or 'all' (default; torch is always added as baseline); "
                              "'auto' picks per layer by timing the candidates once (torch excluded), "
                              "'auto:estimate' by the cost model, 'auto:torch' with torch a candidate")
-    parser.add_argument("--batch", default=None,
+    parser.add_argument("--batch", type=positive_int_list, default=None,
                         help="batch size(s), comma-separated (default: the file's own, else 1,8)")
-    parser.add_argument("--dtype", default="float32", help="float32, float64 or both comma-separated")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--dtype", type=float_dtype_list, default="float32", help="float32, float64 or both comma-separated")
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="threads for every backend (default: the cores other processes leave free)")
-    parser.add_argument("--repeat", type=int, default=paired.MIN_ROUNDS, metavar="N",
+    parser.add_argument("--repeat", type=positive_int, default=paired.MIN_ROUNDS, metavar="N",
                         help=f"minimum interleaved rounds per layer (default {paired.MIN_ROUNDS}; fewer is flagged unstable)")
-    parser.add_argument("--budget", type=float, default=0.3, metavar="S",
+    parser.add_argument("--budget", type=non_negative_float, default=0.3, metavar="S",
                         help="timed seconds per backend and layer, spread over the rounds (default 0.3)")
-    parser.add_argument("--until-stable", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--until-stable", type=non_negative_float, default=0.0, metavar="SECONDS",
                         help="re-measure layers with unstable rows, spending at most SECONDS in all (default 0: no)")
     parser.add_argument("--cold", action="store_true", help="cold cache: fresh input copies for every run")
-    parser.add_argument("--limit", type=float, default=bench.DEFAULT_CASE_LIMIT_S, metavar="S",
+    parser.add_argument("--limit", type=positive_float, default=bench.DEFAULT_CASE_LIMIT_S, metavar="S",
                         help=f"skip cases estimated (or first measured) above S seconds per call (default {bench.DEFAULT_CASE_LIMIT_S:g})")
     parser.add_argument("--out", default=str(REPORTS / "bench.csv"), metavar="CSV",
                         help="results file (a .json with the run's settings is written beside it)")
@@ -47,20 +48,15 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    try:
-        names = _backend_names(args.backends)
-        suite_names = [n for item in args.suite for n in item.split(",") if n]
-        if not suite_names and not args.shapes:
-            suite_names = ["smoke"]
-        batches = [int(b) for b in args.batch.split(",")] if args.batch else None
-        dtypes = [d for d in args.dtype.split(",") if d]
-        cases = bench.plan(suite_names, args.shapes, batches, dtypes)
-    except ValueError as exc:
-        print(f"convbench bench: {exc}", file=sys.stderr)
-        return 2
-    if (args.threads is not None and args.threads < 1) or args.until_stable < 0 or args.repeat < 1:
-        print("convbench bench: --threads and --repeat must be >= 1, --until-stable >= 0", file=sys.stderr)
-        return 2
+    # a bad name or shape file raises ValueError: harness.cli prints it as one 'error:' line
+    names = _backend_names(args.backends)
+    suite_names = [n for item in args.suite for n in item.split(",") if n]
+    if not suite_names and not args.shapes:
+        suite_names = ["smoke"]
+    batches, dtypes = args.batch, args.dtype
+    cases = bench.plan(suite_names, args.shapes, batches, dtypes)
+    if not cases:
+        raise ValueError("nothing to benchmark: the suites and shape files give no layers")
     machine = record()
     threads, note = machine_state.choose_threads(args.threads)
     if note:

@@ -23,6 +23,7 @@ from harness.backend.registry import backends, get_backend
 from harness import suites
 from harness.support.machine import record
 from harness.support.results_io import write_atomic
+from harness.cli.args import non_negative_float, positive_int
 
 DEFAULT_SUITES = "resnet50,vgg16,mobilenetv2,large_kernels"
 
@@ -35,8 +36,8 @@ def modelled() -> list[str]:
 def register(sub) -> None:
     parser = sub.add_parser("calibrate", help="fit the cost model of backend 'auto' to this machine")
     parser.add_argument("--suite", default=DEFAULT_SUITES, help=f"suites to time (default {DEFAULT_SUITES})")
-    parser.add_argument("--threads", type=int, default=1, help="threads while timing (default 1)")
-    parser.add_argument("--budget", type=float, default=0.1, metavar="S", help="timing budget per case (default 0.1 s)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="threads while timing (default 1)")
+    parser.add_argument("--budget", type=non_negative_float, default=0.1, metavar="S", help="timing budget per case (default 0.1 s)")
     parser.add_argument("--from", dest="source", metavar="CSV",
                         help="fit to an existing `convbench bench` results file instead of timing")
     parser.add_argument("--out", default=str(autoselect.CALIBRATION_PATH), metavar="JSON")
@@ -46,20 +47,16 @@ def register(sub) -> None:
 def run(args) -> int:
     from harness.report.page import read_results
 
-    try:
-        if args.source:
-            results = read_results(args.source, ["backend", "op", "suite", "layer", "batch", "dtype", "metric", "value"])
-        else:
-            cases = bench.plan([s for s in args.suite.split(",") if s], batches=[1])
-            results = bench.run(cases, modelled(), threads=args.threads,
-                                budget_s=args.budget, machine=record(), progress=sys.stderr.isatty())
-        samples = samples_from(results)
-    except ValueError as exc:
-        print(f"convbench calibrate: {exc}", file=sys.stderr)
-        return 2
+    # a bad suite or results file raises ValueError: harness.cli prints it as one 'error:' line
+    if args.source:
+        results = read_results(args.source, ["backend", "op", "suite", "layer", "batch", "dtype", "metric", "value"])
+    else:
+        cases = bench.plan([s for s in args.suite.split(",") if s], batches=[1])
+        results = bench.run(cases, modelled(), threads=args.threads,
+                            budget_s=args.budget, machine=record(), progress=sys.stderr.isatty())
+    samples = samples_from(results)
     if not samples:
-        print("convbench calibrate: no timed suite layers of a modelled backend in the results", file=sys.stderr)
-        return 2
+        raise ValueError("no timed suite layers of a modelled backend in the results")
     constants = autoselect.fit(samples)
     quality = fit_quality(samples, constants)
     saved = {

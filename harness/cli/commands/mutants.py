@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from harness.cli.args import non_negative_int
 from harness.verify.mutants import MUTANTS, kill_report
 from harness.verify.verifier import DEFAULT_CASES
 
 
 def register(sub) -> None:
     parser = sub.add_parser("mutants", help="measure the verifier: plant known conv bugs, report the kill rate")
-    parser.add_argument("--cases", type=int, default=DEFAULT_CASES, help=f"random cases per mutant (default {DEFAULT_CASES})")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cases", type=non_negative_int, default=DEFAULT_CASES, help=f"random cases per mutant (default {DEFAULT_CASES})")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(MUTANTS)}")
     parser.set_defaults(func=run)
 
@@ -18,8 +19,7 @@ def run(args) -> int:
     names = [n for n in args.only.split(",") if n] if args.only else None
     unknown = sorted(set(names or ()) - set(MUTANTS))
     if unknown:
-        print(f"convbench mutants: unknown mutant(s) {unknown}; known: {', '.join(MUTANTS)}")
-        return 2
+        raise ValueError(f"unknown mutant(s) {unknown}; known: {', '.join(MUTANTS)}")
     report = kill_report(cases=args.cases, seed=args.seed, names=names)
     print(report[["mutant", "killed", "cases_to_kill", "first_failure"]].to_string(index=False, max_colwidth=70))
     killed = int(report.killed.sum())

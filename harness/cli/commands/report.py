@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from harness.support.machine import DEFAULT_PATH
+from harness.support.machine import DEFAULT_PATH, summary_lines
 from harness.report.page import ASV_RESULTS, REPORTS, write_report
 
 
@@ -23,13 +22,21 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    machine = json.loads(DEFAULT_PATH.read_text()) if DEFAULT_PATH.is_file() else None
+    machine = read_machine(DEFAULT_PATH) if DEFAULT_PATH.is_file() else None
     bench = [Path(p) for p in args.bench] or [REPORTS / "bench.csv"]
-    try:
-        out = write_report(Path(args.verify), bench, machine, Path(args.out), asv_dir=Path(args.asv))
-    except ValueError as exc:
-        print(f"convbench report: {exc}", file=sys.stderr)
-        return 2
+    # an unreadable results file raises ValueError: harness.cli prints it as one 'error:' line
+    out = write_report(Path(args.verify), bench, machine, Path(args.out), asv_dir=Path(args.asv))
     print(f"report: {out} and {out.with_name('report.html')} (plots embedded); every number: "
           f"{out.with_name('results.csv')}")
     return 0
+
+
+def read_machine(path: Path) -> dict:
+    """The machine record ``convbench env`` wrote at ``path``; ValueError if it is not one."""
+    try:
+        machine = json.loads(path.read_text())
+        summary_lines(machine)  # every field the report quotes is there, of the right kind
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{path} is not a machine record ({type(exc).__name__}: {exc}); "
+                         "rewrite it with 'convbench env --remeasure'") from None
+    return machine

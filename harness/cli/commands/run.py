@@ -11,12 +11,13 @@ import pandas as pd
 
 from harness.bench import runner as bench
 from harness.support import machine_state
-from harness.bench import stability
+from harness.bench import paired, stability
 from harness.support.machine import record, summary_lines
 from harness.backend.registry import backends
 from harness.report.page import REPORTS, write_report
-from harness.support.results_io import write_csv
+from harness.support.results_io import RunHistory, write_csv
 from harness.verify.verifier import summarize, verify
+from harness.cli.args import non_negative_float, non_negative_int, positive_float, positive_int, positive_int_list
 
 DEFAULT_SUITES = ("resnet50", "mobilenetv2", "large_kernels")
 DEFAULT_CASES = 300
@@ -24,14 +25,14 @@ DEFAULT_CASES = 300
 
 def register(sub) -> None:
     parser = sub.add_parser("run", help="the main job: verify all backends, benchmark the default suite, report")
-    parser.add_argument("--cases", type=int, default=DEFAULT_CASES, help=f"random verification cases per backend (default {DEFAULT_CASES})")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cases", type=non_negative_int, default=DEFAULT_CASES, help=f"random verification cases per backend (default {DEFAULT_CASES})")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--suite", default=",".join(DEFAULT_SUITES),
                         help=f"suites to benchmark, comma-separated (default {','.join(DEFAULT_SUITES)})")
-    parser.add_argument("--batch", default="1", help="batch size(s), comma-separated (default 1)")
-    parser.add_argument("--threads", type=int, default=None, help="threads for every backend (default: all usable)")
-    parser.add_argument("--budget", type=float, default=0.2, metavar="S", help="timing budget per case (default 0.2 s)")
-    parser.add_argument("--limit", type=float, default=5.0, metavar="S",
+    parser.add_argument("--batch", type=positive_int_list, default="1", help="batch size(s), comma-separated (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="threads for every backend (default: all usable)")
+    parser.add_argument("--budget", type=non_negative_float, default=0.2, metavar="S", help="timing budget per case (default 0.2 s)")
+    parser.add_argument("--limit", type=positive_float, default=5.0, metavar="S",
                         help="skip cases estimated or first measured above S seconds (default 5)")
     parser.add_argument("--until-stable", type=float, default=0.0, metavar="SECONDS",
                         help="re-measure layers with unstable timings, spending at most SECONDS in all (default 0: no)")
@@ -46,27 +47,39 @@ def run(args) -> int:
     names = [b.name for b in backends() if b.available]
     skipped = [f"{b.name} ({b.reason})" for b in backends() if not b.available]
     print(f"backends: {', '.join(names)}" + (f"; unavailable: {'; '.join(skipped)}" if skipped else ""))
+    # every finished case and layer is appended to the histories at once, and written to the
+    # CSVs on Ctrl-C, as 'convbench verify' and 'convbench bench' do
+    verify_history = RunHistory(REPORTS / "verify.csv")
     reports = []
-    for name in names:
-        print(f"verifying {name} ...", file=sys.stderr, flush=True)
-        reports.append(verify(name, cases=args.cases, seed=args.seed, progress=sys.stderr.isatty()))
+    try:
+        for name in names:
+            print(f"verifying {name} ...", file=sys.stderr, flush=True)
+            reports.append(verify(name, cases=args.cases, seed=args.seed, progress=sys.stderr.isatty(),
+                                  on_result=lambda row: verify_history.add([row])))
+    except KeyboardInterrupt:
+        return _interrupted(verify_history, "case")
     verified = pd.concat(reports, ignore_index=True)
     write_csv(verified, REPORTS / "verify.csv")
     print(summarize(verified).to_string(float_format=lambda v: f"{v:.3g}"), end="\n\n")
     if not args.no_bench:
         suites = [s for s in args.suite.split(",") if s]
-        batches = [int(b) for b in args.batch.split(",")]
+        batches = args.batch
         cases = bench.plan(suites, batches=batches)
         threads, note = machine_state.choose_threads(args.threads)
         if note:
             print(note, file=sys.stderr)
         # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks
         bench_started = time.time()
-        results = bench.run(cases, names + ["auto"], threads=threads, budget_s=args.budget, limit_s=args.limit,
-                            machine=machine, progress=sys.stderr.isatty(), until_stable_s=args.until_stable)
+        bench_history = RunHistory(REPORTS / "bench.csv", columns=list(bench.COLUMNS))
+        try:
+            results = bench.run(cases, names + ["auto"], threads=threads, budget_s=args.budget,
+                                limit_s=args.limit, machine=machine, progress=sys.stderr.isatty(),
+                                on_rows=bench_history.add, until_stable_s=args.until_stable)
+        except KeyboardInterrupt:
+            return _interrupted(bench_history, "row")
         bench.save(results, REPORTS / "bench.csv", {
             "suites": suites, "backends": names + ["auto"], "batches": batches, "dtypes": ["float32"],
-            "threads": threads, "min_runs": 3, "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
+            "threads": threads, "min_runs": paired.MIN_ROUNDS, "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
             "machine": machine,
         }, bench_started)
         print(bench.table(results), end="\n\n")
@@ -76,3 +89,11 @@ def run(args) -> int:
     print(f"report: open {out.with_name('report.html')} (self-contained, plots embedded); also {out}, "
           f"every number in {out.with_name('results.csv')} ({time.time() - started:.0f} s)")
     return 1 if (verified.status == "failed").any() else 0
+
+
+def _interrupted(history: RunHistory, what: str) -> int:
+    """After Ctrl-C: the finished rows to the CSV (the history has them already); exit 130."""
+    history.save_finished()
+    print(f"\ninterrupted: the {len(history.rows)} finished {what}(s) are in {history.out} and {history.path}",
+          file=sys.stderr)
+    return 130

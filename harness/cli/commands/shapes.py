@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 
 import pandas as pd
 
 from harness.ops.table import op_info
 from harness import suites
 from harness.bench.runner import op_spec, plan
+from harness.cli.args import positive_int
 
 
 def register(sub) -> None:
@@ -17,7 +17,7 @@ def register(sub) -> None:
                         help="suite(s) to list in full (default: a one-line summary of every suite)")
     parser.add_argument("--shapes", action="append", default=[], metavar="FILE",
                         help="a benchdnn / DeepBench / convbench CSV shape file to list")
-    parser.add_argument("--batch", type=int, default=1, help="batch size for the counts (default 1)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="batch size for the counts (default 1)")
     parser.add_argument("--dtype", default="float32", help="dtype for the byte counts (default float32)")
     parser.set_defaults(func=run)
 
@@ -39,14 +39,11 @@ def layer_table(cases) -> pd.DataFrame:
 
 
 def run(args) -> int:
+    # a bad suite, shape file or dtype raises ValueError: harness.cli prints it as one 'error:' line
     names = [n for item in args.suite for n in item.split(",") if n]
-    try:
-        if not names and not args.shapes:
-            return _summary(args.batch, args.dtype)
-        cases = plan(names, args.shapes, [args.batch], [args.dtype])
-    except ValueError as exc:
-        print(f"convbench shapes: {exc}", file=sys.stderr)
-        return 2
+    if not names and not args.shapes:
+        return _summary(args.batch, args.dtype)
+    cases = plan(names, args.shapes, [args.batch], [args.dtype])
     frame = layer_table(cases)
     frame["GFLOP"] = frame.get("flops_dense", pd.Series(dtype=float)) / 1e9
     frame["useful %"] = 100 * frame.get("flops_useful", 0) / frame.get("flops_dense", 1)

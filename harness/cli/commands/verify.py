@@ -15,6 +15,7 @@ from harness.backend.plugins import add_plugin_option, load_plugins
 from harness.backend.registry import backends, get_backend
 from harness.support.results_io import REPORTS, RunHistory, write_csv
 from harness.verify.verifier import DEFAULT_CASES, summarize, verify
+from harness.cli.args import non_negative_int
 
 
 def register(sub) -> None:
@@ -22,9 +23,9 @@ def register(sub) -> None:
     parser.add_argument("--backend", action="append", default=[], metavar="NAME",
                         help="backend to verify (repeatable, or comma-separated; 'all' = every available one)")
     add_plugin_option(parser)
-    parser.add_argument("--cases", type=int, default=DEFAULT_CASES,
+    parser.add_argument("--cases", type=non_negative_int, default=DEFAULT_CASES,
                         help=f"random cases per backend, on top of the fixed table (default {DEFAULT_CASES})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random cases (default 0)")
     parser.add_argument("--op", action="append", default=[], metavar="OP",
                         help="op to verify (repeatable or comma-separated; 'all' = every op; default conv2d). "
                              "A backend without the op is skipped; NAME:lowered verifies a backend's lowered path")
@@ -67,22 +68,15 @@ def lowerable(op: str) -> bool:
 
 
 def run(args) -> int:
+    # a bad name, op or plug-in raises ValueError/Unsupported: harness.cli prints it as one 'error:' line
     load_plugins(args.plugin)
-    try:
-        names = selected_backends(args.backend)
-    except ValueError as exc:
-        print(f"convbench verify: {exc}", file=sys.stderr)
-        return 2
+    names = selected_backends(args.backend)
     if args.case is not None:
         return check_one_case(names, args.case)
     out = Path(args.out or REPORTS / "verify.csv")
     history = RunHistory(out)
 
-    try:
-        ops = selected_ops(args.op)
-    except ValueError as exc:
-        print(f"convbench verify: {exc}", file=sys.stderr)
-        return 2
+    ops = selected_ops(args.op)
     if args.lowered:
         names += [f"{n}:lowered" for n in names if not n.endswith(":lowered")
                   and any(lowerable(op) and get_backend(n).op_impl(op) == "native" for op in ops)]
@@ -100,9 +94,6 @@ def run(args) -> int:
                 reports.append(verify(name, op=op, cases=args.cases, seed=args.seed,
                                       on_result=lambda row: history.add([row]),
                                       progress=not args.no_progress and sys.stderr.isatty()))
-    except Unsupported as exc:
-        print(f"convbench verify: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         history.save_finished()
         print(f"\ninterrupted: the {len(history.rows)} finished case(s) are in {out} and {history.path}",

@@ -13,6 +13,8 @@ Fills
 ``nan``/``inf``  normal values with a few NaN (or +-Inf) planted in ``x``.
 ``huge``/``tiny``  normal values scaled by 1e15 / 1e-15: products stay normal and finite in
              float32 (1e+-30), so nothing may overflow or flush where torch does not.
+``near_max``/``subnormal``  the input near the dtype's overflow limit (for the reduction length)
+             or subnormal: see :mod:`harness.ops.cases.extreme`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from harness.ops.conv_spec import Conv2dSpec
+from harness.ops.cases.extreme import EXTREME_FILLS, bias_scale, input_scale, near_max_conv2d
 
 EXACT_X_MAX = 32
 EXACT_W_MAX = 32
@@ -86,6 +89,10 @@ class Conv2dCase:
                 _plant_nonfinite(rng, x, self.fill)
             elif self.fill in FILL_SCALES:
                 x, w, b = (a * FILL_SCALES[self.fill] for a in (x, w, b))
+            elif self.fill == "near_max":
+                x, b = near_max_conv2d(x, w, b, spec)
+            elif self.fill in EXTREME_FILLS:
+                x, b = x * input_scale(self.fill, self.dtype), b * bias_scale(self.fill, self.dtype)
         dt = np.dtype(self.dtype)
         x, w, b = x.astype(dt), w.astype(dt), b.astype(dt)
         return _layout(x, self.layout), _layout(w, self.layout), (b if self.bias else None)
@@ -211,6 +218,9 @@ def table_cases() -> list[Conv2dCase]:
         C((1, 3, 6, 6), (2, 3, 3, 3), padding=1, fill="inf"),
         C((1, 40, 6, 6), (2, 40, 3, 3), bias=True, padding=1, fill="huge"),
         C((1, 40, 6, 6), (2, 40, 3, 3), bias=True, padding=1, fill="tiny"),
+        # near overflow: transforms (fft over a tile, winograd) must keep their intermediates in range
+        C((1, 2, 24, 24), (2, 2, 15, 15), bias=True, padding=7, fill="near_max"),
+        C((1, 4, 12, 12), (4, 4, 3, 3), bias=True, padding=1, fill="near_max"),
     ]
     both_dtypes = [replace(case, dtype=dt) for case in rows if case.fill != "exact" for dt in ("float32", "float64")]
     return both_dtypes + [case for case in rows if case.fill == "exact"]
@@ -283,8 +293,12 @@ def _draw(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int):
     W = max(W, _dil(dilation, 1) * (KW - 1) + 1, 6 if padding_mode != "zeros" else 1)
     N = pick([0, 1, 2, 3], p=[0.05, 0.45, 0.3, 0.2])
     unbatched = N == 1 and rng.random() < 0.2
-    fills = ["normal", "exact", "huge", "tiny", "nan", "inf"]
-    fill = pick(fills, p=[0.62, 0.24, 0.03, 0.03, 0.04, 0.04] if nonfinite else [0.7, 0.24, 0.03, 0.03, 0, 0])
+    # near_max takes half of huge's share, placed after it, so other cases keep their fills.
+    # To draw subnormal fills too (once the bound has an underflow term), give "subnormal" a share
+    # the same way, after "tiny": [..., "tiny", "subnormal", ...] with tiny's 0.03 split in two.
+    fills = ["normal", "exact", "huge", "near_max", "tiny", "nan", "inf"]
+    fill = pick(fills, p=[0.62, 0.24, 0.015, 0.015, 0.03, 0.04, 0.04] if nonfinite
+                else [0.7, 0.24, 0.015, 0.015, 0.03, 0, 0])
     layout = pick(["contiguous", "channels_last", "strided"], p=[0.7, 0.15, 0.15])
     case = Conv2dCase(
         x_shape=(C, H, W) if unbatched else (N, C, H, W),

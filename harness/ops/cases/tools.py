@@ -7,6 +7,7 @@ from dataclasses import fields, replace
 import numpy as np
 
 from harness.ops.cases.conv2d import _layout, _plant_nonfinite
+from harness.ops.cases.extreme import EXTREME_FILLS, input_scale
 
 SMALL_INT = 4  # |value| of the small-integer fills (ties for max pooling, exact sums elsewhere)
 
@@ -30,6 +31,8 @@ def fill(rng, shape, kind: str, dtype: str, *, nonfinite_ok: bool = True) -> np.
         a = rng.standard_normal(shape)
         if kind in ("nan", "inf") and nonfinite_ok:
             _plant_nonfinite(rng, a, kind)
+        elif kind in EXTREME_FILLS:  # for an input; weights stay normal (see harness.ops.cases.extreme)
+            a *= input_scale(kind, dtype)
     return a.astype(dtype)
 
 
