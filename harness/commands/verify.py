@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..coverage import coverage, coverage_line
+from ..coverage import coverage, coverage_line, sizes_line
 from ..determinism import determinism_report, determinism_verdict
 from ..errors import Unsupported
 from ..lowering import LOWERINGS
@@ -22,8 +22,13 @@ def register(sub) -> None:
     parser.add_argument("--backend", action="append", default=[], metavar="NAME",
                         help="backend to verify (repeatable, or comma-separated; 'all' = every available one)")
     add_plugin_option(parser)
-    parser.add_argument("--cases", type=int, default=DEFAULT_CASES,
-                        help=f"random cases per backend, on top of the fixed table (default {DEFAULT_CASES})")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--cases", type=int, default=None,
+                        help=f"random cases per backend, on top of the fixed table (default {DEFAULT_CASES}; "
+                             f"from {DEFAULT_CASES} up the scale tier of production sizes is added)")
+    budget.add_argument("--budget-seconds", type=float, default=None, metavar="S",
+                        help="instead of --cases: verify each backend and op for about S seconds, small cases "
+                             "first (table, random cases, scale tier, then more random cases)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
     parser.add_argument("--op", action="append", default=[], metavar="OP",
                         help="op to verify (repeatable or comma-separated; 'all' = every op; default conv2d). "
@@ -73,9 +78,18 @@ def run(args) -> int:
 
     try:
         ops = selected_ops(args.op)
+        if args.budget_seconds is not None and not args.budget_seconds > 0:
+            raise ValueError(f"--budget-seconds must be positive, got {args.budget_seconds:g}")
+        if args.cases is not None and args.cases < 0:
+            raise ValueError(f"--cases must be non-negative, got {args.cases}")
     except ValueError as exc:
         print(f"convbench verify: {exc}", file=sys.stderr)
         return 2
+    cases = DEFAULT_CASES if args.cases is None else args.cases
+    if args.budget_seconds is not None:
+        plan = f"a budget of {args.budget_seconds:g} s"
+    else:
+        plan = f"{cases} random cases + table" + (" + scale tier" if cases >= DEFAULT_CASES else "")
     if args.lowered:
         names += [f"{n}:lowered" for n in names if not n.endswith(":lowered")
                   and any(op in LOWERINGS and get_backend(n).op_impl(op) == "native" for op in ops)]
@@ -88,9 +102,8 @@ def run(args) -> int:
                         raise Unsupported(f"backend {name!r} does not implement {op}")
                     continue
                 how = get_backend(name).op_impl(op)
-                print(f"verifying {name} {op} ({how}; {args.cases} random cases + table, seed {args.seed})",
-                      file=sys.stderr)
-                reports.append(verify(name, op=op, cases=args.cases, seed=args.seed,
+                print(f"verifying {name} {op} ({how}; {plan}, seed {args.seed})", file=sys.stderr)
+                reports.append(verify(name, op=op, cases=args.cases, seed=args.seed, budget_s=args.budget_seconds,
                                       on_result=lambda row: history.add([row]),
                                       progress=not args.no_progress and sys.stderr.isatty()))
     except Unsupported as exc:
@@ -108,9 +121,11 @@ def run(args) -> int:
     for name in names:
         declared = get_backend(name)
         for op in ops:
-            if op in declared.ops:
-                reached = coverage(declared.features.get(op, ()), declared.dtypes, args.cases, args.seed, op=op)
-                print(f"coverage {name} {op}: {coverage_line(reached)}")
+            part = report[(report.backend == declared.name) & (report.op == op)]
+            if op in declared.ops and not part.empty:
+                drawn = int(part.source.isin(["random", "extra"]).sum())
+                reached = coverage(declared.features.get(op, ()), declared.dtypes, drawn, args.seed, op=op)
+                print(f"coverage {name} {op}: {coverage_line(reached)}; {sizes_line(part)}")
     deterministic = True
     if args.determinism:
         print("\ndeterminism:")
