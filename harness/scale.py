@@ -45,8 +45,8 @@ MAX_CASE_MACS = 40_000_000
 BATCHES = (32, 16, 8, 4, 2, 1)
 #: A tier case whose estimated time on the backend is above this is skipped for time.
 CASE_SECONDS = 3.0
-#: Per-case time limit of tier cases (a call still running then is skipped).
-CASE_TIME_LIMIT_S = 30.0
+#: Per-case time limit of tier cases (a call still running then is skipped, and so are the larger ones).
+CASE_TIME_LIMIT_S = 10.0
 
 
 def conv2d_extremes() -> list[Conv2dCase]:
@@ -179,17 +179,14 @@ def cases_for(declared, op: str, seed: int = 0) -> list:
             and declared.limits(op, case.spec) is None]
 
 
-def sample_instead(declared, case) -> bool:
-    """Whether a conv2d tier case is checked on a sample of outputs rather than in full.
+def sample_instead(case, full_reference: bool) -> bool:
+    """Whether a conv2d tier case is checked on a sample of float64 dot products, not in full.
 
-    torch's float64 convolution (the full reference) runs group by group: seconds for hundreds
-    of groups, where a sample's dot products take milliseconds. Sampling needs a per-element
-    bound, i.e. the direct error model (or bit-exact comparison); FFT's and Winograd's bounds
-    need whole planes, so their grouped cases are checked in full.
+    The full reference is avoided where it is slow: when it is the naive loops
+    (``full_reference`` False: the backend under test is torch) and for grouped convolutions,
+    which torch's float64 convolution runs group by group (seconds for hundreds of groups).
     """
-    spec = case.spec
-    per_element = declared.error_model == "direct" or (case.fill == "exact" and declared.exact)
-    return spec.groups > 1 and per_element
+    return not full_reference or case.spec.groups > 1
 
 
 def work(case) -> float:
@@ -224,14 +221,23 @@ class TimePlanner:
 
     The rate is work per second of the backend's call, the best one seen on the tier's cases so
     far (cases run smallest first; a first call slowed by warming up must not skip the rest).
+    Only ungrouped cases set it: a grouped call's time per multiply-add says how the backend
+    loops over groups, not its throughput. Until a rate is known nothing is skipped (the
+    per-case time limit still stops a call that runs too long). Work is multiply-adds, which a
+    loop-per-tap backend (naive) does not scale with; so once a case has run past the per-case
+    limit, every later (larger) case is skipped too.
     """
 
     def __init__(self, backend: str, limit_s: float | None = None):
         self.backend = backend
         self.limit_s = CASE_SECONDS if limit_s is None else limit_s
         self.rate = None
+        self.timed_out = None  # the work of the first case that ran past the per-case limit
 
     def skip_reason(self, case) -> str | None:
+        if self.timed_out is not None and work(case) >= self.timed_out:
+            return (f"skipped for time: a smaller tier case ({self.timed_out / 1e6:.3g} M) ran past the per-case "
+                    f"limit of {CASE_TIME_LIMIT_S:g} s on {self.backend}")
         if self.rate is None:
             return None
         estimate = work(case) / self.rate
@@ -240,7 +246,13 @@ class TimePlanner:
         return (f"skipped for time: estimated {estimate:.3g} s on {self.backend} (tier limit {self.limit_s:g} s "
                 f"per case; best rate {self.rate / 1e6:.3g} M/s measured on smaller tier cases)")
 
+    def ran_out_of_time(self, case) -> None:
+        """Record that ``case`` ran past the per-case limit: larger cases are skipped."""
+        self.timed_out = work(case) if self.timed_out is None else min(self.timed_out, work(case))
+
     def observe(self, case, seconds: float) -> None:
+        if getattr(case.spec, "groups", 1) > 1:
+            return
         if seconds > 0 and np.isfinite(seconds):
             rate = work(case) / max(seconds, 1e-4)
             self.rate = rate if self.rate is None else max(self.rate, rate)

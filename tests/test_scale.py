@@ -109,14 +109,20 @@ def test_sampled_check_passes_torch_and_catches_a_corrupted_column():
 
 
 def test_planner_skips_cases_estimated_above_the_limit_with_the_reason():
-    cases = scale.tier_cases("conv2d")
+    grouped = [c for c in scale.tier_cases("conv2d") if c.groups > 1]
+    cases = [c for c in scale.tier_cases("conv2d") if c.groups == 1]
     planner = scale.TimePlanner("slowpoke", limit_s=1.0)
     assert planner.skip_reason(cases[-1]) is None  # nothing measured yet
+    planner.observe(grouped[0], 100.0)  # a grouped call's time says how it loops over groups: ignored
+    assert planner.rate is None
     planner.observe(cases[0], scale.work(cases[0]) / 1e6)  # 1 M/s
     why = planner.skip_reason(cases[-1])
     assert why.startswith("skipped for time: estimated") and "slowpoke" in why
     planner.observe(cases[1], 1e-6)  # a faster measurement wins
     assert planner.skip_reason(cases[-1]) is None
+    planner.ran_out_of_time(cases[2])  # then every case at least as large is skipped
+    assert "ran past the per-case limit" in planner.skip_reason(cases[-1])
+    assert planner.skip_reason(cases[0]) is None
 
 
 def test_tier_skips_a_slow_backend_for_time_and_reports_it(monkeypatch):
@@ -126,7 +132,7 @@ def test_tier_skips_a_slow_backend_for_time_and_reports_it(monkeypatch):
         time.sleep(0.05 + spec.N * spec.O * spec.OH * spec.OW * spec.n_acc / 2e8)
         return torch_conv2d(x, w, b, spec)
 
-    few = scale.tier_cases("conv2d")[:3]  # the smallest few keep the test short
+    few = [c for c in scale.tier_cases("conv2d") if c.groups == 1][:3]  # the smallest few keep the test short
     monkeypatch.setattr(scale, "tier_cases", lambda op, seed=0: few)
     monkeypatch.setattr(scale, "CASE_SECONDS", 0.1)
     harness.register_backend("slow_conv", conv2d=slow, replace=True)

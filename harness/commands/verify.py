@@ -29,6 +29,8 @@ def register(sub) -> None:
     budget.add_argument("--budget-seconds", type=float, default=None, metavar="S",
                         help="instead of --cases: verify each backend and op for about S seconds, small cases "
                              "first (table, random cases, scale tier, then more random cases)")
+    parser.add_argument("--no-scale", action="store_true",
+                        help="leave out the scale tier (production sizes) that the default budget includes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
     parser.add_argument("--op", action="append", default=[], metavar="OP",
                         help="op to verify (repeatable or comma-separated; 'all' = every op; default conv2d). "
@@ -89,7 +91,8 @@ def run(args) -> int:
     if args.budget_seconds is not None:
         plan = f"a budget of {args.budget_seconds:g} s"
     else:
-        plan = f"{cases} random cases + table" + (" + scale tier" if cases >= DEFAULT_CASES else "")
+        plan = f"{cases} random cases + table" + (" + scale tier" if cases >= DEFAULT_CASES and not args.no_scale
+                                                  else "")
     if args.lowered:
         names += [f"{n}:lowered" for n in names if not n.endswith(":lowered")
                   and any(op in LOWERINGS and get_backend(n).op_impl(op) == "native" for op in ops)]
@@ -104,6 +107,7 @@ def run(args) -> int:
                 how = get_backend(name).op_impl(op)
                 print(f"verifying {name} {op} ({how}; {plan}, seed {args.seed})", file=sys.stderr)
                 reports.append(verify(name, op=op, cases=args.cases, seed=args.seed, budget_s=args.budget_seconds,
+                                      scale=False if args.no_scale else None,
                                       on_result=lambda row: history.add([row]),
                                       progress=not args.no_progress and sys.stderr.isatty()))
     except Unsupported as exc:
