@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .case_tools import CaseBase, as_pair, both_dtypes, draw_cases, in_layout, pair_arg, pick, plain_args, plant_nonfinite, \
-    set_axis, shrink_image, valid
+from .case_tools import CaseBase, as_pair, both_dtypes, draw_cases, in_layout, pair_arg, pick, plain_args, \
+    plant_nonfinite, set_axis, shrink_image, valid
 from .conv_spec import Conv2dSpec
 
 EXACT_X_MAX = 32
@@ -154,7 +154,8 @@ def table_cases() -> list[Conv2dCase]:
         C((1, 40, 6, 6), (2, 40, 3, 3), bias=True, padding=1, fill="huge"),
         C((1, 40, 6, 6), (2, 40, 3, 3), bias=True, padding=1, fill="tiny"),
     ]
-    return both_dtypes([case for case in rows if case.fill != "exact"]) + [case for case in rows if case.fill == "exact"]
+    exact = [case for case in rows if case.fill == "exact"]
+    return both_dtypes([case for case in rows if case.fill != "exact"]) + exact
 
 
 # -- the random sampler ------------------------------------------------------------------

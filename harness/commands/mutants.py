@@ -21,8 +21,10 @@ def run(args) -> int:
         print(f"convbench mutants: unknown mutant(s) {unknown}; known: {', '.join(MUTANTS)}")
         return 2
     report = kill_report(cases=args.cases, seed=args.seed, names=names)
-    print(report[["mutant", "killed", "cases_to_kill", "caught_by", "first_failure"]].to_string(index=False, max_colwidth=70))
+    columns = ["mutant", "killed", "cases_to_kill", "caught_by", "first_failure"]
+    print(report[columns].to_string(index=False, max_colwidth=70))
     killed = int(report.killed.sum())
     tier = " + scale tier" if args.cases >= DEFAULT_CASES else ""
-    print(f"\nkill rate: {killed}/{len(report)} mutants caught with the budget of {args.cases} random cases + table{tier}")
+    print(f"\nkill rate: {killed}/{len(report)} mutants caught with the budget of {args.cases} random cases + table"
+          f"{tier}")
     return 0 if killed == len(report) else 1
