@@ -164,3 +164,25 @@ def test_a_cached_choice_of_a_backend_that_is_gone_is_not_returned(tmp_path, mon
         {"key": key, "entries": {spec_key: {"backend": "plugin_that_left", "seconds": {"plugin_that_left": 1e-9}}}}))
     choice = autoselect.measure("conv2d", spec, budget_s=0.001)
     assert choice.backend in {b.name for b in harness.backends()}
+
+
+# -- the per-case time limit never interrupts a JIT compiler --------------------------------------------
+def test_the_time_limit_waits_for_a_jit_compilation_to_finish(monkeypatch):
+    """A frame of the ``numba.`` package on the stack stands for a compilation in progress:
+    the limit is re-armed instead of raising, and raises once the compiler's frames are gone."""
+    import time
+
+    from harness.verify import verifier
+
+    monkeypatch.setattr(verifier, "COMPILE_GRACE_S", 0.05)
+    fake_compiler = {"__name__": "numba.core.compiler"}
+    compiling = compile("import time\nend = time.monotonic() + 0.4\nwhile time.monotonic() < end: pass\n",
+                        "<numba compiler stand-in>", "exec")
+    started = time.monotonic()
+    with pytest.raises(verifier.CaseTimeout):
+        with verifier.time_limit(0.1):
+            exec(compiling, dict(fake_compiler))  # 0.4 s "compiling": not interrupted
+            assert time.monotonic() - started >= 0.4
+            while True:  # then an ordinary loop: interrupted at the next re-arm
+                pass
+    assert 0.4 <= time.monotonic() - started < 5

@@ -5,19 +5,47 @@ import numpy as np
 import pytest
 
 import harness
-from harness.verify.mutants import MUTANTS, kill_report
+from harness.verify.mutants import MUTANTS, SCALE_MUTANTS, kill_report
 from harness.ops.padding import pad_input
+from harness.verify.verifier import DEFAULT_CASES
+
+SMALL_SIZE_MUTANTS = [name for name in MUTANTS if name not in SCALE_MUTANTS]
 
 
-def test_catalogue_has_at_least_15_kinds_of_bug():
-    assert len(MUTANTS) >= 15
+def test_catalogue_has_at_least_15_kinds_of_bug_and_6_scale_kinds():
+    assert len(SMALL_SIZE_MUTANTS) >= 15
+    assert len(SCALE_MUTANTS) >= 6 and set(SCALE_MUTANTS) <= set(MUTANTS)
 
 
 def test_default_budget_kills_every_mutant():
-    report = kill_report()
+    # the bugs that small cases reach are caught before the scale tier (so this stays fast)
+    report = kill_report(names=SMALL_SIZE_MUTANTS)
     survivors = report[~report.killed].mutant.tolist()
     assert not survivors, f"undetected bugs: {survivors}"
     assert (report.cases_to_kill >= 1).all()
+    assert set(report.caught_by) <= {"table", "random"}
+
+
+@pytest.mark.parametrize("name", SCALE_MUTANTS)
+def test_scale_tier_of_the_default_budget_kills_each_scale_mutant(name):
+    # the default budget's scale tier alone (the table and random cases come first in a real run)
+    report = kill_report(cases=0, names=[name], table=False, scale=True)
+    assert report.killed.all(), f"{name} went undetected by the scale tier"
+    assert report.caught_by.tolist() == ["scale"]
+
+
+@pytest.mark.slow
+def test_whole_catalogue_at_the_default_budget():
+    report = kill_report()
+    assert report.killed.all(), report[~report.killed].mutant.tolist()
+    assert set(report[report.mutant.isin(SCALE_MUTANTS)].caught_by) == {"scale"}
+
+
+@pytest.mark.slow
+def test_scale_mutants_survive_the_small_cases():
+    # what the tier adds: without it the default budget passes every one of these bugs
+    report = kill_report(cases=DEFAULT_CASES, names=list(SCALE_MUTANTS), scale=False)
+    assert not report.killed.any(), report[report.killed].mutant.tolist()
 
 
 def float32_reversed_order(x, w, bias, spec):

@@ -1,7 +1,9 @@
-"""Which feature combinations a verification budget reaches.
+"""Which feature combinations and sizes a verification budget reaches.
 
 A bug can hide in an interaction (reflect padding *with* dilation); so besides each feature
 alone, the report counts every pair of features that the random cases exercise together.
+A bug can also hide past a size (a channel block, a tile, a batch split): :func:`sizes_line`
+names the largest sizes a verification checked and the size tiers it skipped.
 """
 
 from __future__ import annotations
@@ -43,3 +45,35 @@ def coverage_line(report: pd.DataFrame) -> str:
             f"(fewest cases: {int(singles.cases.min()) if len(singles) else 0}); "
             f"feature pairs reached: {int((pairs.cases > 0).sum())}/{len(pairs)}")
     return line + (f"; never together: {', '.join(missing)}" if missing else "")
+
+
+#: Statuses of cases whose values were checked (their sizes count as reached).
+_CHECKED = ("passed", "failed", "mistrusted")
+
+
+def sizes_line(report: pd.DataFrame) -> str:
+    """The sizes a verification reached, and the size tiers skipped for time or memory.
+
+    ``report`` is :func:`harness.verify`'s result for one backend and op (columns ``reach_*``,
+    ``source``, ``status``, ``message``): the largest batch N, channels per group, groups,
+    input plane and reduction length among the cases whose values were checked, then how many
+    cases of each tier (table, random, scale) were skipped for time or refused for memory.
+    """
+    checked = report[report.status.isin(_CHECKED)]
+    if checked.empty:
+        line = "sizes reached: none"
+    else:
+        areas = checked.reach_plane.map(lambda p: int(p.split("x")[0]) * int(p.split("x")[1]))
+        line = (f"sizes reached: N {int(checked.reach_N.max())}, C/groups {int(checked.reach_C_per_group.max())}, "
+                f"groups {int(checked.reach_groups.max())}, plane {checked.reach_plane[areas.idxmax()]}, "
+                f"reduction {int(checked.reach_n_acc.max())}")
+    memory = report.status.eq("unsupported") & report.message.str.contains("GiB is available", regex=False)
+    skipped = []
+    for why, mask in (("time", report.status.eq("skipped")), ("memory", memory)):
+        for source, part in report[mask].groupby("source", sort=False):
+            biggest = part.loc[(part.reach_N * part.reach_C_per_group * part.reach_n_acc.clip(lower=1)).idxmax()]
+            skipped.append(f"{len(part)} {source} case(s) for {why} (e.g. N {biggest.reach_N}, "
+                           f"C/groups {biggest.reach_C_per_group}, plane {biggest.reach_plane})")
+    if "scale" not in set(report.source):
+        skipped.append("the scale tier (not run: a budget below the default)")
+    return line + ("; skipped: " + ", ".join(skipped) if skipped else "")

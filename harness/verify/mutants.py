@@ -145,6 +145,67 @@ def last_output_row_cropped(x, w, b, spec):
     return y
 
 
+# -- scale-dependent bugs: each shows only past a size that the small random cases never reach,
+# as blocked, tiled and threaded kernels break; only the scale tier (harness.verify.scale) catches them.
+def channel_block_past_1024_dropped(x, w, b, spec):
+    # a reduction blocked by 1,024 input channels that forgets every block after the first
+    if spec.C // spec.groups <= 1024:
+        return _correct(x, w, b, spec)
+    kept = np.array(w)
+    kept[:, 1024:] = 0
+    return _correct(x, kept, b, spec)
+
+
+def tile_past_64_columns_shifted(x, w, b, spec):
+    # output tiles of 64 columns: every tile after the first stored one column late
+    y = _correct(x, w, b, spec)
+    if spec.OW > 64:
+        y[..., 65:] = y[..., 64:-1].copy()
+    return y
+
+
+def batch_split_past_16_offset(x, w, b, spec):
+    # the batch split over threads in chunks of 16: later chunks read the first chunk's images
+    y = _correct(x, w, b, spec)
+    if spec.N > 16:
+        y[16:] = _correct(np.ascontiguousarray(x[:spec.N - 16]), w, b, spec.with_(N=spec.N - 16))
+    return y
+
+
+def group_index_past_32_wrapped(x, w, b, spec):
+    # a group index kept in 5 bits: grouped (not depthwise) convolutions past 32 groups reuse groups 0..31
+    g = spec.groups
+    if g <= 32 or spec.is_depthwise:
+        return _correct(x, w, b, spec)
+    per_group = w.reshape((g, -1) + w.shape[1:])
+    wrapped = per_group[np.arange(g) % 32].reshape(w.shape)
+    return _correct(x, np.ascontiguousarray(wrapped), b, spec)
+
+
+def depthwise_past_512_channels_wrapped(x, w, b, spec):
+    # a depthwise kernel whose channel loop wraps at 512: channel c >= 512 uses the filter of c - 512
+    if not spec.is_depthwise or spec.C <= 512:
+        return _correct(x, w, b, spec)
+    m = spec.O // spec.C
+    source = np.arange(spec.O)
+    source[512 * m:] -= 512 * m
+    return _correct(x, np.ascontiguousarray(w[source]), b, spec)
+
+
+def reduction_past_8192_truncated(x, w, b, spec):
+    # a split-K GEMM whose K blocks of 8,192 lose all but the first: long reductions drop terms
+    if spec.n_acc <= 8192:
+        return _correct(x, w, b, spec)
+    flat = np.array(w).reshape(spec.O, -1)
+    flat[:, 8192:] = 0
+    return _correct(x, flat.reshape(w.shape), b, spec)
+
+
+#: The bugs that only the scale tier reaches.
+SCALE_MUTANTS = ("channel_block_past_1024_dropped", "tile_past_64_columns_shifted", "batch_split_past_16_offset",
+                 "group_index_past_32_wrapped", "depthwise_past_512_channels_wrapped",
+                 "reduction_past_8192_truncated")
+
 #: Every planted bug, by name.
 MUTANTS = {
     fn.__name__: fn
@@ -154,22 +215,28 @@ MUTANTS = {
         depth_multiplier_mapped_wrongly, bias_dropped, bias_doubled, reflect_as_symmetric,
         batch_elements_mixed, channel_block_dropped_for_large_c, float16_accumulation,
         wrong_output_dtype, input_modified_in_place, nan_turned_into_zero, last_output_row_cropped,
+        channel_block_past_1024_dropped, tile_past_64_columns_shifted, batch_split_past_16_offset,
+        group_index_past_32_wrapped, depthwise_past_512_channels_wrapped, reduction_past_8192_truncated,
     )
 }
 
 
-def kill_report(cases: int = DEFAULT_CASES, seed: int = 0, names=None) -> pd.DataFrame:
+def kill_report(cases: int = DEFAULT_CASES, seed: int = 0, names=None, *, table: bool = True,
+                scale: bool | None = None) -> pd.DataFrame:
     """Verify every mutant with the given budget: killed or not, and after how many cases.
 
     Verification of a mutant stops at its first failure, so ``cases_to_kill`` is the number
-    of cases run (table first, then random) until the bug showed.
+    of cases run (table first, then random, then the scale tier) until the bug showed;
+    ``caught_by`` is the source of that case. ``table`` and ``scale`` are passed to
+    :func:`harness.verify` (``scale=None``: the tier with budgets from the default up).
     """
     rows = []
     for name in names or MUTANTS:
         backend = f"mutant_{name}"
         register_backend(backend, conv2d=MUTANTS[name], replace=True, description=f"planted bug: {name}")
         try:
-            report = verify(backend, cases=cases, seed=seed, max_failures=1, shrink_failures=False)
+            report = verify(backend, cases=cases, seed=seed, max_failures=1, shrink_failures=False, table=table,
+                            scale=scale)
         finally:
             unregister_backend(backend)
         failed = report[report.status == "failed"]
@@ -177,6 +244,7 @@ def kill_report(cases: int = DEFAULT_CASES, seed: int = 0, names=None) -> pd.Dat
             "mutant": name,
             "killed": not failed.empty,
             "cases_to_kill": len(report) if not failed.empty else np.nan,
+            "caught_by": failed.iloc[0].source if not failed.empty else "",
             "first_failure": failed.iloc[0].message if not failed.empty else "",
             "case": failed.iloc[0].case if not failed.empty else "",
         })

@@ -27,8 +27,11 @@ from harness.backend.registry import REFERENCE_OVERRIDES, get_backend, with_role
 from harness.errors import Unsupported
 from harness.ops.table import BoundContext, as_dtype, op_info, op_of
 from harness.ops.tolerance import compare, error_model
+from harness.verify import scale as scale_tier
+from harness.verify.sampled_check import conv2d_at, plane_magnitude_bound, sample_outputs, sampled_bound
 
 DEFAULT_CASES = 300
+EXTRA_CHUNK = 50  # random cases drawn at a time once a time budget outlasts the planned cases
 MISTRUST_ZERO_FRACTION = 0.5
 SHRINK_ATTEMPTS = 80
 CASE_TIME_LIMIT_S = 60.0
@@ -67,6 +70,11 @@ def time_limit(seconds: float | None):
 
     A long-running C call (one huge numpy operation) finishes before the interrupt lands, but
     a backend that loops in Python, or calls many short kernels, is stopped close to the limit.
+
+    A JIT compiler at work (Numba, LLVM) is never interrupted: an exception raised inside it
+    leaves its caches half-built (later calls fail with "no compiled object yet"), and on a
+    loaded machine a first compilation can take longer than the limit. The limit is re-armed
+    until the compilation is over, so compile time does not count as a hang.
     """
     usable = (seconds is not None and hasattr(signal, "SIGALRM")
               and threading.current_thread() is threading.main_thread())
@@ -75,6 +83,9 @@ def time_limit(seconds: float | None):
         return
 
     def expire(signum, frame):
+        if _compiling(frame):
+            signal.setitimer(signal.ITIMER_REAL, COMPILE_GRACE_S)
+            return
         raise CaseTimeout(f"no result after the per-case limit of {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
@@ -84,6 +95,20 @@ def time_limit(seconds: float | None):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+#: While a JIT compiler runs, the per-case limit is looked at again this often.
+COMPILE_GRACE_S = 1.0
+_COMPILERS = ("numba.", "llvmlite.")
+
+
+def _compiling(frame) -> bool:
+    """Python frames of a JIT compiler on the interrupted stack (a compiled kernel runs without any)."""
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_COMPILERS):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def check_case(backend, case, *, reference: str | None = None,
@@ -200,6 +225,8 @@ def verify(
     time_limit_s: float | None = CASE_TIME_LIMIT_S,
     on_result=None,
     progress: bool = False,
+    scale: bool | None = None,
+    budget_s: float | None = None,
 ) -> pd.DataFrame:
     """Cross-check ``backend`` against the float64 reference, one row per case.
 
@@ -213,6 +240,15 @@ def verify(
         Number of random cases (default :data:`DEFAULT_CASES`), on top of the
         hand-picked table (``table=True``). Random cases only use features and dtypes
         the backend declares; table rows it does not support show as ``unsupported``.
+    scale : bool, optional
+        Add the scale tier (:mod:`harness.verify.scale`: production sizes, source ``scale``). The
+        default (None) adds it to the default budget and larger ones (``cases`` None or at
+        least :data:`DEFAULT_CASES`, or any ``budget_s``), not to quick small checks.
+    budget_s : float, optional
+        A time budget instead of a case count: the table, then the random cases (``cases``,
+        default :data:`DEFAULT_CASES`), then the scale tier smallest first, then further
+        random cases, until the budget is spent. Planned cases not reached are *skipped*
+        ("not reached within the budget"); the extra random cases have no rows.
     seed : int
         Seeds the random cases; the same seed gives the same cases and data.
     max_failures : int, optional
@@ -238,6 +274,10 @@ def verify(
     declared = get_backend(backend)
     if not declared.available:
         raise Unsupported(f"backend {declared.name!r} is unavailable: {declared.reason}")
+    if budget_s is not None and (not isinstance(budget_s, (int, float)) or not budget_s > 0):
+        raise ValueError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
+    if scale is None:
+        scale = cases is None or budget_s is not None or (isinstance(cases, int) and cases >= DEFAULT_CASES)
     if cases is None:
         cases = DEFAULT_CASES
     if not isinstance(cases, int) or cases < 0:
@@ -246,17 +286,34 @@ def verify(
         raise Unsupported(f"backend {declared.name!r} does not implement {op}")
     todo = [("table", c) for c in (info.table_cases() if table else [])]
     todo += [("random", c) for c in random_cases_within_limits(declared, op, cases, seed, declared.nonfinite)]
+    todo += [("scale", c) for c in (scale_tier.cases_for(declared, op, seed) if scale else [])]
+    deadline = None if budget_s is None else time.perf_counter() + budget_s
+    planner = scale_tier.TimePlanner(declared.name)
     results = []
     n_failed = 0
-    for i, (source, case) in enumerate(todo):
-        results.append((source, check_case(declared, case, time_limit_s=time_limit_s)))
-        n_failed += results[-1][1].status == "failed"
+    i = 0
+    while i < len(todo):
+        source, case = todo[i]
+        if deadline is not None and time.perf_counter() > deadline and source == "extra":
+            break  # extra random cases past the budget were never planned: no rows
+        if deadline is not None and time.perf_counter() > deadline:
+            result = CaseResult(case, "skipped", np.nan, np.nan, f"not reached within the budget of {budget_s:g} s",
+                                0.0, False)
+        elif source == "scale":
+            result = _check_tier_case(declared, case, planner, seed)
+        else:
+            result = check_case(declared, case, time_limit_s=time_limit_s)
+        results.append((source, result))
+        n_failed += result.status == "failed"
         if on_result is not None:
-            on_result(_row(declared.name, op, source, results[-1][1]))
+            on_result(_row(declared.name, op, source, result))
         if progress:
             _progress(i + 1, len(todo), results)
         if max_failures is not None and n_failed >= max_failures:
             break
+        i += 1
+        if i == len(todo) and deadline is not None and time.perf_counter() < deadline:
+            todo += _more_random(declared, op, cases + sum(s == "extra" for s, _ in todo), seed)
     if progress:
         sys.stderr.write("\n")
     report = pd.DataFrame([_row(declared.name, op, source, result) for source, result in results])
@@ -268,6 +325,92 @@ def verify(
         minimal = shrink(declared, results[smallest][1].case)
         report.loc[smallest, ["reproducer", "minimal"]] = [reproducer(declared.name, minimal), True]
     return report
+
+
+def _more_random(declared, op: str, done: int, seed: int) -> list:
+    """The next random cases of the seeded sequence after the first ``done`` (for a time budget)."""
+    more = random_cases_within_limits(declared, op, done + EXTRA_CHUNK, seed, declared.nonfinite)[done:]
+    return [("extra", case) for case in more]
+
+
+def _check_tier_case(declared, case, planner, seed: int) -> CaseResult:
+    """A scale-tier case: skipped for time when estimated too slow, else checked in full or by sampling."""
+    why = planner.skip_reason(case)
+    if why:
+        return CaseResult(case, "skipped", np.nan, np.nan, why, 0.0, False)
+    full = get_backend(reference_backend(declared.name)).role == "baseline"  # not the slow reference loops
+    if op_of(case) == "conv2d" and scale_tier.sample_instead(case, full):
+        # the naive loops (torch's reference) take minutes at this size; torch's own float64
+        # grouped convolution runs group by group: a sample of float64 dot products costs far less
+        check = lambda: check_case_sampled(declared, case, seed=seed,  # noqa: E731
+                                           time_limit_s=scale_tier.CASE_TIME_LIMIT_S)
+    elif full:
+        check = lambda: check_case(declared, case, time_limit_s=scale_tier.CASE_TIME_LIMIT_S)  # noqa: E731
+    else:
+        return CaseResult(case, "skipped", np.nan, np.nan,
+                          f"skipped for time: the reference for {declared.name} ({reference_backend(declared.name)}) "
+                          "is too slow at production sizes; only conv2d is checked there, by sampling", 0.0, False)
+    result = check()
+    if result.status == "skipped":  # ran past the per-case limit
+        planner.ran_out_of_time(case)
+    if result.status in ("passed", "mistrusted"):
+        # the first call may include warming up (imports, JIT compilation, thread pools): the rate
+        # that estimates the larger cases comes from a second, warm call of the smallest one
+        warm = planner.rate is None and getattr(case.spec, "groups", 1) == 1
+        planner.observe(case, check().seconds if warm else result.seconds)
+    return result
+
+
+def check_case_sampled(backend, case, *, seed: int = 0,
+                       time_limit_s: float | None = CASE_TIME_LIMIT_S) -> CaseResult:
+    """Judge a conv2d case on a stratified sample of its outputs (see :mod:`harness.verify.sampled_check`).
+
+    For sizes where the full reference is too slow. Shape, dtype and unchanged inputs are
+    checked in full; values at ``max(N, O, OH, OW) + 256`` outputs, each a float64 dot product,
+    bit for bit on exact fills.
+    """
+    declared = get_backend(backend)
+    op = op_info(op_of(case))
+    spec = case.spec
+    why = declared.unsupported_reason(op.name, spec)
+    if why:
+        return CaseResult(case, "unsupported", np.nan, np.nan, why, 0.0, False)
+    exact = case.fill == "exact" and declared.exact
+    arrays = case.arrays()
+    saved = [None if a is None else a.copy() for a in arrays]
+    start = time.perf_counter()
+    try:
+        with np.errstate(all="ignore"), time_limit(time_limit_s):
+            (y,) = run_case(declared, op.name, spec, case.batched, arrays)
+    except CaseTimeout as exc:
+        return CaseResult(case, "skipped", np.nan, np.nan, str(exc), time.perf_counter() - start, False)
+    except Unsupported as exc:
+        return CaseResult(case, "unsupported", np.nan, np.nan, str(exc), time.perf_counter() - start, False)
+    except Exception as exc:
+        return CaseResult(case, "failed", np.inf, np.inf, f"raised {type(exc).__name__}: {exc}",
+                          time.perf_counter() - start, False)
+    seconds = time.perf_counter() - start
+    y4 = y if case.batched else y[np.newaxis]
+    x, w, b = arrays
+    x4 = x if case.batched else x[np.newaxis]
+    index = sample_outputs(y4.shape, np.random.default_rng([seed, case.seed, 18]))
+    expected, A = conv2d_at(x4, w, b, spec, index)
+    if exact:
+        expected, bound = expected.astype(spec.dtype).astype(np.float64), 0.0
+    else:
+        bound = sampled_bound(declared.model, spec, A, index, plane_magnitude_bound(x4, w, b, spec))
+    verdict = compare(np.asarray(y4[index], dtype=np.float64), expected, bound)
+    status = "passed" if verdict.passed else "failed"
+    message = verdict.message
+    if verdict.worst_index is not None:  # name the output element, not its place in the sample
+        k = verdict.worst_index[0]
+        message = message.replace(f"worst at ({k},)", f"worst at {tuple(int(ix[k]) for ix in index)}")
+    message = f"{'bit-exact' if exact and verdict.passed else message} (sampled: {len(expected)} outputs)"
+    changed = [f"input {i}" for i, (now, before) in enumerate(zip(arrays, saved))
+               if before is not None and not np.array_equal(now, before, equal_nan=True)]
+    if changed:
+        status, message = "failed", f"modified in place: {', '.join(changed)}"
+    return CaseResult(case, status, verdict.max_units, verdict.max_abs_err, message, seconds, exact)
 
 
 def random_cases_within_limits(declared, op: str, count: int, seed: int, nonfinite: bool) -> list:
@@ -309,6 +452,9 @@ def _row(name, op, source, result: CaseResult) -> dict:
     for f in fields(case):  # the case's own fields; tuples as text so columns stay scalar
         value = getattr(case, f.name)
         row[f.name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    reach = scale_tier.sizes(case)  # the sizes this case reaches, for the coverage line
+    row.update({"reach_N": reach["N"], "reach_C_per_group": reach["C_per_group"], "reach_groups": reach["groups"],
+                "reach_plane": "x".join(map(str, reach["plane"])), "reach_n_acc": reach["n_acc"]})
     row["features"] = ",".join(sorted(case.spec.features))
     row["n_acc"] = getattr(case.spec, "n_acc", np.nan)
     row["case"] = repr(case)

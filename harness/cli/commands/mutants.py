@@ -21,7 +21,10 @@ def run(args) -> int:
     if unknown:
         raise ValueError(f"unknown mutant(s) {unknown}; known: {', '.join(MUTANTS)}")
     report = kill_report(cases=args.cases, seed=args.seed, names=names)
-    print(report[["mutant", "killed", "cases_to_kill", "first_failure"]].to_string(index=False, max_colwidth=70))
+    columns = ["mutant", "killed", "cases_to_kill", "caught_by", "first_failure"]
+    print(report[columns].to_string(index=False, max_colwidth=70))
     killed = int(report.killed.sum())
-    print(f"\nkill rate: {killed}/{len(report)} mutants caught with the budget of {args.cases} random cases + table")
+    tier = " + scale tier" if args.cases >= DEFAULT_CASES else ""
+    print(f"\nkill rate: {killed}/{len(report)} mutants caught with the budget of {args.cases} random cases + table"
+          f"{tier}")
     return 0 if killed == len(report) else 1

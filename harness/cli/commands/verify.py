@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.verify.coverage import coverage, coverage_line
+from harness.verify.coverage import coverage, coverage_line, sizes_line
 from harness.verify.determinism import determinism_report, determinism_verdict
 from harness.errors import Unsupported
 from harness.ops.table import OPS, op_info
@@ -15,7 +15,7 @@ from harness.backend.plugins import add_plugin_option, load_plugins
 from harness.backend.registry import backends, get_backend
 from harness.support.results_io import REPORTS, RunHistory, write_csv
 from harness.verify.verifier import DEFAULT_CASES, summarize, verify
-from harness.cli.args import non_negative_int
+from harness.cli.args import non_negative_int, positive_float
 
 
 def register(sub) -> None:
@@ -23,8 +23,15 @@ def register(sub) -> None:
     parser.add_argument("--backend", action="append", default=[], metavar="NAME",
                         help="backend to verify (repeatable, or comma-separated; 'all' = every available one)")
     add_plugin_option(parser)
-    parser.add_argument("--cases", type=non_negative_int, default=DEFAULT_CASES,
-                        help=f"random cases per backend, on top of the fixed table (default {DEFAULT_CASES})")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--cases", type=non_negative_int, default=None,
+                        help=f"random cases per backend, on top of the fixed table (default {DEFAULT_CASES}; "
+                             f"from {DEFAULT_CASES} up the scale tier of production sizes is added)")
+    budget.add_argument("--budget-seconds", type=positive_float, default=None, metavar="S",
+                        help="instead of --cases: verify each backend and op for about S seconds, small cases "
+                             "first (table, random cases, scale tier, then more random cases)")
+    parser.add_argument("--no-scale", action="store_true",
+                        help="leave out the scale tier (production sizes) that the default budget includes")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random cases (default 0)")
     parser.add_argument("--op", action="append", default=[], metavar="OP",
                         help="op to verify (repeatable or comma-separated; 'all' = every op; default conv2d). "
@@ -77,6 +84,12 @@ def run(args) -> int:
     history = RunHistory(out)
 
     ops = selected_ops(args.op)
+    cases = DEFAULT_CASES if args.cases is None else args.cases
+    if args.budget_seconds is not None:
+        plan = f"a budget of {args.budget_seconds:g} s"
+    else:
+        plan = f"{cases} random cases + table" + (" + scale tier" if cases >= DEFAULT_CASES and not args.no_scale
+                                                  else "")
     if args.lowered:
         names += [f"{n}:lowered" for n in names if not n.endswith(":lowered")
                   and any(lowerable(op) and get_backend(n).op_impl(op) == "native" for op in ops)]
@@ -89,9 +102,9 @@ def run(args) -> int:
                         raise Unsupported(f"backend {name!r} does not implement {op}")
                     continue
                 how = get_backend(name).op_impl(op)
-                print(f"verifying {name} {op} ({how}; {args.cases} random cases + table, seed {args.seed})",
-                      file=sys.stderr)
-                reports.append(verify(name, op=op, cases=args.cases, seed=args.seed,
+                print(f"verifying {name} {op} ({how}; {plan}, seed {args.seed})", file=sys.stderr)
+                reports.append(verify(name, op=op, cases=args.cases, seed=args.seed, budget_s=args.budget_seconds,
+                                      scale=False if args.no_scale else None,
                                       on_result=lambda row: history.add([row]),
                                       progress=not args.no_progress and sys.stderr.isatty()))
     except KeyboardInterrupt:
@@ -106,9 +119,11 @@ def run(args) -> int:
     for name in names:
         declared = get_backend(name)
         for op in ops:
-            if op in declared.ops:
-                reached = coverage(declared.features.get(op, ()), declared.dtypes, args.cases, args.seed, op=op)
-                print(f"coverage {name} {op}: {coverage_line(reached)}")
+            part = report[(report.backend == declared.name) & (report.op == op)]
+            if op in declared.ops and not part.empty:
+                drawn = int(part.source.isin(["random", "extra"]).sum())
+                reached = coverage(declared.features.get(op, ()), declared.dtypes, drawn, args.seed, op=op)
+                print(f"coverage {name} {op}: {coverage_line(reached)}; {sizes_line(part)}")
     deterministic = True
     if args.determinism:
         print("\ndeterminism:")

@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from harness.ops.cases.tools import SMALL_INT, case_repr, draw_cases, fill, laid_out
-from harness.ops.cases.conv2d import MANTISSA_BITS, Conv2dCase, _draw as draw_conv2d
+from harness.ops.cases.tools import SMALL_INT, CaseBase, draw_cases, fill, laid_out
+from harness.ops.cases.conv2d import MANTISSA_BITS, Conv2dCase, draw_case as draw_conv2d
 from harness.ops.cases.conv2d import table_cases as conv2d_table
 
 
-@dataclass(frozen=True)
-class Conv2dBackwardCase:
+@dataclass(frozen=True, repr=False)
+class Conv2dBackwardCase(CaseBase):
     """One conv2d_backward case; arrays are (x, w, grad_out); ``bias`` asks for grad_bias."""
 
     x_shape: tuple
@@ -34,20 +34,11 @@ class Conv2dBackwardCase:
     layout: str = "contiguous"
     seed: int = 0
 
-    def __repr__(self) -> str:
-        return case_repr(self, always=2)
+    KWARGS = Conv2dCase.KWARGS
 
     @property
     def forward(self) -> Conv2dCase:
         return Conv2dCase(**asdict(self))
-
-    @property
-    def batched(self) -> bool:
-        return len(self.x_shape) == 4
-
-    @property
-    def kwargs(self) -> dict:
-        return self.forward.kwargs
 
     @property
     def spec(self):

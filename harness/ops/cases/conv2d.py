@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from harness.ops.cases.tools import CaseBase, as_pair, both_dtypes, draw_cases, in_layout, pair_arg, pick, plain_args, \
+    plant_nonfinite, set_axis, shrink_image, valid
 from harness.ops.conv_spec import Conv2dSpec
 from harness.ops.cases.extreme import EXTREME_FILLS, bias_scale, input_scale, near_max_conv2d
 
@@ -38,8 +40,8 @@ MAX_MACS = 3_000_000
 MAX_NAIVE_TRIPS = 25_000
 
 
-@dataclass(frozen=True)
-class Conv2dCase:
+@dataclass(frozen=True, repr=False)
+class Conv2dCase(CaseBase):
     """One conv2d verification case; ``repr`` is a one-line reproducer."""
 
     x_shape: tuple
@@ -55,20 +57,7 @@ class Conv2dCase:
     layout: str = "contiguous"
     seed: int = 0
 
-    def __repr__(self) -> str:
-        from harness.ops.cases.tools import case_repr  # case_tools builds on this module
-
-        return case_repr(self, always=2)
-
-    @property
-    def kwargs(self) -> dict:
-        """The keyword arguments of the call, as the user wrote them."""
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
-                    groups=self.groups, padding_mode=self.padding_mode)
-
-    @property
-    def batched(self) -> bool:
-        return len(self.x_shape) == 4
+    KWARGS = ("stride", "padding", "dilation", "groups", "padding_mode")
 
     @property
     def spec(self) -> Conv2dSpec:
@@ -86,7 +75,7 @@ class Conv2dCase:
             w = rng.standard_normal(self.w_shape)
             b = rng.standard_normal(self.w_shape[0])
             if self.fill in ("nan", "inf"):
-                _plant_nonfinite(rng, x, self.fill)
+                plant_nonfinite(rng, x, self.fill)
             elif self.fill in FILL_SCALES:
                 x, w, b = (a * FILL_SCALES[self.fill] for a in (x, w, b))
             elif self.fill == "near_max":
@@ -95,73 +84,26 @@ class Conv2dCase:
                 x, b = x * input_scale(self.fill, self.dtype), b * bias_scale(self.fill, self.dtype)
         dt = np.dtype(self.dtype)
         x, w, b = x.astype(dt), w.astype(dt), b.astype(dt)
-        return _layout(x, self.layout), _layout(w, self.layout), (b if self.bias else None)
+        return in_layout(x, self.layout), in_layout(w, self.layout), (b if self.bias else None)
 
     def simpler(self):
         """Candidate cases, each one step simpler (used to shrink a failure)."""
         x, w = list(self.x_shape), list(self.w_shape)
-        b = 0 if self.batched else None  # index of N in x_shape
         c = 1 if self.batched else 0
         g = self.groups
-        out = []
-        if b is not None and x[b] > 1:
-            out.append(replace(self, x_shape=tuple([1] + x[1:])))
-        for axis in (-2, -1):  # image height, width
-            if x[axis] > 1:
-                out.append(replace(self, x_shape=_set(x, axis, x[axis] - 1)))
-                out.append(replace(self, x_shape=_set(x, axis, max(1, x[axis] // 2))))
+        out = shrink_image(self)
         if w[0] > g:  # fewer output channels, keeping O divisible by groups
             out.append(replace(self, w_shape=tuple([w[0] - g] + w[1:])))
         if w[1] > 1:  # fewer input channels per group
-            out.append(replace(self, x_shape=_set(x, c, x[c] - g), w_shape=tuple([w[0], w[1] - 1] + w[2:])))
+            out.append(replace(self, x_shape=set_axis(x, c, x[c] - g), w_shape=tuple([w[0], w[1] - 1] + w[2:])))
         if g > 1 and w[1] == x[c] // g:
-            out.append(replace(self, groups=1, x_shape=_set(x, c, w[1]), w_shape=tuple([w[0] // g] + w[1:])))
+            out.append(replace(self, groups=1, x_shape=set_axis(x, c, w[1]), w_shape=tuple([w[0] // g] + w[1:])))
         for axis in (2, 3):
             if w[axis] > 1:
-                out.append(replace(self, w_shape=_set(w, axis, w[axis] - 1)))
-        for name, plain in (("stride", 1), ("dilation", 1), ("padding", 0), ("padding_mode", "zeros"),
-                            ("bias", False), ("layout", "contiguous")):
-            if getattr(self, name) != plain:
-                out.append(replace(self, **{name: plain}))
-        return [case for case in out if _valid(case)]
-
-
-def _set(shape, axis, value) -> tuple:
-    shape = list(shape)
-    shape[axis] = value
-    return tuple(shape)
-
-
-def _valid(case: Conv2dCase) -> bool:
-    try:
-        case.spec
-    except ValueError:
-        return False
-    return True
-
-
-def _layout(a: np.ndarray, layout: str) -> np.ndarray:
-    """The same values in another memory layout (what a caller's arrays can look like)."""
-    if layout == "contiguous":
-        return np.ascontiguousarray(a)
-    if layout == "channels_last":  # stored with channels innermost (NHWC / OHWI), viewed as NCHW
-        order = (0, 2, 3, 1) if a.ndim == 4 else (1, 2, 0)
-        inverse = np.argsort(order)
-        return np.ascontiguousarray(a.transpose(order)).transpose(inverse)
-    if layout == "strided":  # every other element of a larger buffer along the last axis
-        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
-        big[..., ::2] = a
-        return big[..., ::2]
-    raise ValueError(f"unknown layout {layout!r}; known: contiguous, channels_last, strided")
-
-
-def _plant_nonfinite(rng, x: np.ndarray, kind: str) -> None:
-    if x.size == 0:
-        return
-    count = max(1, x.size // 50)
-    where = rng.choice(x.size, size=count, replace=False)
-    values = np.nan if kind == "nan" else rng.choice([np.inf, -np.inf], size=count)
-    x.reshape(-1)[where] = values
+                out.append(replace(self, w_shape=set_axis(w, axis, w[axis] - 1)))
+        out += plain_args(self, dict(stride=1, dilation=1, padding=0, padding_mode="zeros", bias=False,
+                                     layout="contiguous"))
+        return [case for case in out if valid(case)]
 
 
 def _exact_fill(rng, spec: Conv2dSpec, x_shape):
@@ -222,8 +164,8 @@ def table_cases() -> list[Conv2dCase]:
         C((1, 2, 24, 24), (2, 2, 15, 15), bias=True, padding=7, fill="near_max"),
         C((1, 4, 12, 12), (4, 4, 3, 3), bias=True, padding=1, fill="near_max"),
     ]
-    both_dtypes = [replace(case, dtype=dt) for case in rows if case.fill != "exact" for dt in ("float32", "float64")]
-    return both_dtypes + [case for case in rows if case.fill == "exact"]
+    exact = [case for case in rows if case.fill == "exact"]
+    return both_dtypes([case for case in rows if case.fill != "exact"]) + exact
 
 
 # -- the random sampler ------------------------------------------------------------------
@@ -234,25 +176,15 @@ def random_cases(features, dtypes, count: int, seed: int, nonfinite: bool = True
     every ``len(features)`` cases), turns others on at random, alternates dtypes and the
     int / pair / string argument forms, and varies the data fill and memory layout.
     """
-    features = sorted(features)
-    dtypes = sorted(dtypes)
-    cases = []
-    for i in range(count):
-        rng = np.random.default_rng([seed, i])
-        forced = features[i % len(features)] if features else None
-        wanted = {f for f in features if rng.random() < 0.3} | ({forced} if forced else set())
-        dtype = dtypes[(i // max(1, len(features))) % len(dtypes)] if dtypes else "float32"
-        for _attempt in range(50):
-            case = _draw(rng, wanted, forced, dtype, nonfinite, seed=int(rng.integers(2**31)))
-            if case is not None and case.spec.features <= set(features):
-                cases.append(case)
-                break
-    return cases
+    def draw(rng, wanted, forced, dtype, nonfinite_ok):
+        return draw_case(rng, wanted, forced, dtype, nonfinite_ok, seed=int(rng.integers(2**31)))
+
+    return draw_cases(draw, features, dtypes, count, seed, nonfinite)
 
 
-def _draw(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int):
-    """One random case wanting the given features, or None when the draw is invalid."""
-    pick = lambda options, p=None: options[rng.choice(len(options), p=p)]  # noqa: E731
+def draw_case(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int) -> Conv2dCase | None:
+    """One random case wanting the features ``wanted`` (``forced`` among them), or None when the draw
+    is invalid or too costly for the naive reference (see :data:`MAX_MACS`, :data:`MAX_NAIVE_TRIPS`)."""
     # groups and channels
     if "depthwise" in wanted and (forced == "depthwise" or "groups" not in wanted or rng.random() < 0.5):
         groups = int(rng.integers(2, 17))
@@ -266,16 +198,16 @@ def _draw(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int):
     KH, KW = (int(k) for k in rng.integers(1, 6, size=2))
     if rng.random() < 0.15:
         KH = KW = 1
-    stride = _pair_arg(rng, (1, 4)) if "stride" in wanted else pick([1, (1, 1)])
-    dilation = _pair_arg(rng, (1, 4)) if "dilation" in wanted else 1
+    stride = pair_arg(rng, 1, 4) if "stride" in wanted else pick(rng, [1, (1, 1)])
+    dilation = pair_arg(rng, 1, 4) if "dilation" in wanted else 1
     strided = stride not in (1, (1, 1))
     # padding: 'same' is the only source of asymmetric padding and needs stride 1
     padding_mode = "zeros"
     if "asymmetric_padding" in wanted and not strided:
         padding = "same"
-        KH += (KH % 2 == 1 and _dil(dilation, 0) % 2 == 1)  # make d*(k-1) odd on the height axis
+        KH += (KH % 2 == 1 and as_pair(dilation)[0] % 2 == 1)  # make d*(k-1) odd on the height axis
     elif "padding" in wanted or any(f.startswith("padding_mode=") for f in wanted):
-        padding = pick(["int", "pair", "same", "full"])
+        padding = pick(rng, ["int", "pair", "same", "full"])
         if padding in ("same",) and strided:
             padding = "int"
         if padding == "int":
@@ -284,22 +216,20 @@ def _draw(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int):
             padding = (int(rng.integers(0, 4)), int(rng.integers(1, 4)))
         modes = sorted(f.split("=")[1] for f in wanted if f.startswith("padding_mode="))
         if modes:
-            padding_mode = pick(modes)
+            padding_mode = pick(rng, modes)
     else:
-        padding = pick([0, (0, 0), "valid"])
+        padding = pick(rng, [0, (0, 0), "valid"])
     H, W = (int(v) for v in rng.integers(1, 20, size=2))
     # grow the image until the kernel fits (and reflect has room), instead of rejecting
-    H = max(H, _dil(dilation, 0) * (KH - 1) + 1, 6 if padding_mode != "zeros" else 1)
-    W = max(W, _dil(dilation, 1) * (KW - 1) + 1, 6 if padding_mode != "zeros" else 1)
-    N = pick([0, 1, 2, 3], p=[0.05, 0.45, 0.3, 0.2])
+    H = max(H, as_pair(dilation)[0] * (KH - 1) + 1, 6 if padding_mode != "zeros" else 1)
+    W = max(W, as_pair(dilation)[1] * (KW - 1) + 1, 6 if padding_mode != "zeros" else 1)
+    N = pick(rng, [0, 1, 2, 3], p=[0.05, 0.45, 0.3, 0.2])
     unbatched = N == 1 and rng.random() < 0.2
-    # near_max takes half of huge's share, placed after it, so other cases keep their fills.
-    # To draw subnormal fills too (once the bound has an underflow term), give "subnormal" a share
-    # the same way, after "tiny": [..., "tiny", "subnormal", ...] with tiny's 0.03 split in two.
-    fills = ["normal", "exact", "huge", "near_max", "tiny", "nan", "inf"]
-    fill = pick(fills, p=[0.62, 0.24, 0.015, 0.015, 0.03, 0.04, 0.04] if nonfinite
-                else [0.7, 0.24, 0.015, 0.015, 0.03, 0, 0])
-    layout = pick(["contiguous", "channels_last", "strided"], p=[0.7, 0.15, 0.15])
+    # near_max and subnormal take shares of huge's and tiny's, placed after them, so other cases keep their fills
+    fills = ["normal", "exact", "huge", "near_max", "tiny", "subnormal", "nan", "inf"]
+    fill = pick(rng, fills, p=[0.62, 0.24, 0.015, 0.015, 0.015, 0.015, 0.04, 0.04] if nonfinite
+                else [0.7, 0.24, 0.015, 0.015, 0.015, 0.015, 0, 0])
+    layout = pick(rng, ["contiguous", "channels_last", "strided"], p=[0.7, 0.15, 0.15])
     case = Conv2dCase(
         x_shape=(C, H, W) if unbatched else (N, C, H, W),
         w_shape=(O, C // groups, KH, KW),
@@ -323,16 +253,3 @@ def _draw(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int):
     if trips > MAX_NAIVE_TRIPS or macs > MAX_MACS:
         return None
     return case
-
-
-def _pair_arg(rng, bounds):
-    """A stride/dilation argument that is not all ones, as an int or a pair."""
-    lo, hi = bounds
-    if rng.random() < 0.5:
-        return int(rng.integers(lo + 1, hi))
-    a, b = (int(v) for v in rng.integers(lo, hi, size=2))
-    return (a, b) if (a, b) != (1, 1) else (a, 2)
-
-
-def _dil(dilation, axis: int) -> int:
-    return dilation if isinstance(dilation, int) else dilation[axis]

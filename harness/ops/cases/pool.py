@@ -1,4 +1,4 @@
-"""Pooling verification cases (forward, adaptive, backward): tables, a random sampler, error inputs.
+"""Pooling verification cases (forward, adaptive, backward): tables and a random sampler.
 
 The max_pool2d and avg_pool2d tables are PyTorch's OpInfo sample grids (see VERIFY-NOTES.md):
 kernel {3, (3, 2)} x stride {2, None, (2, 1)} x padding {0, 1, (1, 1)} x dilation {1, (1, 2)} x
@@ -16,14 +16,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.ops.cases.tools import case_repr, draw_cases, fill, laid_out, pair_arg, pick, plain_args, shrink_image, valid
+from harness.ops.cases.tools import CaseBase, as_pair, draw_cases, fill, laid_out, pair_arg, pick, plain_args, shrink_image, valid
 from harness.ops.pool_spec import adaptive_pool2d_spec, pool2d_spec
 
 MAX_ELEMENTS = 60_000
 
 
-@dataclass(frozen=True)
-class _Pool2dCase:
+@dataclass(frozen=True, repr=False)
+class _Pool2dCase(CaseBase):
     x_shape: tuple
     kernel_size: object
     stride: object = None
@@ -41,15 +41,9 @@ class _Pool2dCase:
     KIND = "max"
     BACKWARD = False
 
-    def __repr__(self) -> str:
-        return case_repr(self, always=2)
-
-    @property
-    def batched(self) -> bool:
-        return len(self.x_shape) == 4
-
     @property
     def kwargs(self) -> dict:
+        """The keyword arguments of the call (max pooling's or average pooling's), as the user wrote them."""
         common = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                       ceil_mode=self.ceil_mode)
         if self.KIND == "max":
@@ -110,8 +104,8 @@ for _cls in (MaxPool2dCase, AvgPool2dCase, MaxPool2dBackwardCase, AvgPool2dBackw
     dataclass(frozen=True, repr=False)(_cls)
 
 
-@dataclass(frozen=True)
-class _AdaptivePool2dCase:
+@dataclass(frozen=True, repr=False)
+class _AdaptivePool2dCase(CaseBase):
     x_shape: tuple
     output_size: object
     return_indices: bool = False
@@ -121,13 +115,6 @@ class _AdaptivePool2dCase:
     seed: int = 0
 
     KIND = "avg"
-
-    def __repr__(self) -> str:
-        return case_repr(self, always=2)
-
-    @property
-    def batched(self) -> bool:
-        return len(self.x_shape) == 4
 
     @property
     def spec(self):
@@ -227,7 +214,7 @@ def pool_random_cases(cls, features, dtypes, count: int, seed: int, nonfinite: b
             if "padding" in wanted else 0
         dilation = pair_arg(rng, 1, 3) if "dilation" in wanted and cls.KIND == "max" else 1
         divisor = int(pick(rng, [-3, -1, 1, 2, 5])) if "divisor_override" in wanted else None
-        extent = [d * (k - 1) + 1 for d, k in zip(_pair(dilation), kernel)]
+        extent = [d * (k - 1) + 1 for d, k in zip(as_pair(dilation), kernel)]
         H, W = (max(int(v), e) for v, e in zip(rng.integers(1, 16, size=2), extent))
         N = pick(rng, [0, 1, 2, 3], p=[0.05, 0.45, 0.3, 0.2])
         C = int(rng.integers(1, 6))
@@ -274,23 +261,3 @@ def adaptive_random_cases(cls, features, dtypes, count: int, seed: int, nonfinit
 
     return draw_cases(draw, features, dtypes, count, seed, nonfinite)
 
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-# -- error inputs: (function name, kwargs, exception type, message regex) -------------------------------
-ERROR_INPUTS = [
-    ("max_pool2d", dict(kernel_size=3, padding=2), ValueError, "at most half of the kernel"),
-    ("max_pool2d", dict(kernel_size=0), ValueError, "kernel_size must be positive"),
-    ("max_pool2d", dict(kernel_size=2, stride=0), ValueError, "stride must be positive"),
-    ("max_pool2d", dict(kernel_size=2, padding=-1), ValueError, "padding must be non-negative"),
-    ("max_pool2d", dict(kernel_size=2, dilation=0), ValueError, "dilation must be positive"),
-    ("max_pool2d", dict(kernel_size=9), ValueError, "too small"),
-    ("max_pool2d", dict(kernel_size=2.0), TypeError, "kernel_size must be an int"),
-    ("avg_pool2d", dict(kernel_size=3, divisor_override=0), ValueError, "divisor_override must be non-zero"),
-    ("avg_pool2d", dict(kernel_size=3, padding=2), ValueError, "at most half of the kernel"),
-    ("avg_pool2d", dict(kernel_size=3, divisor_override=1.5), TypeError, "divisor_override must be an int"),
-    ("adaptive_avg_pool2d", dict(output_size=-1), ValueError, "non-negative"),
-    ("adaptive_max_pool2d", dict(output_size=(2, 2, 2)), TypeError, "output_size"),
-]

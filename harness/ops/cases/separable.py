@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.ops.cases.tools import SMALL_INT, both_dtypes, case_repr, draw_cases, fill, laid_out, pick, plain_args, \
+from harness.ops.cases.tools import SMALL_INT, CaseBase, both_dtypes, draw_cases, fill, laid_out, pick, plain_args, \
     shrink_image, valid
 from harness.ops.cases.conv2d import MANTISSA_BITS
 from harness.ops.separable import depthwise_separable_spec, spatially_separable_spec
@@ -18,8 +18,8 @@ def _exact_fits(spec) -> bool:
     return SMALL_INT**3 * (first.n_acc + 1) * (second.n_acc + 1) < 2 ** MANTISSA_BITS[spec.dtype]
 
 
-@dataclass(frozen=True)
-class DepthwiseSeparableCase:
+@dataclass(frozen=True, repr=False)
+class DepthwiseSeparableCase(CaseBase):
     """x (N, C, H, W), a KHxKW depthwise stage with ``multiplier`` outputs per channel, then 1x1 to O."""
 
     x_shape: tuple
@@ -36,12 +36,8 @@ class DepthwiseSeparableCase:
     layout: str = "contiguous"
     seed: int = 0
 
-    def __repr__(self) -> str:
-        return case_repr(self, always=3)
-
-    @property
-    def batched(self) -> bool:
-        return len(self.x_shape) == 4
+    REPR_ALWAYS = 3
+    KWARGS = ("stride", "padding", "dilation", "padding_mode")
 
     @property
     def C(self) -> int:
@@ -51,10 +47,6 @@ class DepthwiseSeparableCase:
     def shapes(self):
         Cm = self.C * self.multiplier
         return (Cm, 1) + tuple(self.kernel), (self.O, Cm, 1, 1)
-
-    @property
-    def kwargs(self) -> dict:
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, padding_mode=self.padding_mode)
 
     @property
     def spec(self):
@@ -91,8 +83,8 @@ class DepthwiseSeparableCase:
         return [case for case in out if valid(case)]
 
 
-@dataclass(frozen=True)
-class SpatiallySeparableCase:
+@dataclass(frozen=True, repr=False)
+class SpatiallySeparableCase(CaseBase):
     """x (N, C, H, W), a KHx1 stage to M channels, then a 1xKW stage to O, in ``groups``."""
 
     x_shape: tuple
@@ -110,22 +102,13 @@ class SpatiallySeparableCase:
     layout: str = "contiguous"
     seed: int = 0
 
-    def __repr__(self) -> str:
-        return case_repr(self, always=4)
-
-    @property
-    def batched(self) -> bool:
-        return len(self.x_shape) == 4
+    REPR_ALWAYS = 4
+    KWARGS = ("stride", "padding", "dilation", "groups", "padding_mode")
 
     @property
     def shapes(self):
         C = self.x_shape[-3]
         return (self.M, C // self.groups, self.kernel[0], 1), (self.O, self.M // self.groups, 1, self.kernel[1])
-
-    @property
-    def kwargs(self) -> dict:
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
-                    padding_mode=self.padding_mode)
 
     @property
     def spec(self):

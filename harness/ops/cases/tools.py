@@ -1,4 +1,9 @@
-"""Helpers shared by the case classes of every op (see ``harness/ops/cases/conv2d.py`` for conv2d's)."""
+"""The case framework shared by every op: a base for case classes, fills, layouts, argument
+helpers, shrinking steps and the seeded random-case loop (conv2d's cases are in ``harness/ops/cases/conv2d.py``).
+
+A case class is a frozen dataclass deriving from :class:`CaseBase`, declared with
+``@dataclass(frozen=True, repr=False)`` so that the base's reproducer ``repr`` is kept.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,34 @@ from dataclasses import fields, replace
 
 import numpy as np
 
-from harness.ops.cases.conv2d import _layout, _plant_nonfinite
 from harness.ops.cases.extreme import EXTREME_FILLS, input_scale
 
 SMALL_INT = 4  # |value| of the small-integer fills (ties for max pooling, exact sums elsewhere)
+
+
+class CaseBase:
+    """What every case class shares: a reproducer ``repr``, ``batched`` and the call's ``kwargs``.
+
+    Subclasses set ``REPR_ALWAYS`` (how many leading fields the ``repr`` always shows; the others
+    only when they differ from their default) and ``KWARGS`` (the fields passed to the op as
+    keyword arguments, in the form the user wrote them). ``x_shape`` is the input's shape.
+    """
+
+    REPR_ALWAYS = 2
+    KWARGS: tuple = ()
+
+    def __repr__(self) -> str:
+        return case_repr(self, always=self.REPR_ALWAYS)
+
+    @property
+    def batched(self) -> bool:
+        """True for an (N, C, H, W) input, False for an unbatched (C, H, W) one."""
+        return len(self.x_shape) == 4
+
+    @property
+    def kwargs(self) -> dict:
+        """The keyword arguments of the call, as the user wrote them."""
+        return {name: getattr(self, name) for name in self.KWARGS}
 
 
 def case_repr(case, always: int = 1) -> str:
@@ -30,14 +59,40 @@ def fill(rng, shape, kind: str, dtype: str, *, nonfinite_ok: bool = True) -> np.
     else:
         a = rng.standard_normal(shape)
         if kind in ("nan", "inf") and nonfinite_ok:
-            _plant_nonfinite(rng, a, kind)
+            plant_nonfinite(rng, a, kind)
         elif kind in EXTREME_FILLS:  # for an input; weights stay normal (see harness.ops.cases.extreme)
             a *= input_scale(kind, dtype)
     return a.astype(dtype)
 
 
 def laid_out(a, layout: str):
-    return None if a is None else _layout(a, layout)
+    """``a`` in ``layout`` (see :func:`in_layout`); None stays None."""
+    return None if a is None else in_layout(a, layout)
+
+
+def in_layout(a: np.ndarray, layout: str) -> np.ndarray:
+    """The same values in another memory layout (what a caller's arrays can look like)."""
+    if layout == "contiguous":
+        return np.ascontiguousarray(a)
+    if layout == "channels_last":  # stored with channels innermost (NHWC / OHWI), viewed as NCHW
+        order = (0, 2, 3, 1) if a.ndim == 4 else (1, 2, 0)
+        inverse = np.argsort(order)
+        return np.ascontiguousarray(a.transpose(order)).transpose(inverse)
+    if layout == "strided":  # every other element of a larger buffer along the last axis
+        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+        big[..., ::2] = a
+        return big[..., ::2]
+    raise ValueError(f"unknown layout {layout!r}; known: contiguous, channels_last, strided")
+
+
+def plant_nonfinite(rng, x: np.ndarray, kind: str) -> None:
+    """Overwrite about 2% of ``x`` (at least one element) with NaN (``kind='nan'``) or +-Inf, in place."""
+    if x.size == 0:
+        return
+    count = max(1, x.size // 50)
+    where = rng.choice(x.size, size=count, replace=False)
+    values = np.nan if kind == "nan" else rng.choice([np.inf, -np.inf], size=count)
+    x.reshape(-1)[where] = values
 
 
 def valid(case) -> bool:
@@ -86,14 +141,16 @@ def pair_arg(rng, lo: int, hi: int):
 
 
 def as_pair(value) -> tuple[int, int]:
+    """An int argument as ``(value, value)``; a pair as a tuple."""
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
 def draw_cases(draw, features, dtypes, count: int, seed: int, nonfinite: bool) -> list:
     """``count`` cases from ``draw(rng, wanted, forced, dtype, nonfinite)`` (None = invalid, redraw).
 
-    As :func:`harness.ops.cases.conv2d.random_cases`: case ``i`` forces feature ``i mod len(features)``,
-    others are on at random, dtypes alternate; a case needing an undeclared feature is redrawn.
+    Case ``i`` forces feature ``i mod len(features)`` on (so every declared feature is hit every
+    ``len(features)`` cases), turns others on with probability 0.3 and alternates dtypes; a case
+    needing an undeclared feature is redrawn (up to 50 times, from the same generator).
     """
     features, dtypes = sorted(features), sorted(dtypes)
     cases = []

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.ops.cases.tools import both_dtypes, case_repr, draw_cases, fill, laid_out, pair_arg, pick, plain_args, \
+from harness.ops.cases.tools import CaseBase, as_pair, both_dtypes, draw_cases, fill, laid_out, pair_arg, pick, plain_args, \
     shrink_image, valid
 from harness.ops.cases.conv2d import exact_term_limit
 from harness.ops.transpose_spec import ConvTranspose2dSpec
@@ -15,8 +15,8 @@ MAX_MACS = 2_000_000
 MAX_NAIVE_TRIPS = 20_000
 
 
-@dataclass(frozen=True)
-class ConvTranspose2dCase:
+@dataclass(frozen=True, repr=False)
+class ConvTranspose2dCase(CaseBase):
     """One conv_transpose2d case; ``repr`` is a reproducer. ``w_shape`` is (C, O/groups, KH, KW)."""
 
     x_shape: tuple
@@ -32,16 +32,7 @@ class ConvTranspose2dCase:
     layout: str = "contiguous"
     seed: int = 0
 
-    __repr__ = lambda self: case_repr(self, always=2)  # noqa: E731
-
-    @property
-    def batched(self) -> bool:
-        return len(self.x_shape) == 4
-
-    @property
-    def kwargs(self) -> dict:
-        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
-                    groups=self.groups, dilation=self.dilation)
+    KWARGS = ("stride", "padding", "output_padding", "groups", "dilation")
 
     @property
     def spec(self) -> ConvTranspose2dSpec:
@@ -139,7 +130,7 @@ def _draw(rng, wanted, forced, dtype, nonfinite):
     KH, KW = (int(k) for k in rng.integers(1, 5, size=2))
     stride = pair_arg(rng, 1, 4) if "stride" in wanted else pick(rng, [1, (1, 1)])
     dilation = pair_arg(rng, 1, 3) if "dilation" in wanted else 1
-    s, d = _pair(stride), _pair(dilation)
+    s, d = as_pair(stride), as_pair(dilation)
     if "output_padding" in wanted:
         room = [max(a, b) - 1 for a, b in zip(s, d)]  # below stride or dilation
         output_padding = tuple(int(rng.integers(0, r + 1)) for r in room)
@@ -168,6 +159,3 @@ def _draw(rng, wanted, forced, dtype, nonfinite):
         return None
     return case
 
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
