@@ -147,3 +147,13 @@ def test_counts_and_the_command_line_take_the_new_op(toy_op, tmp_path, capsys):
     assert main(["verify", "--backend", "naive", "--op", "channel_sum2d", "--cases", "4", "--out", str(out),
                  "--no-progress"]) == 0
     assert "channel_sum2d" in out.read_text()
+
+
+ERROR_INPUTS = [(name, *row) for name, op in OPS.items() for row in op.error_inputs()]
+
+
+@pytest.mark.parametrize("op, kwargs, error, match", [(n, k, e, m) for n, _, k, e, m in ERROR_INPUTS],
+                         ids=[f"{n}-{i}" for n, i, *_ in ERROR_INPUTS])
+def test_every_records_error_inputs_are_refused_by_its_public_function(op, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        getattr(harness, op)(**kwargs)

@@ -72,6 +72,9 @@ class Op:
         and, where defined, ``bytes`` (minimal traffic), ``intensity`` and ``cpr``.
     table_cases, random_cases : callable
         Hand-picked cases; ``random_cases(features, dtypes, count, seed, nonfinite=True)``.
+    error_inputs : callable
+        Calls the op must refuse: ``(id, call kwargs, exception type, message regex)`` for its
+        public function (``harness.<name>``); every record's are checked by ``tests/test_op_table.py``.
     case_type : type or tuple of types
         The op's case class(es); its name appears in reproducers.
     bounds : callable
@@ -104,6 +107,7 @@ class Op:
     batched_inputs: tuple = (0,)
     batched_outputs: tuple = (0,)
     magnitude_inputs: Callable = _absolute
+    error_inputs: Callable = list
     lowering: lowering.Lowering | None = None
     from_layer: Callable | None = None
     bench_inputs: Callable | None = None
@@ -345,7 +349,7 @@ def _adaptive_random(cls):
 for _op in [
     Op("conv2d", CONV2D_FEATURES, Conv2dSpec, ("x", "w", "bias"), conv2d_spec, lambda s: ((s.out_shape, s.dtype),),
        _conv2d_counts, conv2d_cases.table_cases, conv2d_cases.random_cases, conv2d_cases.Conv2dCase, _conv2d_bounds,
-       bench_inputs=conv_inputs, description="2-D convolution (cross-correlation)"),
+       error_inputs=conv2d_cases.error_inputs, bench_inputs=conv_inputs, description="2-D convolution (cross-correlation)"),
     Op("conv_transpose2d", CONV_TRANSPOSE2D_FEATURES, ConvTranspose2dSpec, ("x", "w", "bias"), conv_transpose2d_spec, _outputs,
        _transpose_counts, transpose_cases.table_cases, transpose_cases.random_cases,
        transpose_cases.ConvTranspose2dCase, _transpose_bounds, lowering=lowering.CONV_TRANSPOSE2D,
@@ -357,18 +361,22 @@ for _op in [
        description="gradients of conv2d: grad_input, grad_weight, grad_bias"),
     Op("max_pool2d", MAX_POOL2D_FEATURES, Pool2dSpec, ("x",), _pooling("max", pool2d_spec), _outputs, _pool_counts,
        pool_cases.max_pool_table, _pool_random(pool_cases.MaxPool2dCase), pool_cases.MaxPool2dCase, _exact_bounds,
-       batched_outputs=(0, 1), description="2-D max pooling (values, optional indices)"),
+       batched_outputs=(0, 1), error_inputs=lambda: pool_cases.error_inputs("max_pool2d"),
+       description="2-D max pooling (values, optional indices)"),
     Op("avg_pool2d", AVG_POOL2D_FEATURES, Pool2dSpec, ("x",), _pooling("avg", pool2d_spec), _outputs, _pool_counts,
        pool_cases.avg_pool_table, _pool_random(pool_cases.AvgPool2dCase), pool_cases.AvgPool2dCase, _average_bounds,
+       error_inputs=lambda: pool_cases.error_inputs("avg_pool2d"),
        description="2-D average pooling"),
     Op("adaptive_max_pool2d", ADAPTIVE_POOL2D_FEATURES, AdaptivePool2dSpec, ("x",), _pooling("max", adaptive_pool2d_spec), _outputs, _pool_counts,
        lambda: pool_cases.adaptive_table("max"), _adaptive_random(pool_cases.AdaptiveMaxPool2dCase),
        pool_cases.AdaptiveMaxPool2dCase, _exact_bounds, batched_outputs=(0, 1),
+       error_inputs=lambda: pool_cases.error_inputs("adaptive_max_pool2d"),
        description="adaptive 2-D max pooling"),
     Op("adaptive_avg_pool2d", ADAPTIVE_POOL2D_FEATURES - {"return_indices"}, AdaptivePool2dSpec, ("x",),
        _pooling("avg", adaptive_pool2d_spec), _outputs,
        _pool_counts, lambda: pool_cases.adaptive_table("avg"), _adaptive_random(pool_cases.AdaptiveAvgPool2dCase),
-       pool_cases.AdaptiveAvgPool2dCase, _average_bounds, description="adaptive 2-D average pooling"),
+       pool_cases.AdaptiveAvgPool2dCase, _average_bounds, error_inputs=lambda: pool_cases.error_inputs("adaptive_avg_pool2d"),
+       description="adaptive 2-D average pooling"),
     Op("max_pool2d_backward", MAX_POOL2D_FEATURES - {"return_indices"}, Pool2dSpec, ("x", "grad_out"),
        _pooling("max", pool2d_spec), _grad_input,
        _pool_backward_counts, lambda: pool_cases.max_pool_table(backward=True),

@@ -261,3 +261,22 @@ def adaptive_random_cases(cls, features, dtypes, count: int, seed: int, nonfinit
 
     return draw_cases(draw, features, dtypes, count, seed, nonfinite)
 
+
+def error_inputs(op: str) -> list[tuple]:
+    """Calls ``op`` must refuse, as data: ``(id, call kwargs, exception type, message regex)``."""
+    x = np.zeros((1, 2, 5, 5))
+    rows = [
+        ("max_pool2d", dict(kernel_size=3, padding=2), ValueError, "at most half of the kernel"),
+        ("max_pool2d", dict(kernel_size=0), ValueError, "kernel_size must be positive"),
+        ("max_pool2d", dict(kernel_size=2, stride=0), ValueError, "stride must be positive"),
+        ("max_pool2d", dict(kernel_size=2, padding=-1), ValueError, "padding must be non-negative"),
+        ("max_pool2d", dict(kernel_size=2, dilation=0), ValueError, "dilation must be positive"),
+        ("max_pool2d", dict(kernel_size=9), ValueError, "too small"),
+        ("max_pool2d", dict(kernel_size=2.0), TypeError, "kernel_size must be an int"),
+        ("avg_pool2d", dict(kernel_size=3, divisor_override=0), ValueError, "divisor_override must be non-zero"),
+        ("avg_pool2d", dict(kernel_size=3, padding=2), ValueError, "at most half of the kernel"),
+        ("avg_pool2d", dict(kernel_size=3, divisor_override=1.5), TypeError, "divisor_override must be an int"),
+        ("adaptive_avg_pool2d", dict(output_size=-1), ValueError, "non-negative"),
+        ("adaptive_max_pool2d", dict(output_size=(2, 2, 2)), TypeError, "output_size"),
+    ]
+    return [(f"{name}-{match[:24]}", dict(x=x, **kwargs), error, match) for name, kwargs, error, match in rows if name == op]
