@@ -20,6 +20,7 @@ def write_atomic(path, data: str | bytes) -> Path:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private (0600); results are ordinary files
         with os.fdopen(fd, mode) as handle:
             handle.write(data)
             handle.flush()
@@ -31,8 +32,19 @@ def write_atomic(path, data: str | bytes) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_csv(frame: pd.DataFrame, path) -> Path:
-    """CSV at full precision, written atomically."""
+    """CSV at full precision, written atomically, with the ``git_commit`` and ``git_dirty`` of
+    the code that produced it (:func:`harness.support.provenance.git_state`) on every row."""
+    from harness.support.provenance import stamp
+
+    if "git_commit" not in frame:
+        frame = stamp(frame)
     return write_atomic(path, frame.to_csv(index=False, float_format="%.17g"))
 
 
@@ -108,9 +120,11 @@ class RunHistory:
 
     def add(self, rows) -> None:
         """Keep finished rows (dicts): in memory, and appended to the history at once."""
+        from harness.support.provenance import git_state
+
         rows = list(rows)
         self.rows.extend(rows)
-        append_records(self.path, [dict(row, run=self.run_id) for row in rows])
+        append_records(self.path, [dict(row, run=self.run_id, **git_state()) for row in rows])
 
     def save_finished(self) -> Path:
         """Write the rows finished so far to ``out`` (atomically), e.g. after Ctrl-C."""

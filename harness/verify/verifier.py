@@ -276,6 +276,8 @@ def _size(case) -> int:
 
 
 def _row(name, op, source, result: CaseResult) -> dict:
+    from harness.verify.tidy import axis_columns
+
     case = result.case
     row = {
         "backend": name,
@@ -292,6 +294,7 @@ def _row(name, op, source, result: CaseResult) -> dict:
         value = getattr(case, f.name)
         row[f.name] = value if isinstance(value, (bool, int, float, str)) else str(value)
     row["features"] = ",".join(sorted(case.spec.features))
+    row.update(axis_columns(case.spec))  # one integer column per axis (stride_h, pad_top, N, ...)
     row["n_acc"] = getattr(case.spec, "n_acc", np.nan)
     row["case"] = repr(case)
     row["reproducer"] = reproducer(name, case) if result.status == "failed" else ""
