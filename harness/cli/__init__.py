@@ -8,6 +8,7 @@ import pkgutil
 import sys
 
 from harness.cli import commands
+from harness.cli.help import VersionAction
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convbench",
         description="Verify convolution backends against PyTorch and benchmark them on real network layers.",
     )
+    parser.add_argument("--version", action=VersionAction, help="print the version and the git commit, and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):

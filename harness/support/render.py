@@ -65,8 +65,20 @@ def render(frame: pd.DataFrame, wrap: int | None = TEXT_WRAP) -> str:
     widths = None
     if wrap:
         widths = [wrap if any(len(c) > wrap for c in column) else None for column in zip(*cells)] or None
+    # numbers right-aligned (column dtype numeric, or every filled cell a formatted number), text left
+    align = ["right" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+             or all(_numeric(v) for v in column if v) else "left"
+             for c, column in zip(frame.columns, zip(*cells) if cells else [()] * frame.shape[1])]
     return tabulate(cells, headers=[str(c) for c in frame.columns], tablefmt="simple", disable_numparse=True,
-                    maxcolwidths=widths, stralign="left")
+                    maxcolwidths=widths, colalign=align)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def fit_table(frame: pd.DataFrame, keys: int = 1, width: int | None = None, index: bool = False) -> str:

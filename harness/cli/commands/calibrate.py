@@ -33,7 +33,13 @@ def modelled() -> list[str]:
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("calibrate", help="fit the cost model of backend 'auto' to this machine")
+    from harness.cli.help import examples
+
+    parser = sub.add_parser("calibrate", help="fit the cost model of backend 'auto' to this machine",
+                            description="Time the modelled backends on suite layers (or read a bench results "
+                                        "file) and fit the auto cost model's constants to this machine.",
+                            **examples("convbench calibrate", "convbench calibrate --from reports/bench.csv",
+                                       "convbench calibrate --suite resnet50 --threads 2"))
     parser.add_argument("--suite", default=DEFAULT_SUITES, help=f"suites to time (default {DEFAULT_SUITES})")
     parser.add_argument("--threads", type=int, default=1, help="threads while timing (default 1)")
     parser.add_argument("--budget", type=float, default=0.1, metavar="S", help="timing budget per case (default 0.1 s)")
@@ -47,6 +53,8 @@ def run(args) -> int:
     from harness.report.page import read_results
 
     try:
+        if args.source and not Path(args.source).is_file():
+            raise ValueError(f"--from {args.source}: no such file")
         if args.source:
             results = read_results(args.source, ["backend", "op", "suite", "layer", "batch", "dtype", "metric", "value"])
         else:

@@ -10,9 +10,11 @@ import time
 import pandas as pd
 
 from harness.bench import runner as bench
+from harness.bench.terminal import results_table
 from harness.support.machine import record, summary_lines
 from harness.backend.registry import backends
 from harness.report.page import REPORTS, write_report
+from harness.support.render import fit_table
 from harness.support.results_io import write_csv
 from harness.verify.verifier import summarize, verify
 
@@ -21,7 +23,13 @@ DEFAULT_CASES = 300
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("run", help="the main job: verify all backends, benchmark the default suite, report")
+    from harness.cli.help import examples
+
+    parser = sub.add_parser("run", help="the main job: verify all backends, benchmark the default suite, report",
+                            description="Measure the machine, verify every available backend, benchmark the "
+                                        "default suites on every backend and auto, and write reports/report.html.",
+                            **examples("convbench run", "convbench run --suite smoke --cases 30",
+                                       "convbench run --no-bench"))
     parser.add_argument("--cases", type=int, default=DEFAULT_CASES, help=f"random verification cases per backend (default {DEFAULT_CASES})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--suite", default=",".join(DEFAULT_SUITES),
@@ -48,7 +56,7 @@ def run(args) -> int:
         reports.append(verify(name, cases=args.cases, seed=args.seed, progress=sys.stderr.isatty()))
     verified = pd.concat(reports, ignore_index=True)
     write_csv(verified, REPORTS / "verify.csv")
-    print(summarize(verified).to_string(float_format=lambda v: f"{v:.3g}"), end="\n\n")
+    print(fit_table(summarize(verified), index=True), end="\n\n")
     if not args.no_bench:
         suites = [s for s in args.suite.split(",") if s]
         batches = [int(b) for b in args.batch.split(",")]
@@ -63,7 +71,7 @@ def run(args) -> int:
             "threads": threads, "min_runs": 3, "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
             "machine": machine,
         }, bench_started)
-        print(bench.table(results), end="\n\n")
+        print(results_table(results), end="\n\n")
     out = write_report(REPORTS / "verify.csv", None if args.no_bench else REPORTS / "bench.csv", machine)
     print(f"report: open {out.with_name('report.html')} (self-contained, plots embedded); also {out}, "
           f"every number in {out.with_name('results.csv')} ({time.time() - started:.0f} s)")
