@@ -69,7 +69,8 @@ def test_verify_json(tmp_path, capsys):
     assert {"git_commit", "git_dirty"} <= set(written.columns)  # every results file says which code made it
 
 
-def test_bench_json(tmp_path, capsys):
+def test_bench_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the machine record goes to ./reports: this test's own folder
     shapes = tmp_path / "tiny.csv"
     shapes.write_text("name,N,C,H,W,O,KH,KW,stride,padding,dilation,groups,op,notes\n"
                       "tiny,1,2,6,6,2,3,3,1,1,1,1,conv2d,\n")
