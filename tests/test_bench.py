@@ -110,7 +110,7 @@ def test_convbench_bench_writes_csv_and_json(tmp_path, monkeypatch, capsys):
     assert set(frame.suite) == {"smoke", "mine"} and set(frame.batch) == {1}
     payload = json.loads(out.with_suffix(".json").read_text())
     assert payload["settings"]["threads"] == 1 and len(payload["results"]) == len(frame)
-    assert "GF/s" in capsys.readouterr().out
+    assert "GFLOP/s" in capsys.readouterr().out
 
 
 def test_machine_record_is_cached_and_reused(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ from harness.bench import runner as bench
 from harness.backend.registry import backends, get_backend
 from harness import suites
 from harness.support.machine import record
+from harness.support.provenance import git_state
 from harness.support.results_io import write_atomic
 
 DEFAULT_SUITES = "resnet50,vgg16,mobilenetv2,large_kernels"
@@ -74,6 +75,7 @@ def run(args) -> int:
         "key": autoselect.cache_key(threads=False),
         "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": sys.argv,
+        **git_state(),
         "threads": sorted(set(results.threads.dropna().astype(int))) if "threads" in results else None,
         "constants": constants,
         "quality": quality,

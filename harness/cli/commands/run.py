@@ -14,6 +14,7 @@ from harness.bench.terminal import results_table
 from harness.support.machine import record, summary_lines
 from harness.backend.registry import backends
 from harness.report.page import REPORTS, write_report
+from harness.support.provenance import git_state
 from harness.support.render import fit_table
 from harness.support.results_io import write_csv
 from harness.verify.verifier import summarize, verify
@@ -67,6 +68,7 @@ def run(args) -> int:
         results = bench.run(cases, names + ["auto"], threads=threads, budget_s=args.budget, limit_s=args.limit,
                             machine=machine, progress=sys.stderr.isatty())
         bench.save(results, REPORTS / "bench.csv", {
+            **git_state(),
             "suites": suites, "backends": names + ["auto"], "batches": batches, "dtypes": ["float32"],
             "threads": threads, "min_runs": 3, "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
             "machine": machine,
