@@ -84,8 +84,10 @@ def test_bench_json(tmp_path, capsys, monkeypatch):
     assert "git_commit" in json.loads(out.with_suffix(".json").read_text())["settings"]
 
 
-def test_shapes_network_prints_totals_and_the_fc_contrast(capsys):
+def test_shapes_network_prints_totals_and_the_fc_contrast(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # one line per sentence
     assert main(["shapes", "--network", "lenet5"]) == 0
     out = capsys.readouterr().out
-    assert "0.0617 M parameters" in out and "CPR 6.75" in out and "receptive field 32 px" in out
+    assert "417 kMAC, 865 kFLOP" in out and "61.7 kparameters" not in out and "61.7 k parameters" in out
+    assert "CPR 6.75" in out and "receptive field 32 px" in out
     assert "sigmoid 4" in out

@@ -57,7 +57,7 @@ def _cell(value, float_format) -> str:
         return "yes" if value else "no"
     if isinstance(value, (float, np.floating)):
         return "" if np.isnan(value) else float_format.format(value)
-    return str(value)
+    return str(value).replace("|", "\\|")  # a '|' in a message (|diff|) would end the cell
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -126,8 +126,10 @@ def _headline(verify: pd.DataFrame, bench: pd.DataFrame) -> list[str]:
         failed = status[status.metric == "status:failed"]
         judged = int(status.metric.isin(["status:passed", "status:failed", "status:mistrusted"]).sum())
         who = ", ".join(f"{b} ({n})" for b, n in failed.groupby("backend").size().items())
+        mistrusted = int((status.metric == "status:mistrusted").sum())
         lines.append(f"- **Verification**: {status.backend.nunique()} backends, {len(status)} cases, {judged} judged "
-                     f"against torch; " + (f"**{len(failed)} failed**: {who}." if who else "none failed."))
+                     f"against torch; " + (f"**{len(failed)} failed**: {who}." if who else "none failed.")
+                     + (f" {mistrusted} mistrusted (passed on mostly-zero outputs; listed below)." if mistrusted else ""))
     table = data.suite_table(bench)
     if not table.empty and "x torch (geomean)" in table:
         singles = table[[not b.startswith("auto") and b != data.baseline() for b in table.index.get_level_values("backend")]]

@@ -123,3 +123,19 @@ def fit_table(frame: pd.DataFrame, keys: int = 1, width: int | None = None, inde
 
 def _widest(text: str) -> int:
     return max((len(line) for line in text.splitlines()), default=0)
+
+
+def wrap_text(text: str, indent: str = "", width: int | None = None) -> str:
+    """Prose wrapped to the terminal's width (continuation lines indented by ``indent`` plus two)."""
+    import textwrap
+
+    return textwrap.fill(text, width=width or terminal_width(), initial_indent=indent,
+                         subsequent_indent=indent + "  ", break_on_hyphens=False)
+
+
+def si(value: float) -> str:
+    """A count with an SI prefix, three significant figures: ``si(416520) == '417 k'``, ``si(4.09e9) == '4.09 G'``."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{sig(value / factor)} {prefix}"
+    return f"{sig(value)} "

@@ -3,7 +3,7 @@
 from harness.backend.capabilities import capability_matrix, op_matrix
 from harness.backend.plugins import add_plugin_option, load_plugins
 from harness.cli.help import examples
-from harness.support.render import fit_table
+from harness.support.render import fit_table, wrap_text
 
 
 def register(sub) -> None:
@@ -22,10 +22,10 @@ def run(args) -> int:
     matrix = capability_matrix(args.op)
     shown = matrix.drop(columns=["reason"]).astype(object).replace({True: "x", False: "."}).T
     print(fit_table(shown.rename_axis("feature"), index=True))
-    notes = [f"  {name}: {reason}" for name, reason in matrix["reason"].items() if reason]
+    notes = [wrap_text(f"{name}: {reason}", indent="  ") for name, reason in matrix["reason"].items() if reason]
     if notes:
         print("\nunavailable:\n" + "\n".join(notes))
     ops = op_matrix().replace({"native": "N", "lowered": "L", "": "."}).T
-    print("\nops, native (N) or lowered by the harness (L, harness/ops/lowering.py); . = absent:")
+    print("\n" + wrap_text("ops, native (N) or lowered by the harness (L, harness/ops/lowering.py); . = absent:"))
     print(fit_table(ops.rename_axis("op"), index=True))
     return 0

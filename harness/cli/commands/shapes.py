@@ -8,7 +8,7 @@ import textwrap
 import pandas as pd
 
 from harness.suites import networks
-from harness.support.render import fit_table, sig, terminal_width
+from harness.support.render import fit_table, si, sig, terminal_width, wrap_text
 
 from harness.ops.table import op_info
 from harness import suites
@@ -88,10 +88,11 @@ def _summary(batch: int, dtype: str) -> int:
                      "GFLOP": conv.flops_dense.sum() / 1e9, "params (M)": conv.params.sum() / 1e6,
                      "median CPR": conv.cpr.median(), "median intensity": conv.intensity.median(),
                      "source": suites.source(name).splitlines()[0]})
-    print(f"suites (distinct conv shapes; batch {batch}, {dtype}); `convbench shapes --suite NAME` lists the layers:")
+    print(wrap_text(f"suites (distinct conv shapes; batch {batch}, {dtype}); `convbench shapes --suite NAME` lists "
+                    "the layers:"))
     print(fit_table(pd.DataFrame(rows), keys=1))
-    print("\nwhole networks (every layer, repeats, pooling, FC and activations; "
-          "`convbench shapes --network NAME` lists them):")
+    print("\n" + wrap_text("whole networks (every layer, repeats, pooling, FC and activations; "
+                           "`convbench shapes --network NAME` lists them):"))
     print(fit_table(network_totals(batch, dtype), keys=1))
     return 0
 
@@ -116,12 +117,13 @@ def _networks(names: list[str], batch: int, dtype: str) -> int:
         columns = ["layer", "kind", "activation", "out", "MFLOP", "act. kFLOP", "params", "cpr", "receptive_field"]
         print(f"{name} (batch {batch}, {dtype}):")
         print(fit_table(frame[columns].rename(columns={"receptive_field": "RF"}), keys=1))
-        fc = frame[frame.kind == "fc"]
-        print(f"total: {sig(t['macs'] / 1e9)} GMAC, {sig(t['flops'] / 1e9)} GFLOP (activations "
-              f"{sig(t['activation_flops'] / 1e6)} MFLOP), {sig(t['params'] / 1e6)} M parameters, CPR {sig(t['cpr'])}, "
-              f"receptive field {t['receptive_field']} px"
+        fc, conv = frame[frame.kind == "fc"], frame[frame.kind.str.startswith("conv")]
+        print(wrap_text(f"total: {si(t['macs'])}MAC, {si(t['flops'])}FLOP (activations "
+                        f"{si(t['activation_flops'])}FLOP), {si(t['params']).strip()} parameters, CPR {sig(t['cpr'])}, "
+                        f"receptive field {t['receptive_field']} px"
               + (f"; fully connected layers: CPR {sig(fc.cpr.min())}-{sig(fc.cpr.max())} (each weight used once "
-                 "per image) against the conv layers' hundreds" if not fc.empty else "") + "\n")
-    print("RF: receptive field in input pixels along the main path; activations per element: ReLU 1 FLOP, "
-          "sigmoid 4, tanh 5 (harness/suites/networks.py).")
+                 f"per image) against {sig(conv.cpr.min())}-{sig(conv.cpr.max())} for the conv layers"
+                 if not fc.empty else "")) + "\n")
+    print(wrap_text("RF: receptive field in input pixels along the main path; activations per element: ReLU 1 FLOP, "
+                    "sigmoid 4, tanh 5 (harness/suites/networks.py)."))
     return 0
