@@ -26,6 +26,7 @@ def run(args) -> int:
     if notes:
         print("\nunavailable:\n" + "\n".join(notes))
     ops = op_matrix().replace({"native": "N", "lowered": "L", "": "."}).T
-    print("\n" + wrap_text("ops, native (N) or lowered by the harness (L, harness/ops/lowering.py); . = absent:"))
+    print("\n" + wrap_text("ops, native or lowered: N = the backend's own, L = lowered by the harness onto its "
+                           "conv2d (harness/ops/lowering.py), . = absent"))
     print(fit_table(ops.rename_axis("op"), index=True))
     return 0
