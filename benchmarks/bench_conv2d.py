@@ -14,8 +14,9 @@ Environment variables choose the grid (defaults keep a full run to a reasonable 
 * ``CONVBENCH_ASV_LIMIT``   skip cases estimated above this many seconds per call (default 2)
 
 Four classes: ``Conv2d`` (``time_conv2d``, ``track_gflops``; setup warms the case up, so JIT
-compilation is never timed), ``Conv2dMemory`` (``peakmem_conv2d``), ``Layer`` (``track_cpr``, a
-property of the layer, so one value per layer and batch, not per backend) and ``MachineState``
+compilation is never timed), ``Conv2dMemory`` (``peakmem_conv2d``, the process's resident peak),
+``Conv2dTracedMemory`` (``track_peak_bytes``, the call's own allocations), ``Layer`` (``track_cpr``,
+a property of the layer, so one value per layer and batch, not per backend) and ``MachineState``
 (how busy the machine was: other processes' busy cores, load, steal, CPU frequency; see
 :mod:`harness.support.machine_state`).
 
@@ -233,6 +234,40 @@ class Conv2dMemory(_Conv2dCase):
 
             print(f"asv: skipped: {exc!r}")
             raise SkipNotImplemented(str(exc)) from exc
+
+
+class Conv2dTracedMemory(_Conv2dCase):
+    """The backend's own peak: the most memory one call holds at once, as tracemalloc traces it.
+
+    asv's ``peakmem`` above is the process's resident high-water mark, which the interpreter,
+    torch and numba (~250 MB) dominate, so every backend reads about the same. tracemalloc
+    follows every allocation made through Python's and NumPy's allocators (NumPy arrays,
+    numba's arrays) from the call's start to its end; the inputs, allocated in setup, are not
+    counted. Memory a library allocates by its own means (torch's CPU allocator, BLAS scratch
+    space) is not traced: torch's figure covers only what it allocates through NumPy.
+    """
+
+    def setup(self, backend, layer, batch, dtype, threads):
+        self._prepare(backend, layer, batch, dtype, threads)
+        # one untraced call: JIT compilation and first-use caches are not the call's memory
+        timing.time_once(self.case.fn, self.case.args, self.case.sync)
+
+    def track_peak_bytes(self, backend, layer, batch, dtype, threads):
+        import tracemalloc
+
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            out = self.case.fn(*self.case.args)
+            self.case.sync()
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+        del out
+        return peak
+
+    track_peak_bytes.unit = "bytes"
 
 
 class Layer:

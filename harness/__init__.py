@@ -17,6 +17,7 @@ from harness.ops.conv_spec import CONV2D_FEATURES, Conv2dSpec, conv2d_spec
 from harness.errors import BackendError, ResourceLimit, Unsupported
 from harness.ops.padding import pad_input
 from harness.verify.verifier import check_case, summarize, verify
+from harness.report.typed import read_results
 from harness.backend.registry import Backend, backends, get_backend, register_backend, unregister_backend
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "conv2d_spec",
     "get_backend",
     "pad_input",
+    "read_results",
     "register_backend",
     "summarize",
     "unregister_backend",

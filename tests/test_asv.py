@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import harness
@@ -67,14 +68,17 @@ def test_conf_uses_the_existing_environment_and_ignored_dirs():
 
 
 def test_regression_detection_is_off_for_every_track_benchmark(smoke):
-    """Track values are GFLOP/s (rises are good) or layer properties: none may raise alarms."""
+    """Track values that are GFLOP/s (rises are good) or layer properties may raise no alarm; the
+    traced peak memory is a cost, where asv's default (a rise is a regression) is right."""
     patterns = {p for p, first in _conf()["regressions_first_commits"].items() if first is None}
     tracks = [name for name in _benchmark_names(smoke) if ".track_" in name]
-    assert sorted(tracks) == ["bench_conv2d.Conv2d.track_gflops", "bench_conv2d.Layer.track_cpr",
+    assert sorted(tracks) == ["bench_conv2d.Conv2d.track_gflops", "bench_conv2d.Conv2dTracedMemory.track_peak_bytes",
+                              "bench_conv2d.Layer.track_cpr",
                               "bench_conv2d.MachineState.track_busy_cores", "bench_conv2d.MachineState.track_cpu_mhz",
                               "bench_conv2d.MachineState.track_load1", "bench_conv2d.MachineState.track_steal_pct"]
     for name in tracks:
-        assert any(re.match(p, name) for p in patterns), name
+        silenced = any(re.match(p, name) for p in patterns)
+        assert silenced == (not name.endswith("track_peak_bytes")), name
 
 
 def test_run_passes_the_flags_asv_06_needs():
@@ -143,6 +147,17 @@ def test_timing_uses_asv_rounds_and_the_machine_state_is_recorded(smoke):
     state.setup()
     assert state.track_busy_cores() >= 0 or math.isnan(state.track_busy_cores())
     assert smoke.MachineState.track_busy_cores.unit == "cores"
+
+
+def test_traced_peak_counts_the_calls_own_allocations(smoke):
+    bench = smoke.Conv2dTracedMemory()
+    args = ("im2col", "smoke.conv3x3", 1, "float32", 1)
+    bench.setup(*args)
+    peak = bench.track_peak_bytes(*args)
+    spec = bench.case.args[-1]
+    out_bytes = 4 * int(np.prod(spec.out_shape))  # 1x8x16x16 float32: 8 kB
+    assert peak >= out_bytes  # at least the output is allocated in the call (im2col's columns too)
+    assert peak < 100 * out_bytes  # and not the interpreter's baseline, as the process-RSS peak is
 
 
 def test_setup_warms_up_once_and_benchmarks_run(smoke):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import harness
+from harness.bench.terminal import results_table
 from harness.bench import runner as bench
 from harness.support import machine
 from harness.support import timing
@@ -91,7 +92,7 @@ def test_smoke_run_is_well_formed():
     up = results[(results.op == "conv_transpose2d") & (results.metric == "gflops")]
     assert list(up.backend) == ["torch"] and list(up.impl) == ["native"]  # the U-Net row now runs
     assert (skipped.reason != "").all()
-    text = bench.table(results)
+    text = results_table(results)
     assert "geomean smoke" in text and "skipped" in text
 
 
@@ -111,7 +112,7 @@ def test_convbench_bench_writes_csv_and_json(tmp_path, monkeypatch, capsys):
     payload = json.loads(out.with_suffix(".json").read_text())
     assert payload["settings"]["threads"] == 1 and len(payload["results"]) == len(frame)
     captured = capsys.readouterr()
-    assert "GF/s" in captured.out and "x torch [95% interval]" in captured.out
+    assert "GFLOP/s" in captured.out and "x torch [95% interval]" in captured.out
     # one round per layer (--repeat 1) is too few to bound a ratio: every layer is flagged, once
     assert {"stable", "unstable_reason", "ratio_lo", "ratio_hi", "rel_spread"} <= set(frame.columns) | set(frame.metric)
     assert not frame.stable.any()

@@ -100,9 +100,9 @@ def test_write_report_writes_markdown_html_csv_and_plots(stored):
                    "Backends and what they support", "![GFLOP/s per layer](gflops.png)"):
         assert needle in markdown
     page = (stored / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3  # GFLOP/s, roofline, verification error
+    assert page.count("data:image/png;base64,") == 4  # GFLOP/s, GFLOP/s vs CPR, roofline, verification error
     assert "<table" in page and "src=\"gflops.png\"" not in page  # self-contained
-    for name in ("gflops.png", "roofline.png", "verify_errors.png"):
+    for name in ("gflops.png", "gflops_cpr.png", "roofline.png", "verify_errors.png"):
         assert (stored / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = read_results(stored / "results.csv", report_data.LONG_COLUMNS)
     times = again[(again.metric == "time_min") & (again.backend == "fft")].value
@@ -145,8 +145,9 @@ def test_report_command_says_what_is_wrong(stored, capsys):
     from harness.cli import main
 
     (stored / "verify.csv").write_bytes((stored / "verify.csv").read_bytes()[:-3])
+    (stored / "no-asv-results").mkdir()
     code = main(["report", "--verify", str(stored / "verify.csv"), "--bench", str(stored / "bench.csv"),
-                 "--out", str(stored / "summary.md"), "--asv", str(stored / "none")])
+                 "--out", str(stored / "summary.md"), "--asv", str(stored / "no-asv-results")])
     assert code == 2 and "truncated" in capsys.readouterr().err
 
 
@@ -168,3 +169,28 @@ def test_results_without_stability_flags_are_never_headlines(tmp_path):
     write_csv(bench_rows().drop(columns=["stable", "unstable_reason"]), tmp_path / "bench.csv")
     markdown = write_report(None, tmp_path / "bench.csv", None, tmp_path / "summary.md", asv_dir=None).read_text()
     assert "fastest single backend" not in markdown and "measured without stability flags" in markdown
+
+
+def test_report_page_can_be_scanned(stored):
+    """Status colours, the flagged cases with reason and reproducer, one thread count, no text copy."""
+    rows = VERIFY_ROWS + [dict(backend="naive", op="conv2d", status="mistrusted", max_units=0.0,
+                               case="Conv2dCase(x_shape=(1, 1, 3, 3), w_shape=(1, 1, 1, 1))", x_shape="(1, 1, 3, 3)",
+                               w_shape="(1, 1, 1, 1)", dtype="float32", message="100% of the reference output is zero",
+                               reproducer="", minimal=False)]
+    write_csv(pd.DataFrame(rows), stored / "verify.csv")
+    machine = {"peak": {"sgemm": {"gflops": 100.0, "n": 512}, "dgemm": {"gflops": 50.0, "n": 512}, "threads": 2},
+               "bandwidth": {"gbs": 10.0, "mib": 64}, "cpu": {"model": "x", "usable_cpus": 2, "physical_cores": 2,
+               "logical_cpus": 2, "flags": []}, "blas": [], "software": {"numpy": "2", "python": "3.11"},
+               "measured_at": "now"}
+    write_report(stored / "verify.csv", stored / "bench.csv", machine, stored / "summary.md", asv_dir=None)
+    page = (stored / "report.html").read_text()
+    assert "<td class='bad'>1</td>" in page  # im2col's failed count, red
+    assert "<td class='warn'>1</td>" in page  # naive's mistrusted count, amber
+    assert "0 (exact)" in page  # naive's worst error: exact, not a small number
+    assert "Cases to look at: failed and mistrusted" in page and "mostly zeros" in page
+    assert "python -c &#x27;repro B&#x27;" in page  # the failure's minimal reproducer
+    assert "harness.check_case(&#x27;naive&#x27;, Conv2dCase(x_shape=(1, 1, 3, 3)" in page  # the mistrusted one's
+    assert page.count("thread(s) per backend") == 1 and "scaled to 1 thread(s)" in page
+    assert "Per layer (text)" not in page
+    assert "✓" in page and ">True<" not in page  # the capability matrix as marks
+    assert "Whole networks at batch 1" in page and "resnet50" in page

@@ -343,58 +343,6 @@ def _progress(done: int, total: int, label: str, batch: int, backend: str) -> No
 
 
 # -- reporting ---------------------------------------------------------------------------
-def table(results: pd.DataFrame) -> str:
-    """GFLOP/s and ratio to torch (with its interval) per layer and backend, unstable rows
-    marked ``!``, and geometric means per suite over the stable rows."""
-    timed = results[results.metric.isin(["gflops", "ratio_to_torch", "ratio_lo", "ratio_hi"])]
-    if timed.empty:
-        return "no case was timed"
-    wide = timed.pivot_table(index=["suite", "layer", "batch", "dtype"], columns=["backend", "metric"],
-                             values="value", aggfunc="first")
-    order = list(dict.fromkeys(zip(timed.suite, timed.layer, timed.batch, timed.dtype)))
-    wide = wide.reindex(order)  # the suite's own layer order, not alphabetical
-    backends = list(dict.fromkeys(b for b, _ in wide.columns))
-    header = f"{'layer':<40} {'N':>3} " + " ".join(f"{b + ' GF/s':>14} {'x torch [95% interval]':>24}" for b in backends)
-    lines = [header, "-" * len(header)]
-    skipped = results[results.metric == "skipped"].set_index(["layer", "batch", "dtype", "backend"]).reason
-    lowered = set(map(tuple, timed[timed.impl == "lowered"][["layer", "batch", "dtype", "backend"]].values))
-    flags = stability.timed_flags(results)
-    unstable = set(map(tuple, flags[~flags.stable][["layer", "batch", "dtype", "backend"]].values))
-    for suite, part in wide.groupby(level="suite", sort=False):
-        for (_, layer, batch, dtype), row in part.iterrows():
-            cells = []
-            for b in backends:
-                gf = row.get((b, "gflops"), math.nan)
-                ratio = paired.format_ratio(*(row.get((b, m), math.nan) for m in ("ratio_to_torch", "ratio_lo", "ratio_hi")))
-                if math.isnan(gf) and (layer, batch, dtype, b) in skipped.index:
-                    cells.append(f"{'skipped':>14} {'':>24}")
-                else:  # '*': the op ran through a harness lowering, not the backend's own kernel
-                    mark = "*" if (layer, batch, dtype, b) in lowered else " "
-                    flag = "!" if (layer, batch, dtype, b) in unstable else " "
-                    cells.append(f"{gf:>13.2f}{mark} {ratio:>23}{flag}")
-            lines.append(f"{layer:<40} {batch:>3} " + " ".join(cells))
-        cells = []
-        for b in backends:
-            good = [k for k in part.index if (k[1], k[2], k[3], b) not in unstable]
-            sub = part.loc[good] if good else part.iloc[:0]
-            r = paired.geomean_interval(*(sub.get((b, m), pd.Series(dtype=float)) for m in
-                                          ("ratio_to_torch", "ratio_lo", "ratio_hi")))
-            cells.append(f"{_geomean(sub.get((b, 'gflops'))):>14.2f} {paired.format_ratio(*r):>23} ")
-        lines.append(f"{'geomean ' + suite + ' (stable rows)':<40} {'':>3} " + " ".join(cells))
-        lines.append("")
-    if lowered:
-        lines.append("* lowered: the backend ran the op through a harness lowering onto its conv2d")
-    if unstable:
-        lines.append(f"! unstable timing ({len(unstable)} row(s)): not ranked, left out of the geomeans; "
-                     "reasons in the 'warning:' lines and the results file (unstable_reason)")
-    n_skipped = int((results.metric == "skipped").sum())
-    if n_skipped:
-        lines.append(f"{n_skipped} case(s) skipped; reasons in the results file (metric 'skipped'). First ones:")
-        for reason in results[results.metric == "skipped"].reason.drop_duplicates().head(5):
-            lines.append(f"  - {reason}")
-    return "\n".join(lines)
-
-
 def _geomean(values) -> float:
     if values is None:
         return math.nan

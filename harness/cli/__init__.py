@@ -18,6 +18,7 @@ from harness.errors import Unsupported
 # is a bug in convbench or a plug-in and keeps its traceback, so that it can be found and fixed;
 # CONVBENCH_TRACEBACK=1 shows the traceback of the ordinary ones too.
 USER_ERRORS = (ValueError, TypeError, OSError, Unsupported)
+from harness.cli.help import VersionAction
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convbench",
         description="Verify convolution backends against PyTorch and benchmark them on real network layers.",
     )
+    parser.add_argument("--version", action=VersionAction, help="print the version and the git commit, and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):

@@ -33,6 +33,7 @@ VERIFY_COLUMNS = ("backend", "op", "status", "max_units", "case", "x_shape", "w_
 BENCH_COLUMNS = ("backend", "op", "suite", "layer", "batch", "dtype", "metric", "value")
 #: asv benchmark method -> metric name in the long frame (asv's ``time_`` result is a median).
 ASV_METRICS = {"time_conv2d": "time_median", "track_gflops": "gflops", "peakmem_conv2d": "peakmem_bytes",
+               "track_peak_bytes": "traced_peak_bytes",
                "track_cpr": "cpr"}
 #: The suites of the ``auto`` target (>= 1.0x torch over all of them combined).
 TARGET_SUITES = ("resnet50", "vgg16", "mobilenetv2", "large_kernels")

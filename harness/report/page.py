@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from harness.report import data
+from harness.report import figures as scan_plots
 from harness.report import plots
+from harness.report import scan
 from harness.backend.capabilities import capability_matrix
 from harness.support.machine import summary_lines
 from harness.bench.paired import format_ratio
@@ -38,6 +40,8 @@ class Section:
     table: pd.DataFrame | None = None
     pre: str | None = None
     plot: Path | None = None
+    #: the table as HTML (status colours, marks), used by report.html instead of ``table``
+    html: str | None = None
 
 
 def markdown_table(frame: pd.DataFrame, float_format="{:.3g}") -> str:
@@ -54,7 +58,7 @@ def _cell(value, float_format) -> str:
         return "yes" if value else "no"
     if isinstance(value, (float, np.floating)):
         return "" if np.isnan(value) else float_format.format(value)
-    return str(value)
+    return str(value).replace("|", "\\|")  # a '|' in a message (|diff|) would end the cell
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -103,7 +107,10 @@ def write_report(verify_csv=REPORTS / "verify.csv", bench_csv=REPORTS / "bench.c
     sections += _bench_sections(inprocess, machine, folder, bench_csvs)
     sections += _asv_sections(asv)
     sections.append(Section("Backends and what they support", table=_matrix_for_report(),
-                            lines=[f"- {b}: unavailable, {r}" for b, r in capability_matrix()["reason"].items() if r]))
+                            html=scan.capability_html(_matrix_for_report()),
+                            lines=["✓ = declared, · = not; N = the op is the backend's own, L = lowered by the harness.",
+                                   *[f"- {b}: unavailable, {r}" for b, r in capability_matrix()["reason"].items() if r]]))
+    sections += scan.network_sections(Section)
     headline = _headline(verify, inprocess)
     title = "convbench report"
     stamp = f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from stored results by `convbench report` (nothing re-run)."
@@ -120,8 +127,10 @@ def _headline(verify: pd.DataFrame, bench: pd.DataFrame) -> list[str]:
         failed = status[status.metric == "status:failed"]
         judged = int(status.metric.isin(["status:passed", "status:failed", "status:mistrusted"]).sum())
         who = ", ".join(f"{b} ({n})" for b, n in failed.groupby("backend").size().items())
+        mistrusted = int((status.metric == "status:mistrusted").sum())
         lines.append(f"- **Verification**: {status.backend.nunique()} backends, {len(status)} cases, {judged} judged "
-                     f"against torch; " + (f"**{len(failed)} failed**: {who}." if who else "none failed."))
+                     f"against torch; " + (f"**{len(failed)} failed**: {who}." if who else "none failed.")
+                     + (f" {mistrusted} mistrusted (passed on mostly-zero outputs; listed below)." if mistrusted else ""))
     # headline claims come from stable timings only (harness.bench.stability); the rest is flagged below
     stable = stable_rows(bench) if not bench.empty else bench
     unstable = timed_flags(bench) if not bench.empty else pd.DataFrame()
@@ -157,14 +166,13 @@ def _headline(verify: pd.DataFrame, bench: pd.DataFrame) -> list[str]:
 def _machine_section(machine, bench: pd.DataFrame, settings: list[dict]) -> Section:
     lines = []
     threads = sorted({int(t) for t in bench.threads.dropna()}) if not bench.empty else []
-    if threads:
-        lines.append(f"Benchmarks ran with {', '.join(map(str, threads))} thread(s) per backend "
-                     "(BLAS, numba and torch pinned alike).")
+    # the thread count is stated once, with the machine record's own counts explained (scan.thread_lines)
     for s in settings:
         if s:
             lines.append(f"Benchmark run {s.get('started', '?')}: `{' '.join(map(str, s.get('command', [])))}` "
                          f"({s.get('wall_s', '?')} s, budget {s.get('budget_s')} s per case, cache {s.get('cache')}).")
     pre = "\n".join(summary_lines(machine)) if machine else "no machine record (run `convbench env`)"
+    lines += scan.thread_lines(machine, threads)
     return Section("Machine, versions, threads", lines=lines, pre=pre)
 
 
@@ -176,17 +184,14 @@ def _verification_sections(verify: pd.DataFrame, runs: pd.DataFrame, path, folde
     summary.columns = [c.removeprefix("status:") for c in summary.columns]
     summary = summary.astype(int)
     summary["max_units"] = verify[verify.metric == "max_units"].groupby("backend").value.max()
-    plot = plots.verify_error_plot(verify, folder / "verify_errors.png")
-    out = [Section("Verification against torch", table=summary, plot=plot, lines=[
-        "Cases per status per backend, and the worst error in units of each case's rounding-error bound "
-        "(<= 1 passes; exact backends on integer data reach 0).", f"All cases: `{path}`."])]
+    plot = scan_plots.verify_error_figure(verify, folder / "verify_errors.png")
+    out = [Section("Verification against torch", table=summary, plot=plot, html=scan.status_table_html(summary),
+                   lines=["Cases per status per backend, and the worst error in units of each case's rounding-error "
+                          "bound (<= 1 passes; 0: bit-identical to the reference).", *scan.STATUS_LINES,
+                          f"All cases: `{path}`."])]
     raw = read_results(path, data.VERIFY_COLUMNS) if path is not None and Path(path).is_file() else None
-    if raw is not None and "reproducer" in raw:
-        for name, rows in raw[raw.status == "failed"].groupby("backend"):
-            minimal = rows[rows.get("minimal", False) == True]  # noqa: E712 (a column of bools)
-            first = (minimal if not minimal.empty else rows).iloc[0]
-            out.append(Section(f"{name}: {len(rows)} failed case(s)", pre=str(first.reproducer), lines=[
-                f"First failure: {first.message}", "Minimal reproducer:" if not minimal.empty else "Reproducer:"]))
+    if raw is not None:
+        out += scan.flagged_sections(raw, Section)
     if not runs.empty:
         out.append(Section("Verification history (append-only)", table=runs.tail(10),
                            lines=[f"The last {min(10, len(runs))} of {len(runs)} runs recorded."]))
@@ -222,24 +227,26 @@ def _bench_sections(bench: pd.DataFrame, machine, folder: Path, paths) -> list[S
     if not win.empty:
         sections.append(Section("Fastest backend per layer", table=win))
     sections.append(Section("GFLOP/s per layer", plot=plots.gflops_plot(bench, folder / "gflops.png")))
-    roof = plots.roofline_plot(bench, machine, folder / "roofline.png")
+    cpr_plot = scan_plots.gflops_cpr_figure(bench, folder / "gflops_cpr.png")
+    if cpr_plot:
+        sections.append(Section("GFLOP/s against CPR", plot=cpr_plot, lines=[
+            "Each point is one (layer, backend); each layer is named once, at its fastest backend. CPR "
+            "(multiply-adds per weight) is how often each weight is reused: low-CPR layers (pointwise, depthwise, "
+            "fully connected: CPR about 1) are bound by memory traffic."]))
+    roof = scan_plots.roofline_figure(bench, machine, folder / "roofline.png")
     if roof:
-        lines = ["Each point is one (layer, backend). Layers with low CPR / intensity are bound by memory traffic."]
+        lines = ["Each point is one (layer, backend), each layer named at its fastest backend. Left of the ridge "
+                 "the roof is memory bandwidth, right of it the GEMM peak."]
         over = bench[(bench.metric == "pct_peak") & (bench.value > 100)]
         if not over.empty:
             lines.append(f"**Note**: {len(over)} result(s) exceed the recorded peak (up to {over.value.max():.0f}%): "
                          "the machine record's GEMM peak was measured low (a busy machine, or numpy's BLAS slower "
                          "than torch's oneDNN); re-measure with `convbench env --remeasure` on an idle machine.")
         sections.append(Section("Roofline", plot=roof, lines=lines))
-    sections.append(Section("Per layer (text)", pre=_bench_text(bench), lines=[
-        f"All figures: {', '.join(f'`{p}`' for p in paths)}; every number in `results.csv`."]))
+    # the per-layer numbers are the plots' and results.csv's: no second, text copy of the tables above
+    sections.append(Section("Where the numbers are", lines=[
+        f"Benchmark results: {', '.join(f'`{p}`' for p in paths)}; every number in `results.csv`."]))
     return sections
-
-
-def _bench_text(bench: pd.DataFrame) -> str:
-    from harness.bench import runner as bench_module
-
-    return bench_module.table(bench)
 
 
 def _asv_sections(asv: pd.DataFrame) -> list[Section]:
@@ -275,7 +282,7 @@ def _markdown(title, stamp, headline, sections) -> str:
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;
 text-align:right}th{background:#f0f0f0}pre{background:#f7f7f7;padding:.6em;font-size:11px;overflow-x:auto}
-img{max-width:100%}li{margin:.2em 0}"""
+img{max-width:100%}li{margin:.2em 0}"""  + scan.CSS
 
 
 def _html(title, stamp, headline, sections) -> str:
@@ -285,7 +292,9 @@ def _html(title, stamp, headline, sections) -> str:
     for s in sections:
         body.append(f"<h2>{html.escape(s.title)}</h2>")
         body += [f"<p>{_inline(line)}</p>" for line in s.lines]
-        if s.table is not None and not s.table.empty:
+        if s.html:
+            body.append(s.html)
+        elif s.table is not None and not s.table.empty:
             body.append(s.table.to_html(float_format=lambda v: f"{v:.3g}", na_rep="", border=0))
         if s.pre:
             body.append(f"<pre>{html.escape(s.pre)}</pre>")

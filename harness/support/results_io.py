@@ -40,7 +40,12 @@ def _umask() -> int:
 
 
 def write_csv(frame, path) -> Path:
-    """CSV at full precision, written atomically."""
+    """CSV at full precision, written atomically, with the ``git_commit`` and ``git_dirty`` of
+    the code that produced it (:func:`harness.support.provenance.git_state`) on every row."""
+    from harness.support.provenance import stamp
+
+    if "git_commit" not in frame:
+        frame = stamp(frame)
     return write_atomic(path, frame.to_csv(index=False, float_format="%.17g"))
 
 
@@ -124,9 +129,11 @@ class RunHistory:
 
     def add(self, rows) -> None:
         """Keep finished rows (dicts): in memory, and appended to the history at once."""
+        from harness.support.provenance import git_state
+
         rows = list(rows)
         self.rows.extend(rows)
-        append_records(self.path, [dict(row, run=self.run_id) for row in rows])
+        append_records(self.path, [dict(row, run=self.run_id, **git_state()) for row in rows])
 
     def save_finished(self) -> Path:
         """Write the rows finished so far to ``out`` (atomically), e.g. after Ctrl-C."""

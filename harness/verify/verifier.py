@@ -437,6 +437,8 @@ def _size(case) -> int:
 
 
 def _row(name, op, source, result: CaseResult) -> dict:
+    from harness.verify.tidy import axis_columns
+
     case = result.case
     row = {
         "backend": name,
@@ -456,6 +458,7 @@ def _row(name, op, source, result: CaseResult) -> dict:
     row.update({"reach_N": reach["N"], "reach_C_per_group": reach["C_per_group"], "reach_groups": reach["groups"],
                 "reach_plane": "x".join(map(str, reach["plane"])), "reach_n_acc": reach["n_acc"]})
     row["features"] = ",".join(sorted(case.spec.features))
+    row.update(axis_columns(case.spec))  # one integer column per axis (stride_h, pad_top, N, ...)
     row["n_acc"] = getattr(case.spec, "n_acc", np.nan)
     row["case"] = repr(case)
     row["reproducer"] = reproducer(name, case) if result.status == "failed" else ""

@@ -5,7 +5,13 @@ asv 0.6 with an existing environment has traps this wrapper handles:
 * results are not saved without ``--set-commit-hash``: ``run`` passes the current commit;
 * ``--python=same`` runs in this interpreter (where convbench is installed, so the
   dropped ``PYTHONPATH`` does not matter);
-* ``asv machine`` asks questions: ``--yes`` takes the detected answers.
+* ``asv machine`` asks questions: ``--yes`` takes the detected answers;
+* asv keeps the machine description in ``~/.asv-machine.json``: asv runs with ``HOME`` set to
+  ``.asv/home`` inside the project, so the user's home is never written.
+
+``publish`` renders convbench's own dashboard (:mod:`harness.report.dashboard`), one
+self-contained page that needs no network, to ``reports/dashboard.html``; ``publish --asv-web``
+runs asv's own ``asv publish`` instead (its pages load jQuery and flot from CDNs).
 
 ``--suites`` (``all``: every suite in ``harness/suites``), ``--batches`` and ``--threads`` choose
 the grid (``benchmarks/bench_conv2d.py`` reads them from ``CONVBENCH_ASV_*``); ``--bench REGEX``
@@ -24,12 +30,21 @@ import sys
 from pathlib import Path
 
 from harness.cli.args import positive_int_list_text
+from harness.support.provenance import git_state
 
 ACTIONS = ("machine", "run", "publish", "check", "preview")
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("asv", help="run the asv benchmarks (machine / run / publish / check)")
+    from harness.cli.help import examples
+
+    parser = sub.add_parser("asv", help="run the asv benchmarks (machine / run / publish / check)",
+                            description="asv's commands with the flags this project needs; asv's machine "
+                                        "file is kept in .asv/home, never in your home directory.",
+                            **examples("convbench asv run --suites smoke --quick",
+                                       "convbench asv run --suites all --quick --bench track_gflops",
+                                       "convbench asv publish        # reports/dashboard.html, works offline",
+                                       "convbench asv publish --asv-web   # asv's own pages (need the network)"))
     parser.add_argument("action", choices=ACTIONS, help="what to do ('run' registers the machine first)")
     parser.add_argument("--suites", default=None,
                         help="comma-separated suites to benchmark, or 'all' (sets CONVBENCH_ASV_SUITES)")
@@ -40,6 +55,11 @@ def register(sub) -> None:
     parser.add_argument("--bench", default=None, metavar="REGEX", help="only benchmarks matching REGEX (asv --bench)")
     parser.add_argument("--asv-args", default="", metavar="ARGS",
                         help="more arguments for asv, as one quoted string")
+    parser.add_argument("--asv-web", action="store_true",
+                        help="publish: asv's own web pages (.asv/html; they load scripts from CDNs) "
+                             "instead of convbench's offline dashboard")
+    parser.add_argument("--out", default=None, metavar="HTML",
+                        help="publish: where the dashboard goes (default reports/dashboard.html)")
     parser.set_defaults(func=run)
 
 
@@ -82,12 +102,20 @@ def asv_env(args, base=None) -> dict:
         env["CONVBENCH_ASV_BATCHES"] = args.batches
     if args.threads:
         env["CONVBENCH_ASV_THREADS"] = args.threads
+    # asv reads and writes ~/.asv-machine.json: keep it inside the project
+    env["HOME"] = str(_repo_root() / ".asv" / "home")
     return env
 
 
 def run(args) -> int:
-    env = asv_env(args)
     root = _repo_root()
+    if args.action == "publish" and not args.asv_web:
+        return publish_dashboard(root / ".asv" / "results", args.out)
+    env = asv_env(args)
+    Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
+    if args.action == "run" and git_state(str(root))["git_dirty"]:
+        print("convbench asv: the checkout has uncommitted changes; asv files the results under HEAD's commit",
+              file=sys.stderr)
     extra = (["--bench", args.bench] if args.bench else []) + shlex.split(args.asv_args)
     for line in asv_command(args.action, args.quick, extra):
         print("+ " + " ".join(line), file=sys.stderr)
@@ -96,6 +124,20 @@ def run(args) -> int:
             return code
     if args.action == "publish":
         print(f"dashboard: {root / '.asv' / 'html' / 'index.html'} (serve it with `convbench asv preview`)")
+    return 0
+
+
+def publish_dashboard(results_dir: Path, out=None) -> int:
+    """Write convbench's offline dashboard of ``results_dir``; 2 with one line if there are no results."""
+    from harness.report.dashboard import write_dashboard
+    from harness.support.results_io import REPORTS
+
+    try:
+        path = write_dashboard(results_dir, Path(out) if out else REPORTS / "dashboard.html")
+    except ValueError as exc:
+        print(f"convbench asv: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"dashboard: {path} (one self-contained page; open it in a browser, no server or network needed)")
     return 0
 
 

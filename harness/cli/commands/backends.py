@@ -1,12 +1,18 @@
 """``convbench backends``: the capability matrix."""
 
-from harness.backend.capabilities import capability_matrix, op_matrix, render_matrix, render_op_matrix
+from harness.backend.capabilities import capability_matrix, op_matrix
 from harness.backend.plugins import add_plugin_option, load_plugins
 from harness.ops.table import op_info
+from harness.cli.help import examples
+from harness.support.render import fit_table, wrap_text
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("backends", help="list backends and what each supports")
+    parser = sub.add_parser("backends", help="list backends and what each supports",
+                            description="The capability matrix: one column per backend (split into blocks "
+                                        "to fit the terminal), x = yes, . = no.",
+                            **examples("convbench backends", "convbench backends --op conv_transpose2d",
+                                       "COLUMNS=160 convbench backends --plugin my_backend.py"))
     parser.add_argument("--op", default="conv2d", help="op whose features to show (default conv2d)")
     add_plugin_option(parser)
     parser.set_defaults(func=run)
@@ -15,7 +21,14 @@ def register(sub) -> None:
 def run(args) -> int:
     load_plugins(args.plugin)
     op_info(args.op)  # ValueError listing the known ops
-    print(render_matrix(capability_matrix(args.op)))
-    print("\nops, native or lowered:")
-    print(render_op_matrix(op_matrix()))
+    matrix = capability_matrix(args.op)
+    shown = matrix.drop(columns=["reason"]).astype(object).replace({True: "x", False: "."}).T
+    print(fit_table(shown.rename_axis("feature"), index=True))
+    notes = [wrap_text(f"{name}: {reason}", indent="  ") for name, reason in matrix["reason"].items() if reason]
+    if notes:
+        print("\nunavailable:\n" + "\n".join(notes))
+    ops = op_matrix().replace({"native": "N", "lowered": "L", "": "."}).T
+    print("\n" + wrap_text("ops, native or lowered: N = the backend's own, L = lowered by the harness onto its "
+                           "conv2d (harness/ops/lowering.py), . = absent"))
+    print(fit_table(ops.rename_axis("op"), index=True))
     return 0

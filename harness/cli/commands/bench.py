@@ -10,15 +10,24 @@ from harness.bench import runner as bench
 from harness.support import machine_state
 from harness.bench import paired
 from harness.bench import stability
+from harness.bench.terminal import results_table
 from harness import suites
 from harness.support.machine import record
+from harness.support.provenance import git_state
 from harness.backend.registry import backends, get_backend
 from harness.support.results_io import REPORTS, RunHistory
 from harness.cli.args import float_dtype_list, non_negative_float, positive_float, positive_int, positive_int_list
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("bench", help="benchmark backends on network layer suites (in-process)")
+    from harness.cli.help import examples
+
+    parser = sub.add_parser("bench", help="benchmark backends on network layer suites (in-process)",
+                            description="Time suite layers on backends in this process; write a long CSV (and "
+                                        "the run's settings as JSON beside it); print GFLOP/s and the ratio to torch.",
+                            **examples("convbench bench --suite smoke", "convbench bench --suite resnet50 --backends im2col,auto --batch 1,8",
+                                       "convbench bench --shapes my_layers.benchdnn --threads 1",
+                                       "convbench bench --suite smoke --json --no-progress > smoke.json"))
     parser.add_argument("--suite", action="append", default=[], metavar="NAME",
                         help=f"suite(s), repeatable or comma-separated: {', '.join(suites.names())}")
     parser.add_argument("--shapes", action="append", default=[], metavar="FILE",
@@ -44,6 +53,8 @@ def register(sub) -> None:
     parser.add_argument("--out", default=str(REPORTS / "bench.csv"), metavar="CSV",
                         help="results file (a .json with the run's settings is written beside it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
+    parser.add_argument("--json", action="store_true",
+                        help="print the results (long rows) and the run's settings as JSON instead of the table")
     parser.set_defaults(func=run)
 
 
@@ -75,12 +86,18 @@ def run(args) -> int:
               file=sys.stderr)
         return 130
     bench.save(results, out, {
+        **git_state(),
         "suites": suite_names, "shape_files": args.shapes, "backends": names, "batches": batches,
         "dtypes": dtypes, "threads": threads, "min_runs": args.repeat, "budget_s": args.budget,
         "cache": "cold" if args.cold else "hot", "limit_s": args.limit, "machine": machine,
         "until_stable_s": args.until_stable,
     }, started)
-    print(bench.table(results))
+    if getattr(args, "json", False):
+        from harness.cli.outcome import bench_outcome, print_json
+
+        print_json(bench_outcome(results, out))
+        return 0
+    print(results_table(results))
     for line in stability.warning_lines(results):
         print(line, file=sys.stderr)
     print(f"\nresults: {out} (+ {out.with_suffix('.json').name}); threads {threads}; "

@@ -22,6 +22,7 @@ from harness.bench import runner as bench
 from harness.backend.registry import backends, get_backend
 from harness import suites
 from harness.support.machine import record
+from harness.support.provenance import git_state
 from harness.support.results_io import write_atomic
 from harness.cli.args import non_negative_float, positive_int
 
@@ -34,7 +35,13 @@ def modelled() -> list[str]:
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("calibrate", help="fit the cost model of backend 'auto' to this machine")
+    from harness.cli.help import examples
+
+    parser = sub.add_parser("calibrate", help="fit the cost model of backend 'auto' to this machine",
+                            description="Time the modelled backends on suite layers (or read a bench results "
+                                        "file) and fit the auto cost model's constants to this machine.",
+                            **examples("convbench calibrate", "convbench calibrate --from reports/bench.csv",
+                                       "convbench calibrate --suite resnet50 --threads 2"))
     parser.add_argument("--suite", default=DEFAULT_SUITES, help=f"suites to time (default {DEFAULT_SUITES})")
     parser.add_argument("--threads", type=positive_int, default=1, help="threads while timing (default 1)")
     parser.add_argument("--budget", type=non_negative_float, default=0.1, metavar="S", help="timing budget per case (default 0.1 s)")
@@ -47,7 +54,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from harness.report.page import read_results
 
-    # a bad suite or results file raises ValueError: harness.cli prints it as one 'error:' line
+    # a missing or bad suite or results file raises ValueError: harness.cli prints it as one 'error:' line
+    if args.source and not Path(args.source).is_file():
+        raise ValueError(f"--from {args.source}: no such file")
     if args.source:
         results = read_results(args.source, ["backend", "op", "suite", "layer", "batch", "dtype", "metric", "value"])
     else:
@@ -63,6 +72,7 @@ def run(args) -> int:
         "key": autoselect.cache_key(threads=False),
         "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": sys.argv,
+        **git_state(),
         "threads": sorted(set(results.threads.dropna().astype(int))) if "threads" in results else None,
         "constants": constants,
         "quality": quality,

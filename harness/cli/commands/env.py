@@ -10,7 +10,12 @@ from harness.support.machine import DEFAULT_PATH, record, summary_lines
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("env", help="measure the machine: CPU, BLAS kernel, peak GFLOP/s, bandwidth, GPU")
+    from harness.cli.help import examples
+
+    parser = sub.add_parser("env", help="measure the machine: CPU, BLAS kernel, peak GFLOP/s, bandwidth, GPU",
+                            description="Measure and record the machine (cached in the record file until the "
+                                        "machine changes or --remeasure).",
+                            **examples("convbench env", "convbench env --remeasure", "convbench env --json | jq .cpu"))
     parser.add_argument("--remeasure", action="store_true",
                         help=f"measure again even if {DEFAULT_PATH} matches this machine")
     parser.add_argument("--out", default=str(DEFAULT_PATH), metavar="JSON",

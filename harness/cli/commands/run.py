@@ -16,6 +16,9 @@ from harness.support.machine import record, summary_lines
 from harness.backend.registry import backends
 from harness.report.page import REPORTS, write_report
 from harness.support.results_io import RunHistory, write_csv
+from harness.bench.terminal import results_table
+from harness.support.provenance import git_state
+from harness.support.render import fit_table
 from harness.verify.verifier import summarize, verify
 from harness.cli.args import non_negative_float, non_negative_int, positive_float, positive_int, positive_int_list
 
@@ -24,7 +27,13 @@ DEFAULT_CASES = 300
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("run", help="the main job: verify all backends, benchmark the default suite, report")
+    from harness.cli.help import examples
+
+    parser = sub.add_parser("run", help="the main job: verify all backends, benchmark the default suite, report",
+                            description="Measure the machine, verify every available backend, benchmark the "
+                                        "default suites on every backend and auto, and write reports/report.html.",
+                            **examples("convbench run", "convbench run --suite smoke --cases 30",
+                                       "convbench run --no-bench"))
     parser.add_argument("--cases", type=non_negative_int, default=DEFAULT_CASES, help=f"random verification cases per backend (default {DEFAULT_CASES})")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--suite", default=",".join(DEFAULT_SUITES),
@@ -60,7 +69,7 @@ def run(args) -> int:
         return _interrupted(verify_history, "case")
     verified = pd.concat(reports, ignore_index=True)
     write_csv(verified, REPORTS / "verify.csv")
-    print(summarize(verified).to_string(float_format=lambda v: f"{v:.3g}"), end="\n\n")
+    print(fit_table(summarize(verified), index=True), end="\n\n")
     if not args.no_bench:
         suites = [s for s in args.suite.split(",") if s]
         batches = args.batch
@@ -78,11 +87,12 @@ def run(args) -> int:
         except KeyboardInterrupt:
             return _interrupted(bench_history, "row")
         bench.save(results, REPORTS / "bench.csv", {
+            **git_state(),
             "suites": suites, "backends": names + ["auto"], "batches": batches, "dtypes": ["float32"],
             "threads": threads, "min_runs": paired.MIN_ROUNDS, "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
             "machine": machine,
         }, bench_started)
-        print(bench.table(results), end="\n\n")
+        print(results_table(results), end="\n\n")
         for line in stability.warning_lines(results):
             print(line, file=sys.stderr)
     out = write_report(REPORTS / "verify.csv", None if args.no_bench else REPORTS / "bench.csv", machine)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 
 from harness.bench import selftest as timing_selftest
+from harness.cli.help import examples
 
 
 def register(sub) -> None:
     parser = sub.add_parser("selftest-timing",
-                            help="A/A test of the timer: a backend against an identical twin; intervals must hold 1.0")
+                            help="A/A test of the timer: a backend against an identical twin; intervals must hold 1.0",
+                            description="Time one backend against an identical twin registered under another name, "
+                                        "in interleaved rounds: every stable ratio interval must contain 1.0.",
+                            **examples("convbench selftest-timing", "convbench selftest-timing --backend torch --layers 2"))
     parser.add_argument("--backend", default=timing_selftest.DEFAULT_BACKEND,
                         help=f"backend to time against its twin (default {timing_selftest.DEFAULT_BACKEND})")
     parser.add_argument("--suite", default="smoke", help="suite whose conv2d layers are timed (default smoke)")
@@ -29,7 +33,7 @@ def run(args) -> int:
     try:
         result = timing_selftest.run_selftest(args.backend, args.suite, args.layers, args.threads, args.budget)
     except ValueError as exc:  # an unknown or unavailable backend, an unknown suite
-        print(f"convbench selftest-timing: {exc}", file=sys.stderr)
+        print(f"convbench selftest-timing: error: {exc}", file=sys.stderr)
         return 2
     timing_selftest.save(result, args.out)
     print(f"A/A timing self-test: {result['twin']} / {result['backend']} (the same function under two names), "

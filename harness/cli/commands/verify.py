@@ -14,12 +14,22 @@ from harness.ops.table import OPS, op_info
 from harness.backend.plugins import add_plugin_option, load_plugins
 from harness.backend.registry import backends, get_backend
 from harness.support.results_io import REPORTS, RunHistory, write_csv
+from harness.support.render import fit_table
 from harness.verify.verifier import DEFAULT_CASES, summarize, verify
 from harness.cli.args import non_negative_int, positive_float
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("verify", help="verify backends against torch on randomized and hand-picked cases")
+    from harness.cli.help import examples
+
+    parser = sub.add_parser("verify", help="verify backends against torch on randomized and hand-picked cases",
+                            description="Cross-check backends against the float64 torch reference: the hand-picked "
+                                        "table plus seeded random cases; exit 0 only if every case passes. "
+                                        "'mistrusted' = within the bound, but on an output that is mostly zeros, "
+                                        "which proves little.",
+                            **examples("convbench verify --backend im2col", "convbench verify --backend all --cases 50",
+                                       "convbench verify --backend mine --plugin my_backend.py --op all --lowered",
+                                       "convbench verify --backend fft --json > fft.json"))
     parser.add_argument("--backend", action="append", default=[], metavar="NAME",
                         help="backend to verify (repeatable, or comma-separated; 'all' = every available one)")
     add_plugin_option(parser)
@@ -46,6 +56,9 @@ def register(sub) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--case", default=None, metavar="CASE",
                         help="check only this case, as printed: \"Conv2dCase(x_shape=..., w_shape=...)\"")
+    parser.add_argument("--json", action="store_true",
+                        help="print the outcome as JSON (counts per backend and op, every failed or mistrusted case "
+                             "with its reproducer) instead of tables")
     parser.set_defaults(func=run)
 
 
@@ -114,6 +127,16 @@ def run(args) -> int:
         return 130
     report = pd.concat(reports, ignore_index=True)
     write_csv(report, out)
+    if getattr(args, "json", False):
+        from harness.cli.outcome import print_json, verify_outcome
+
+        outcome = verify_outcome(report, out)
+        if args.determinism:
+            outcome["determinism"] = [dict(zip(("deterministic", "verdict"), determinism_verdict(
+                determinism_report(name, seed=args.seed), name)), backend=name) for name in names]
+            outcome["passed"] &= all(d["deterministic"] for d in outcome["determinism"])
+        print_json(outcome)
+        return 0 if outcome["passed"] else 1
     print_report(report)
     print(f"\nall cases: {out} (history of every run: {history.path})")
     for name in names:
@@ -142,7 +165,7 @@ def check_one_case(names, text: str) -> int:
     try:
         case = parse_case(text)
     except ValueError as exc:
-        print(f"convbench verify: {exc}", file=sys.stderr)
+        print(f"convbench verify: error: {exc}", file=sys.stderr)
         return 2
     results = {name: check_case(name, case) for name in names}
     for name, result in results.items():
@@ -154,7 +177,7 @@ def print_report(report: pd.DataFrame) -> None:
     for op, part in report.groupby("op", sort=False):
         if report.op.nunique() > 1:
             print(f"\n{op}:")
-        print(summarize(part).to_string(float_format=lambda v: f"{v:.3g}"))
+        print(fit_table(summarize(part), index=True))
     failed = report[report.status == "failed"]
     for (name, op), rows in failed.groupby(["backend", "op"]):
         print(f"\n{name} {op}: {len(rows)} failed case(s); first ones:")
