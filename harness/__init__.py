@@ -17,8 +17,17 @@ from harness.ops.conv_spec import CONV2D_FEATURES, Conv2dSpec, conv2d_spec
 from harness.errors import BackendError, ResourceLimit, Unsupported
 from harness.ops.padding import pad_input
 from harness.verify.verifier import check_case, summarize, verify
-from harness.report.typed import read_results
 from harness.backend.registry import Backend, backends, get_backend, register_backend, unregister_backend
+
+
+def read_results(path):
+    """A convbench results file as a typed DataFrame (see :func:`harness.report.typed.read_results`).
+
+    Imported on use: ``import harness`` stays free of pandas (the pytest plug-in loads it).
+    """
+    from harness.report.typed import read_results as typed
+
+    return typed(path)
 
 __all__ = [
     "AdaptivePool2dSpec",
