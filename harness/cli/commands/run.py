@@ -9,6 +9,7 @@ import time
 
 import pandas as pd
 
+from harness.bench import calibration
 from harness.bench import runner as bench
 from harness.support.machine import record, summary_lines
 from harness.backend.registry import backends
@@ -54,6 +55,8 @@ def run(args) -> int:
         batches = [int(b) for b in args.batch.split(",")]
         cases = bench.plan(suites, batches=batches)
         threads = args.threads or machine["cpu"]["usable_cpus"]
+        # no calibration for this machine, versions and code yet: make one (about a minute)
+        calibration.ensure(threads=threads, progress=sys.stderr.isatty())
         # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks
         bench_started = time.time()
         results = bench.run(cases, names + ["auto"], threads=threads, budget_s=args.budget, limit_s=args.limit,
