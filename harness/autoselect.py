@@ -36,6 +36,7 @@ import json
 import math
 import os
 import platform
+import sys
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -43,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.backend import registry as _registry
 from harness.backend.dispatch import prepare
 from harness.backend.registry import backends, get_backend
 from harness.errors import Unsupported
@@ -248,23 +250,27 @@ def _registry_token() -> tuple:
     Reads the registry's table directly (building ``backends()`` would cost more than the
     decision it guards); a new declaration under an old name is a new object, so a new id.
     """
-    from harness.backend import registry
-
-    return tuple(map(id, registry._REGISTRY.values()))
+    return tuple(map(id, _registry._REGISTRY.values()))
 
 
 def _thread_token() -> tuple:
     """Thread counts of BLAS, torch and numba, read without threadpoolctl's library scan."""
-    import sys
-
     counts = [c.num_threads for c in _blas_controllers()]
     torch = sys.modules.get("torch")
     if torch is not None:
         counts.append(torch.get_num_threads())
-    numba = sys.modules.get("numba")
-    if numba is not None:
-        counts.append(numba.get_num_threads())
+    if "numba" in sys.modules:
+        counts.append(_numba_threads())
     return tuple(counts)
+
+
+def _numba_threads() -> int:
+    # numba.get_num_threads() checks its threading layer on every call (several microseconds);
+    # once launched, the count is the one its C layer reports
+    from numba.np.ufunc import parallel
+
+    count = getattr(parallel, "_get_num_threads", None) if getattr(parallel, "_is_initialized", False) else None
+    return count() if count is not None else sys.modules["numba"].get_num_threads()
 
 
 def _blas_controllers():
