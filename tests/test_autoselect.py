@@ -270,3 +270,16 @@ def test_probe_layers_exist_and_unknown_ones_are_named():
     assert {suite for suite, _ in cases} >= {"resnet50", "mobilenetv2", "large_kernels"}
     with pytest.raises(ValueError, match="resnet50.res9"):
         calibration.probe_cases(["resnet50.res9@1"])
+
+
+def test_the_report_reads_the_held_out_rows_of_this_machines_calibration_only(monkeypatch, tmp_path):
+    path = tmp_path / "calibration.json"
+    monkeypatch.setattr(autoselect, "CALIBRATION_PATH", path)
+    assert calibration.saved_held_out() == []  # none yet
+    rows = [{"suite": "a", "layer": "a.x", "batch": 1, "picked": "fft", "best": "im2col", "ratio": 1.3, "within": False}]
+    autoselect.save_calibration({"constants": {"fft": {"call": 1e-6}}, "held_out": rows})
+    assert calibration.saved_held_out() == rows
+    assert "0/1 held-out layers" in calibration.table(rows) and "> 10% off" in calibration.table(rows)
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "held_out": [{"layer": 3}]}))  # malformed rows: nothing shown
+    assert calibration.saved_held_out() == []

@@ -223,3 +223,21 @@ def ensure(threads: int | None = None, progress: bool = False, log=print) -> dic
     log(f"calibration: {saved['path']} ({saved['seconds']:.0f} s); held out, auto within 10% of the best "
         f"candidate on {s['within']}/{s['layers']} layers, worst {s['worst']:.2f}x")
     return saved
+
+
+def saved_held_out() -> list[dict]:
+    """The leave-one-suite-out rows of this machine's calibration (empty when there is none, it
+    is another machine's, or its rows are malformed), for the report."""
+    import json
+
+    if autoselect.needs_calibration():
+        return []
+    try:
+        rows = json.loads(autoselect.calibration_path().read_text()).get("held_out")
+    except (OSError, ValueError, AttributeError):
+        return []
+    keys = {"suite": str, "layer": str, "batch": int, "picked": str, "best": str, "ratio": (int, float)}
+    if not isinstance(rows, list) or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), t) for k, t in keys.items()) for r in rows):
+        return []
+    return rows
