@@ -50,7 +50,7 @@ from harness.backend.registry import backends, get_backend
 from harness.errors import Unsupported
 from harness.support import machine as _machine
 from harness.support.results_io import write_atomic
-from harness.support.timing import blas_pools, set_threads, time_call, time_once
+from harness.support.timing import set_threads, time_call, time_once
 
 #: The calibration file; None: ``calibration.json`` in :func:`cache_dir` (see :func:`calibration_path`).
 CALIBRATION_PATH: Path | None = None
@@ -254,30 +254,15 @@ def _registry_token() -> tuple:
 
 
 def _thread_token() -> tuple:
-    """Thread counts of BLAS, torch and numba, read without threadpoolctl's library scan."""
-    counts = [c.num_threads for c in _blas_controllers()]
+    """The thread count in force, as cheaply as it can be read: torch's (0.05 us), which
+    ``harness.support.timing.set_threads`` sets together with BLAS's and numba's; reading those
+    two costs microseconds each (threadpoolctl, numba's launch check), more than the look-up it
+    keys. Without torch loaded, numba's count (or none)."""
     torch = sys.modules.get("torch")
     if torch is not None:
-        counts.append(torch.get_num_threads())
-    if "numba" in sys.modules:
-        counts.append(_numba_threads())
-    return tuple(counts)
-
-
-def _numba_threads() -> int:
-    # numba.get_num_threads() checks its threading layer on every call (several microseconds);
-    # once launched, the count is the one its C layer reports
-    from numba.np.ufunc import parallel
-
-    count = getattr(parallel, "_get_num_threads", None) if getattr(parallel, "_is_initialized", False) else None
-    return count() if count is not None else sys.modules["numba"].get_num_threads()
-
-
-def _blas_controllers():
-    try:
-        return blas_pools().lib_controllers
-    except ImportError:  # no threadpoolctl or scipy: no BLAS count to key on
-        return ()
+        return (torch.get_num_threads(),)
+    numba = sys.modules.get("numba")
+    return (numba.get_num_threads(),) if numba is not None else ()
 
 
 def fit(samples) -> dict[str, dict[str, float]]:
