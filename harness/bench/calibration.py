@@ -27,15 +27,21 @@ from harness.backend.registry import backends, get_backend
 from harness.bench import runner as bench
 from harness.bench import suites
 
-#: ``suite.layer@batch`` of the default probe set: every algorithm's regime (stem, 3x3
-#: stride 1 shallow and deep, 1x1, strided, depthwise, large dense and depthwise kernels).
+#: ``suite.layer@batch`` of the default probe set: every algorithm's regime (stems, 3x3
+#: stride 1 shallow and deep, grouped, 1x1, strided, depthwise 3x3 / 5x5 / 7x7, large dense and
+#: depthwise kernels) from eight suites, so that each leave-one-suite-out fold still sees every
+#: regime. 30 layers: 74 s at 2 threads on the project machine (shared, load 2-3, numba cache warm).
 PROBE = (
     "resnet50.conv1@1", "resnet50.res2_3x3@1", "resnet50.res4_3x3@1", "resnet50.res3_3x3@8",
     "resnet50.res3_1x1_expand@1", "resnet50.res5_1x1_reduce@1", "resnet50.res4_3x3_s2@1",
     "vgg16.conv3_2@1", "vgg16.conv5_1@1",
     "mobilenetv2.b2_dw@1", "mobilenetv2.b4_dw@1", "mobilenetv2.b2_expand@1", "mobilenetv2.b3_dw_s2@1",
     "large_kernels.convnext_s1_dw7@1", "large_kernels.dense_11x11@1", "large_kernels.replknet_s3_dw27@1",
-    "alexnet.conv1@1", "alexnet.conv3@1",
+    "alexnet.conv1@1", "alexnet.conv2@1", "alexnet.conv3@1",
+    "resnet34.conv1@8", "resnet34.layer2_3x3_s2@1", "resnet34.layer4_3x3@8",
+    "regnetx_400mf.stem@1", "regnetx_400mf.s3_3x3@1", "regnetx_400mf.s4_1x1@1",
+    "efficientnet_b0.stem@1", "efficientnet_b0.s3_dw5@1", "efficientnet_b0.s6_expand@1",
+    "large_kernels.dense_7x7@1", "vgg16.conv1_2@1",
 )
 
 #: A pick within this factor of the measured best candidate counts as right.
