@@ -283,3 +283,13 @@ def test_the_report_reads_the_held_out_rows_of_this_machines_calibration_only(mo
     stored = json.loads(path.read_text())
     path.write_text(json.dumps({**stored, "held_out": [{"layer": 3}]}))  # malformed rows: nothing shown
     assert calibration.saved_held_out() == []
+
+
+def test_an_unwritable_calibration_leaves_the_defaults_without_a_traceback(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(autoselect, "CALIBRATION_PATH", blocker / "calibration.json")  # its parent is a file
+    monkeypatch.setattr(calibration, "calibrate", lambda **kw: autoselect.save_calibration({"constants": {}}))
+    logged = []
+    assert calibration.ensure(threads=1, log=logged.append) is None
+    assert "not saved" in logged[-1] and autoselect.model()["constants"] == autoselect.default_constants()

@@ -224,7 +224,11 @@ def ensure(threads: int | None = None, progress: bool = False, log=print) -> dic
         return None
     log("no cost-model calibration for this machine yet: calibrating 'auto' on "
         f"{len(PROBE)} probe layers (about a minute; `convbench calibrate` redoes it) ...")
-    saved = calibrate(threads=threads, progress=progress)
+    try:
+        saved = calibrate(threads=threads, progress=progress)
+    except (OSError, ValueError) as exc:  # an unwritable cache or nothing timed: the defaults apply
+        log(f"calibration not saved ({exc}); 'auto' uses the backends' shipped constants")
+        return None
     s = saved["held_out_summary"]
     log(f"calibration: {saved['path']} ({saved['seconds']:.0f} s); held out, auto within 10% of the best "
         f"candidate on {s['within']}/{s['layers']} layers, worst {s['worst']:.2f}x")

@@ -58,7 +58,7 @@ def run(args) -> int:
         saved = calibration.calibrate(cases, threads=threads, budget_s=args.budget, limit_s=args.limit,
                                       machine=machine, progress=sys.stderr.isatty(), results=results,
                                       out=args.out)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # nothing to fit, an unreadable --from, an unwritable --out
         print(f"convbench calibrate: {exc}", file=sys.stderr)
         return 2
     print("constants (seconds per unit; a backend's CostModel.defaults are the fallback without a calibration):")
