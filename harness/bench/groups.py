@@ -244,15 +244,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.bench.groups", description=__doc__.split("\n")[0])
     parser.add_argument("--group", action="append", choices=list(GROUPS), help="only these groups (repeatable)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
-    parser.add_argument("--rounds", type=int, default=5, help="paired rounds per layer (default 5)")
-    parser.add_argument("--quick", action="store_true", help="batch 1 only, 3 rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds per layer (default 3)")
+    parser.add_argument("--quick", action="store_true", help="batch 1 only, 2 rounds")
     parser.add_argument("--fresh-weights", action="store_true", help="change the weights before every call")
     parser.add_argument("--decision-cost", action="store_true", help="time auto's decision against the call instead")
     parser.add_argument("--remeasure", action="store_true",
                         help="measure the SGEMM peak again (else the one `convbench env` stored)")
     args = parser.parse_args(argv)
     layers = group_layers(args.group, args.quick)
-    rounds = 3 if args.quick else args.rounds
+    rounds = 2 if args.quick else args.rounds
     machine = record(remeasure=args.remeasure)
     started = time.time()
     with pinned_threads(args.threads):
