@@ -5,7 +5,9 @@ Two functions, one return type (:class:`Choice`):
 * :func:`estimate` predicts each candidate's time from operation counts of the call times
   per-backend constants fitted on this machine (each backend's ``CostModel`` and
   ``convbench calibrate``) and picks the smallest. Nothing runs; it costs microseconds, so
-  ``backend="auto"`` uses it on every call (``harness.api.resolve.resolve_backend``).
+  ``backend="auto"`` uses it on every call (``harness.api.resolve.resolve_backend``); its
+  decisions are kept per (op, spec, model in force, thread counts), so a layer called again
+  costs one dictionary look-up (:data:`_DECISIONS`).
 * :func:`measure` runs every candidate on the call's shape (seeded random inputs), once per
   distinct spec, and caches the winner in memory and on disk
   (``~/.cache/convbench/autoselect-<key>.json``, or ``$CONVBENCH_CACHE_DIR``). The file is
@@ -18,6 +20,12 @@ Candidates are the available backends whose role (``Backend.role``) is ``candida
 support the call; ``include_torch=True`` adds the ``baseline`` backends, so that "auto beats
 torch" is never torch beating itself. The ``reference`` is never a candidate. A backend takes
 part through its own ``CostModel`` (plug-ins included); nothing here knows a backend by name.
+
+Calibration: the constants in force are this machine's calibration file
+(:func:`calibration_path`, in :func:`cache_dir`, keyed like the choices but without thread
+counts) when one was made with this machine, versions and backend code; else each backend's
+shipped ``CostModel.defaults``. ``convbench run`` makes one when it is missing
+(:func:`needs_calibration`, ``harness.bench.calibration``); ``convbench calibrate`` redoes it.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import json
 import math
 import os
 import platform
+import sys
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -35,14 +44,16 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.backend import registry as _registry
 from harness.backend.dispatch import prepare
 from harness.backend.registry import backends, get_backend
 from harness.errors import Unsupported
-from harness.support.machine import fingerprint
-from harness.support.results_io import REPORTS, write_atomic
+from harness.support import machine as _machine
+from harness.support.results_io import write_atomic
 from harness.support.timing import set_threads, time_call, time_once
 
-CALIBRATION_PATH = REPORTS / "autoselect-calibration.json"
+#: The calibration file; None: ``calibration.json`` in :func:`cache_dir` (see :func:`calibration_path`).
+CALIBRATION_PATH: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -86,11 +97,51 @@ def model() -> dict:
 
     Returns ``{"source": str, "constants": {backend: {feature: seconds per unit}}}``.
     """
-    saved = _calibration(str(CALIBRATION_PATH.resolve()), _mtime(CALIBRATION_PATH))
+    path = calibration_path()
+    saved = _calibration(str(path.resolve()), _mtime(path))
     defaults = default_constants()
     if saved is not None:  # backends the calibration did not see keep their own constants
         return {"source": saved["source"], "constants": {**defaults, **saved["constants"]}}
     return {"source": "the backends' CostModel.defaults", "constants": defaults}
+
+
+def calibration_path() -> Path:
+    """Where this machine's calibration lives: :data:`CALIBRATION_PATH` when set, else
+    ``calibration.json`` in :func:`cache_dir` (never in ``reports/``: it belongs to the machine)."""
+    return Path(CALIBRATION_PATH) if CALIBRATION_PATH is not None else cache_dir() / "calibration.json"
+
+
+def needs_calibration() -> bool:
+    """True when no valid calibration exists for this machine, these versions and this backend
+    code (a malformed file counts as none, with one warning)."""
+    path = calibration_path()
+    return _calibration(str(path.resolve()), _mtime(path)) is None
+
+
+def save_calibration(saved: dict, path: Path | None = None) -> Path:
+    """Write a calibration (``{"constants": {backend: {feature: seconds}}, ...}``) atomically,
+    stamped with this machine's key, and make it the model in force for later decisions.
+
+    Raises
+    ------
+    ValueError
+        When ``saved["constants"]`` is not ``{backend: {feature: finite non-negative number}}``.
+    """
+    if not isinstance(saved, dict) or not _valid_constants(saved.get("constants")):
+        raise ValueError("a calibration needs 'constants': {backend: {feature: finite non-negative seconds}}")
+    out = write_atomic(Path(path) if path is not None else calibration_path(),
+                       json.dumps({**saved, "key": cache_key(threads=False)}, indent=1, default=str))
+    forget()
+    return out
+
+
+def forget() -> None:
+    """Drop remembered decisions and calibrations: the next decision reads the model afresh
+    (for a calibration written by another process while this one runs)."""
+    global _GENERATION
+    _GENERATION += 1
+    _DECISIONS.clear()
+    _calibration.cache_clear()
 
 
 def _mtime(path: Path) -> float:
@@ -140,8 +191,18 @@ def predict(backend: str, op: str, spec, constants: dict | None = None) -> float
     return float(sum(fitted.get(name, 0.0) * value for name, value in counts.items()))
 
 
+#: Decisions of :func:`estimate`, by (op, spec, include_torch, model token, thread counts).
+_DECISIONS: dict = {}
+_DECISIONS_MAX = 4096
+_GENERATION = 0  # bumped by forget() / save_calibration(): a new model is in force
+
+
 def estimate(op: str, spec, include_torch: bool = False) -> Choice | None:
-    """The candidate with the smallest predicted time (nothing is run).
+    """The candidate with the smallest predicted time (nothing is run); remembered per call shape.
+
+    A decision is kept per ``(op, spec, include_torch)``, the model in force (calibration
+    file setting, :func:`forget` generation, registered backends) and the thread counts, so
+    a layer called again costs a dictionary look-up instead of one prediction per candidate.
 
     Parameters
     ----------
@@ -158,6 +219,21 @@ def estimate(op: str, spec, include_torch: bool = False) -> Choice | None:
         ``method='estimate'`` with the predicted seconds of every modelled candidate; None
         when no candidate has a model (the caller falls back to its own rule).
     """
+    key = (op, spec, include_torch, CALIBRATION_PATH, _GENERATION, _registry_token(), _thread_token())
+    try:
+        return _DECISIONS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable spec: decide without remembering
+        return _estimate(op, spec, include_torch)
+    choice = _estimate(op, spec, include_torch)
+    if len(_DECISIONS) >= _DECISIONS_MAX:
+        _DECISIONS.clear()
+    _DECISIONS[key] = choice
+    return choice
+
+
+def _estimate(op: str, spec, include_torch: bool) -> Choice | None:
     seconds = {}
     for name in candidates(op, spec, include_torch):
         t = predict(name, op, spec)
@@ -166,6 +242,27 @@ def estimate(op: str, spec, include_torch: bool = False) -> Choice | None:
     if not seconds:
         return None
     return Choice(backend=min(seconds, key=seconds.get), seconds=seconds, method="estimate")
+
+
+def _registry_token() -> tuple:
+    """Identity of the registered backends, cheaply: a registration or removal changes it.
+
+    Reads the registry's table directly (building ``backends()`` would cost more than the
+    decision it guards); a new declaration under an old name is a new object, so a new id.
+    """
+    return tuple(map(id, _registry._REGISTRY.values()))
+
+
+def _thread_token() -> tuple:
+    """The thread count in force, as cheaply as it can be read: torch's (0.05 us), which
+    ``harness.support.timing.set_threads`` sets together with BLAS's and numba's; reading those
+    two costs microseconds each (threadpoolctl, numba's launch check), more than the look-up it
+    keys. Without torch loaded, numba's count (or none)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return (torch.get_num_threads(),)
+    numba = sys.modules.get("numba")
+    return (numba.get_num_threads(),) if numba is not None else ()
 
 
 def fit(samples) -> dict[str, dict[str, float]]:
@@ -259,7 +356,7 @@ def cache_key(threads: bool = True) -> str:
         import scipy.linalg  # noqa: F401
     except ImportError:
         pass
-    machine = fingerprint()
+    machine = _machine.fingerprint()  # looked up at call time: tests stand in another machine
     if threads:
         machine["threads"] = _threads()
     else:

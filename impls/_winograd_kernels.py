@@ -2,7 +2,7 @@
 
 Importing this module compiles the kernels (or loads them from numba's disk cache); ``winograd``
 imports it on first use. Every kernel takes the transform matrices as arguments, so one
-compiled kernel serves F(2x2, 3x3) and F(4x4, 3x3), and skips their zero entries.
+compiled kernel serves F(2x2, 3x3), F(4x4, 3x3) and F(6x6, 3x3), and skips their zero entries.
 
 Layouts (``a = alpha = m + 2`` points per tile side, ``xi = k * a + l`` a transform position,
 ``p = (n * rows + r) * tw + tx`` a tile of the block being worked on):
@@ -41,7 +41,9 @@ def input_transform(x, BT, top, left, n0, nb, ty0, rows, tw, V):
         prow = np.zeros((tw + 1) * (a - 2), dtype=V.dtype)  # one input row, zero-extended
         d = np.empty((a, a, Q), dtype=V.dtype)
         t = np.empty((a, a, Q), dtype=V.dtype)
-        if a == 6:
+        if a == 8:
+            _input_plane_f6(x, BT, n0, job // C, job % C, top, left, ty0, rows, tw, V, prow, d, t)
+        elif a == 6:
             _input_plane_f4(x, BT, n0, job // C, job % C, top, left, ty0, rows, tw, V, prow, d, t)
         else:
             _input_plane_f2(x, BT, n0, job // C, job % C, top, left, ty0, rows, tw, V, prow, d, t)
@@ -83,6 +85,11 @@ def _input_plane(x, BT, m, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t):
 
 
 @njit(**_SERIAL)
+def _input_plane_f6(x, BT, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t):
+    _input_plane(x, BT, 6, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t)
+
+
+@njit(**_SERIAL)
 def _input_plane_f4(x, BT, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t):
     _input_plane(x, BT, 4, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t)
 
@@ -120,7 +127,9 @@ def multiply_and_output(U, V, AT, bias, Ob, n0, nb, ty0, rows, tw, y):
             for o in range(o1 - o0):
                 channel = g * Og + o0 + o
                 b = bias[channel] if bias.size else 0.0
-                if m == 4:
+                if m == 6:
+                    _output_plane_f6(M, AT, b, o, n * Q, y[n0 + n, channel], ty0, rows, tw, s, z)
+                elif m == 4:
                     _output_plane_f4(M, AT, b, o, n * Q, y[n0 + n, channel], ty0, rows, tw, s, z)
                 else:
                     _output_plane_f2(M, AT, b, o, n * Q, y[n0 + n, channel], ty0, rows, tw, s, z)
@@ -161,6 +170,11 @@ def _output_plane(M, AT, m, b, o, p0, dest, ty0, rows, tw, s, z):
 
 
 @njit(**_SERIAL)
+def _output_plane_f6(M, AT, b, o, p0, dest, ty0, rows, tw, s, z):
+    _output_plane(M, AT, 6, b, o, p0, dest, ty0, rows, tw, s, z)
+
+
+@njit(**_SERIAL)
 def _output_plane_f4(M, AT, b, o, p0, dest, ty0, rows, tw, s, z):
     _output_plane(M, AT, 4, b, o, p0, dest, ty0, rows, tw, s, z)
 
@@ -173,7 +187,9 @@ def _output_plane_f2(M, AT, b, o, p0, dest, ty0, rows, tw, s, z):
 @njit(**_PARALLEL)
 def weight_transform(w, Gm, U):
     """``U[xi, o, c] = (G g G^T)[k, l]`` for the 3x3 filters ``g = w[o, c]`` of ``w`` (O, Cg, 3, 3)."""
-    if Gm.shape[0] == 6:
+    if Gm.shape[0] == 8:
+        _weight_transform(w, Gm, 8, U)
+    elif Gm.shape[0] == 6:
         _weight_transform(w, Gm, 6, U)
     else:
         _weight_transform(w, Gm, 4, U)

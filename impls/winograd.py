@@ -1,4 +1,5 @@
-"""``winograd``: Winograd minimal filtering F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convs.
+"""``winograd``: Winograd minimal filtering F(2x2, 3x3) and F(4x4, 3x3) (and F(6x6, 3x3) on request)
+for 3x3 stride-1 convs.
 
 Algorithm
     Cut the padded input into overlapping ``alpha x alpha`` tiles (``alpha = m + 2``, stride
@@ -34,7 +35,11 @@ Which tile
     ``(m+2)**2 * (N * tiles(m) + 8)`` for both — GEMM multiply-adds per (output, input) channel
     pair plus the weights' traffic — and take the cheaper. F(4x4) wins everywhere in ResNet-50
     and VGG-16 except 7x7 images at batch 1 (4 tiles against 16), and tiny outputs.
-    :data:`TILE` forces one for tests and measurements.
+    :data:`TILE` forces one for tests and measurements. F(6x6, 3x3) (64 multiplies per 36
+    outputs, 1.27x fewer than F(4x4)) is implemented and verified but never chosen by the rule:
+    with these kernels it took 1.11-1.30x F(4x4)'s CPU time on ResNet-50 / VGG-16 3x3 layers
+    (1 thread, ``time.process_time``, shared machine, 2026-12-02) — its 64 GEMMs per block stream
+    1.8x as much transformed input per output-channel chunk; ``TILE = 6`` forces it.
 
 Cost
     Multiplies: ``N * tiles * alpha**2 * O * Cg`` in the GEMMs (against
@@ -53,13 +58,15 @@ Where it wins
 Accuracy
     Rounding in the transforms is amplified by the matrices' entries: with every entry replaced
     by its absolute value, the magnitudes summed into one output are ``growth`` times those of
-    the direct formula — 7.1 for F(2x2), 256 for F(4x4) (``WinogradTransform.growth``). The
+    the direct formula — 7.1 for F(2x2), 256 for F(4x4), 509 for F(6x6)
+    (``WinogradTransform.growth``). The
     ``winograd`` error model (``harness.ops.tolerance.winograd_bound``) is the direct bound times
     that growth, with ``A`` taken as its maximum over the outputs that share input tiles.
     Measured (C=O=16, 32x32 images, batch 2, 5 seeds; ``benchmarks/measure_numpy_backends.py
     --accuracy``): F(2x2) reaches 0.008 units of its bound in float32 and float64, F(4x4)
     0.003 / 0.002; as a fraction of ``max A`` the float32 error is 9e-8 for F(2x2), 1.4e-6 for
-    F(4x4) — 15x worse, and 6x ``im2col``'s 2.5e-7. A flipped kernel errs by 300-60000 units.
+    F(4x4) — 15x worse, and 6x ``im2col``'s 2.5e-7; F(6x6) (forced) 0.003 / 0.002 units and
+    2.8e-6. A flipped kernel errs by 300-60000 units.
 """
 
 from __future__ import annotations
@@ -80,8 +87,11 @@ from ._range_scaling import scaled, unit_exponents, unscale
 from ._winograd_transforms import TRANSFORMS, WinogradTransform
 from .numba_cpu import probe  # the same need: numba importable
 
-#: Force the output tile size (2 or 4); None chooses per call (see module docstring).
+#: Force the output tile size (2, 4 or 6); None chooses 2 or 4 per call (see module docstring).
 TILE: int | None = None
+
+#: The tile sizes :func:`choose_tile` chooses among.
+AUTO_TILES = (2, 4)
 
 #: Transformed weights are kept for reuse up to this many bytes in all (least recently used
 #: dropped first), keyed by the weights' shape, dtype, tile size and content digest; 0 turns
@@ -92,10 +102,13 @@ WEIGHT_CACHE_BYTES = 512 * 2**20
 _BLOCK_TILES = 256
 
 #: The GEMMs and the output transform of a block are shared among threads in jobs of at most
-#: this many output channels (several jobs per thread keep them balanced), each job's products
-#: at most this size (they stay in cache for the output transform).
-_CHUNK_CHANNELS = 16
-_PRODUCT_BYTES = 2**20
+#: this many output channels (and at most half a group's, so a group makes two jobs or more),
+#: each job's products at most this size (they stay in cache for the output transform). Every
+#: job streams the block's whole transformed input through its GEMMs, so wider jobs stream it
+#: fewer times: 32 channels and 2 MiB took 0.86-1.04x the CPU time of 16 and 1 MiB on six
+#: ResNet/VGG 3x3 layers (1 thread, ``time.process_time``, shared machine at load 3, 2026-12-02).
+_CHUNK_CHANNELS = 32
+_PRODUCT_BYTES = 2**21
 
 #: Cost of one transformed weight value per call (streamed from memory by the GEMMs, and
 #: digested for the cache), in units of one multiply-add of the GEMMs: fitted so that the
@@ -104,7 +117,8 @@ _WEIGHT_COST = 8
 
 
 def choose_tile(spec) -> int:
-    """The output tile size ``m`` (2 or 4) for a 3x3 stride-1 conv (rule in module docstring)."""
+    """The output tile size ``m`` (2 or 4; :data:`TILE` when set) for a 3x3 stride-1 conv (rule in
+    module docstring)."""
     if TILE is not None:
         if TILE not in TRANSFORMS:
             raise ValueError(f"winograd.TILE must be one of {sorted(TRANSFORMS)} or None, got {TILE}")
@@ -114,7 +128,7 @@ def choose_tile(spec) -> int:
         tiles = spec.N * -(-spec.OH // m) * -(-spec.OW // m)
         return (m + 2) ** 2 * (tiles + _WEIGHT_COST)
 
-    return 4 if cost(4) < cost(2) else 2
+    return min(AUTO_TILES, key=cost)  # the smaller tile on a tie, as before
 
 
 def unsupported_reason(spec) -> str | None:
@@ -193,7 +207,8 @@ def _channel_chunk(Og: int, bytes_per_channel: int) -> int:
     Independent of the thread count: a GEMM's rounding may depend on its size, and the results
     must not depend on the number of threads.
     """
-    return max(1, min(Og, _CHUNK_CHANNELS, _PRODUCT_BYTES // bytes_per_channel))
+    half = max(8, -(-Og // 2))
+    return max(1, min(Og, _CHUNK_CHANNELS, half, _PRODUCT_BYTES // bytes_per_channel))
 
 
 def _one_blas_thread():
@@ -345,5 +360,5 @@ BACKEND = Backend(
     limits=limits,
     auto_rank=40,
     cost=COST,
-    description="Winograd F(2x2,3x3) / F(4x4,3x3), batched GEMMs over transform positions",
+    description="Winograd F(2x2,3x3) / F(4x4,3x3) (F(6x6,3x3) forced), batched GEMMs over transform positions",
 )

@@ -60,6 +60,13 @@ def backend_params():
     return params
 
 
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path_factory, monkeypatch):
+    """auto's measured choices and calibration go to a directory of this test session, never the
+    user's ~/.cache (tests that look at the cache set their own)."""
+    monkeypatch.setenv("CONVBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "convbench-cache"))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

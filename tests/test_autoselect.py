@@ -21,6 +21,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setattr(autoselect, "CALIBRATION_PATH", tmp_path / "no-calibration.json")
     monkeypatch.setenv("CONVBENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(autoselect, "_MEMORY", {})
+    monkeypatch.setattr(autoselect, "_DECISIONS", {})
 
 
 def test_candidates_leave_out_the_reference_and_torch_unless_asked():
@@ -94,12 +95,14 @@ def test_measure_never_trusts_a_cache_from_another_machine(monkeypatch):
     key = autoselect.cache_key()
     spec_key = autoselect._spec_key("conv2d", SMALL, False)
     path = autoselect.cache_dir() / f"autoselect-{key}.json"
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": "another-machine", "entries": {spec_key: {"backend": "fft", "seconds": {}}}}))
     choice = autoselect.measure("conv2d", SMALL, budget_s=0.001)
     assert choice.backend == "im2col" and not choice.cached
-    real = autoselect.fingerprint
-    monkeypatch.setattr(autoselect, "fingerprint", lambda: {**real(), "cpu": "some other CPU"})
+    import harness.support.machine
+
+    real = harness.support.machine.fingerprint
+    monkeypatch.setattr(harness.support.machine, "fingerprint", lambda: {**real(), "cpu": "some other CPU"})
     assert autoselect.cache_key() != key
 
 
@@ -119,10 +122,174 @@ def test_bench_times_auto_under_the_backend_it_chose(monkeypatch):
 def test_a_calibration_file_applies_only_on_the_machine_that_wrote_it(tmp_path, monkeypatch):
     path = tmp_path / "calibration.json"
     monkeypatch.setattr(autoselect, "CALIBRATION_PATH", path)
-    only_fft = {"fft": {"call": 1e-6}}
+    only_fft = {"fft": {"call": 1e-9}}
     path.write_text(json.dumps({"key": "another machine", "constants": only_fft}))
     assert autoselect.model()["constants"] == autoselect.default_constants()
     path.write_text(json.dumps({"key": autoselect.cache_key(threads=False), "constants": only_fft}))
     assert autoselect.model()["constants"]["fft"] == only_fft["fft"]  # the others keep their defaults
     assert autoselect.model()["constants"]["im2col"] == autoselect.default_constants()["im2col"]
-    assert autoselect.estimate("conv2d", SMALL).seconds["fft"] == 1e-6
+    choice = autoselect.estimate("conv2d", SMALL)
+    assert choice.seconds["fft"] == 1e-9 and choice.backend == "fft"  # fft from the file, the others' defaults
+
+
+# -- calibration in the cache directory, decisions remembered, leave-one-suite-out -----------------
+from harness.bench import calibration  # noqa: E402
+
+
+def test_the_default_calibration_lives_in_the_cache_directory(monkeypatch, tmp_path):
+    monkeypatch.setattr(autoselect, "CALIBRATION_PATH", None)
+    assert autoselect.calibration_path() == tmp_path / "cache" / "calibration.json"
+    assert autoselect.needs_calibration()
+    saved = autoselect.save_calibration({"constants": {"fft": {"call": 1e-6}}, "note": "test"})
+    assert saved == autoselect.calibration_path()
+    stored = json.loads(saved.read_text())
+    assert stored["key"] == autoselect.cache_key(threads=False) and stored["note"] == "test"
+    assert not autoselect.needs_calibration()
+    assert autoselect.model()["constants"]["fft"] == {"call": 1e-6}
+    with pytest.raises(ValueError, match="constants"):
+        autoselect.save_calibration({"constants": {"fft": {"call": -1.0}}})
+
+
+def test_a_calibration_of_another_machine_or_a_malformed_one_means_calibrating_again(monkeypatch, tmp_path):
+    path = tmp_path / "calibration.json"
+    monkeypatch.setattr(autoselect, "CALIBRATION_PATH", path)
+    path.write_text(json.dumps({"key": "another machine", "constants": {"fft": {"call": 1e-6}}}))
+    assert autoselect.needs_calibration()
+    path.write_text("{not json")
+    with pytest.warns(UserWarning, match="calibration"):
+        assert autoselect.needs_calibration()
+
+
+def test_estimate_remembers_its_decision_per_spec_until_the_model_changes(monkeypatch, tmp_path):
+    calls = []
+    real = autoselect._estimate
+    monkeypatch.setattr(autoselect, "_estimate", lambda *a: calls.append(a) or real(*a))
+    first = autoselect.estimate("conv2d", SMALL)
+    assert autoselect.estimate("conv2d", SMALL) is first and len(calls) == 1
+    assert autoselect.estimate("conv2d", SMALL, include_torch=True) is not None and len(calls) == 2
+    autoselect.estimate("conv2d", SMALL.with_(N=2))
+    assert len(calls) == 3  # another spec: decided afresh
+    # a new calibration is a new model: decided afresh, with its constants
+    monkeypatch.setattr(autoselect, "CALIBRATION_PATH", tmp_path / "calibration.json")
+    autoselect.save_calibration({"constants": {"fft": {"call": 1e-9}}})
+    assert autoselect.estimate("conv2d", SMALL).seconds["fft"] == pytest.approx(1e-9)
+    assert len(calls) == 4
+
+
+def test_a_decision_is_keyed_by_the_thread_counts(monkeypatch):
+    counts = [(1,)]
+    monkeypatch.setattr(autoselect, "_thread_token", lambda: counts[0])
+    autoselect.estimate("conv2d", SMALL)
+    counts[0] = (2,)
+    autoselect.estimate("conv2d", SMALL)
+    assert {key[-1] for key in autoselect._DECISIONS} == {(1,), (2,)}
+
+
+def test_registering_a_backend_invalidates_remembered_decisions(monkeypatch):
+    autoselect.estimate("conv2d", SMALL)
+    before = autoselect._registry_token()
+    from harness.backend.registry import CostModel
+
+    fast = CostModel(lambda op, spec: {"call": 1.0} if op == "conv2d" else None, {"call": 1e-12})
+    harness.register_backend("instant_test", conv2d=harness.get_backend("im2col").ops["conv2d"],
+                             features=harness.get_backend("im2col").features["conv2d"], cost=fast)
+    try:
+        assert autoselect._registry_token() != before
+        assert autoselect.estimate("conv2d", SMALL).backend == "instant_test"
+    finally:
+        harness.unregister_backend("instant_test")
+    assert autoselect.estimate("conv2d", SMALL).backend != "instant_test"
+
+
+def _synthetic_samples():
+    """Times that follow im2col's and fft's cost models exactly, with known constants."""
+    truth = {"im2col": {"macs": 2e-11, "cols": 3e-10, "groups": 4e-7},
+             "fft": {"call": 1e-4, "cmacs": 3e-10, "fft": 5e-10, "groups": 3e-10, "outputs": 8e-10}}
+    suite_layers = {
+        "a": [("conv1", (1, 16, 32, 32), (32, 16, 3, 3), 1), ("big", (1, 8, 64, 64), (8, 8, 15, 15), 7)],
+        "b": [("pw", (1, 64, 28, 28), (64, 64, 1, 1), 0), ("k11", (1, 16, 32, 32), (16, 16, 11, 11), 5)],
+        "c": [("k3", (1, 32, 14, 14), (32, 32, 3, 3), 1), ("k13", (1, 8, 48, 48), (8, 8, 13, 13), 6)],
+    }
+    out = []
+    for suite, rows in suite_layers.items():
+        for layer, xs, ws, pad in rows:
+            spec = Conv2dSpec.from_shapes(xs, ws, padding=pad)
+            for backend in truth:
+                t = autoselect.predict(backend, "conv2d", spec, truth)
+                out.append(calibration.Sample(suite, f"{suite}.{layer}", 1, backend, "conv2d", spec, t))
+    return out, truth
+
+
+def test_leave_one_suite_out_judges_each_suite_with_a_model_fitted_on_the_others(monkeypatch):
+    samples, truth = _synthetic_samples()
+    fitted_on = []
+    real_fit = calibration.fit
+    monkeypatch.setattr(calibration, "fit", lambda s: fitted_on.append({x.suite for x in s}) or real_fit(s))
+    rows = calibration.held_out(samples)
+    assert fitted_on == [{"b", "c"}, {"a", "c"}, {"a", "b"}]
+    assert sorted(r["layer"] for r in rows) == sorted({s.layer for s in samples})
+    for r in rows:  # exact times: every fold recovers the model, so every pick is the best
+        assert r["picked"] == r["best"] and r["ratio"] == pytest.approx(1.0) and r["within"]
+    summary = calibration.summary(rows)
+    assert summary["layers"] == 6 and summary["within"] == 6 and summary["worst"] == pytest.approx(1.0)
+    assert "6/6 held-out layers" in calibration.table(rows)
+
+
+def test_a_wrong_pick_is_reported_with_its_ratio_to_the_best():
+    samples, _ = _synthetic_samples()
+    layer = samples[0].layer
+    # make the estimate's pick on one layer twice as slow as measured: the row says so
+    rows = calibration.judge(samples, autoselect.default_constants())
+    target = next(r for r in rows if r["layer"] == layer)
+    other = "fft" if target["picked"] == "im2col" else "im2col"
+    slowed = [s._replace(seconds=s.seconds * 10) if s.layer == layer and s.backend == target["picked"] else s
+              for s in samples]
+    row = next(r for r in calibration.judge(slowed, autoselect.default_constants()) if r["layer"] == layer)
+    assert row["picked"] == target["picked"] and row["best"] == other
+    times = {s.backend: s.seconds for s in slowed if s.layer == layer}
+    assert row["ratio"] == pytest.approx(times[row["picked"]] / times[other])
+    assert calibration.held_out([s for s in samples if s.suite == "a"]) == []  # one suite: nothing held out
+
+
+def test_ensure_calibrates_once_and_saves_where_the_model_reads(monkeypatch, tmp_path):
+    monkeypatch.setattr(autoselect, "CALIBRATION_PATH", tmp_path / "calibration.json")
+    monkeypatch.setattr(calibration, "PROBE", ("smoke.conv3x3@1", "smoke.pointwise@1"))
+    monkeypatch.setattr(calibration, "modelled", lambda: ["im2col", "fft"])
+    monkeypatch.setattr(bench, "baseline_name", lambda: None)  # torch is not needed to fit
+    logged = []
+    saved = calibration.ensure(threads=1, log=logged.append)
+    assert saved is not None and set(saved["constants"]) <= {"im2col", "fft"} and saved["layers"] == 2
+    assert autoselect.model()["constants"]["im2col"] == saved["constants"]["im2col"]
+    assert calibration.ensure(threads=1, log=logged.append) is None  # calibrated: nothing to do
+    assert len(logged) == 2
+
+
+def test_probe_layers_exist_and_unknown_ones_are_named():
+    cases = calibration.probe_cases()
+    assert len(cases) == len(calibration.PROBE)
+    assert {suite for suite, _ in cases} >= {"resnet50", "mobilenetv2", "large_kernels"}
+    with pytest.raises(ValueError, match="resnet50.res9"):
+        calibration.probe_cases(["resnet50.res9@1"])
+
+
+def test_the_report_reads_the_held_out_rows_of_this_machines_calibration_only(monkeypatch, tmp_path):
+    path = tmp_path / "calibration.json"
+    monkeypatch.setattr(autoselect, "CALIBRATION_PATH", path)
+    assert calibration.saved_held_out() == []  # none yet
+    rows = [{"suite": "a", "layer": "a.x", "batch": 1, "picked": "fft", "best": "im2col", "ratio": 1.3, "within": False}]
+    autoselect.save_calibration({"constants": {"fft": {"call": 1e-6}}, "held_out": rows})
+    assert calibration.saved_held_out() == rows
+    assert "0/1 held-out layers" in calibration.table(rows) and "> 10% off" in calibration.table(rows)
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "held_out": [{"layer": 3}]}))  # malformed rows: nothing shown
+    assert calibration.saved_held_out() == []
+
+
+def test_an_unwritable_calibration_leaves_the_defaults_without_a_traceback(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(autoselect, "CALIBRATION_PATH", blocker / "calibration.json")  # its parent is a file
+    monkeypatch.setattr(calibration, "calibrate", lambda **kw: autoselect.save_calibration({"constants": {}}))
+    logged = []
+    assert calibration.ensure(threads=1, log=logged.append) is None
+    assert "not saved" in logged[-1] and autoselect.model()["constants"] == autoselect.default_constants()

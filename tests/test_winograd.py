@@ -1,4 +1,4 @@
-"""winograd against torch for both tile sizes, what it refuses, and its error model."""
+"""winograd against torch for every tile size, what it refuses, and its error model."""
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("tile", [2, 4, 6])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_matches_torch(monkeypatch, case, dtype, tile):
@@ -45,6 +45,22 @@ def test_image_row_and_channel_blocks(monkeypatch, block_tiles, products):
     assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
 
 
+@pytest.mark.parametrize("m", sorted(winograd.TRANSFORMS))
+def test_each_transform_is_a_correlation_and_states_its_growth(m):
+    t = winograd.TRANSFORMS[m]
+    rng = np.random.default_rng(m)
+    d, g = rng.standard_normal(t.alpha), rng.standard_normal(3)
+    direct = np.array([d[i:i + 3] @ g for i in range(m)])
+    np.testing.assert_allclose(t.AT @ ((t.G @ g) * (t.BT @ d)), direct, rtol=1e-12, atol=1e-12)
+    assert t.growth == pytest.approx({2: 64 / 9, 4: 256.0, 6: 508.753}[m], rel=1e-5)
+
+
+def test_the_rule_never_picks_a_tile_outside_auto_tiles():
+    for n, c, h in [(1, 64, 224), (8, 64, 112), (1, 8, 4), (1, 512, 7)]:
+        spec = harness.Conv2dSpec.from_shapes((n, c, h, h), (c, c, 3, 3), padding=1)
+        assert winograd.choose_tile(spec) in winograd.AUTO_TILES
+
+
 def test_tile_choice():
     def tile(n, c, h):
         return winograd.choose_tile(harness.Conv2dSpec.from_shapes((n, c, h, h), (c, c, 3, 3), padding=1))
@@ -59,7 +75,7 @@ def test_tile_choice():
 def test_error_model_separates_tiles_and_rejects_a_flipped_kernel(monkeypatch):
     x, w, b, kwargs = make(CASES[6], "float32")
     errors = {}
-    for tile in (2, 4):
+    for tile in (2, 4, 6):
         monkeypatch.setattr(winograd, "TILE", tile)
         y = harness.conv2d(x, w, b, backend=BACKEND, **kwargs)
         errors[tile] = np.abs(y - harness.conv2d(*(a.astype(np.float64) for a in (x, w, b)), **kwargs)).max()

@@ -61,10 +61,13 @@ def conv2d(
 
 
 def _backend_for(name, op, spec, *arrays):
-    """The backend for a call: for 'auto', memory is checked before the data is scanned for NaN/Inf."""
-    if name == "auto":
-        auto_memory_check(op, spec)
-    return resolve_backend(name, op, spec, name != "auto" or all_finite(*arrays))
+    """The backend for a call: for 'auto', memory is checked, then the data is scanned for NaN/Inf
+    only when the pick would smear them (a full pass over the data costs more than the decision)."""
+    if name != "auto":
+        return resolve_backend(name, op, spec)
+    auto_memory_check(op, spec)
+    picked = resolve_backend(name, op, spec)
+    return picked if picked.nonfinite or all_finite(*arrays) else resolve_backend(name, op, spec, finite=False)
 
 
 def conv_transpose2d(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from harness.autoselect import estimate
 from harness.backend.dispatch import available_memory_bytes
 from harness.backend.registry import backends, get_backend
 from harness.errors import ResourceLimit, Unsupported
-from harness.ops.table import op_info
+from harness.ops.table import op_info, table_version
 
 
 def all_finite(*arrays) -> bool:
@@ -40,7 +42,13 @@ def resolve_backend(name, op: str, spec, finite: bool = True):
 
 def auto_memory_check(op: str, spec) -> None:
     """'auto' has not chosen yet: refuse a call whose outputs and padded input alone cannot fit."""
-    need, have = op_info(op).memory_bytes(spec), available_memory_bytes()
+    need, have = _memory_need(op, spec, table_version()), available_memory_bytes()
     if have is not None and need > have:
         raise ResourceLimit(f"{op} would need at least {need / 2**30:.1f} GiB (outputs and padded input) but only "
                             f"{have / 2**30:.1f} GiB is available")
+
+
+@lru_cache(maxsize=1024)
+def _memory_need(op: str, spec, version: int) -> int:
+    # per spec (and op table version): auto's decision must cost far less than the call
+    return op_info(op).memory_bytes(spec)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.bench import calibration
 from harness.report import data
 from harness.report import figures as scan_plots
 from harness.report import plots
@@ -223,6 +224,11 @@ def _bench_sections(bench: pd.DataFrame, machine, folder: Path, paths) -> list[S
             "is at least as fast. `auto` times every candidate once per layer and keeps the fastest (torch not a "
             "candidate); `auto:torch` lets it pick torch; `auto:estimate` uses the cost model alone "
             "(harness/autoselect.py). The last row per variant combines the target suites."]))
+    held = calibration.saved_held_out()
+    if held:  # this machine's calibration, judged leave-one-suite-out (harness.bench.calibration)
+        sections.append(Section("auto: judged on layers it was not fitted on", pre=calibration.table(held), lines=[
+            "`convbench calibrate` fits the cost model on all suites but one and lets it pick on the held-out "
+            "suite's layers; ratio = the pick's measured time / the best candidate's (same bench run)."]))
     win = data.winners(bench)  # names no winner where a timing is unstable
     if not win.empty:
         sections.append(Section("Fastest backend per layer", table=win))

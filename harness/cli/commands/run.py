@@ -9,6 +9,7 @@ import time
 
 import pandas as pd
 
+from harness.bench import calibration
 from harness.bench import runner as bench
 from harness.support import machine_state
 from harness.bench import paired, stability
@@ -46,6 +47,8 @@ def register(sub) -> None:
     parser.add_argument("--until-stable", type=float, default=0.0, metavar="SECONDS",
                         help="re-measure layers with unstable timings, spending at most SECONDS in all (default 0: no)")
     parser.add_argument("--no-bench", action="store_true", help="verify and report only")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="auto uses the existing calibration or the backends' shipped constants; never calibrates")
     parser.set_defaults(func=run)
 
 
@@ -77,6 +80,8 @@ def run(args) -> int:
         threads, note = machine_state.choose_threads(args.threads)
         if note:
             print(note, file=sys.stderr)
+        if not args.no_calibrate:  # no calibration for this machine, versions and code yet: make one (about a minute)
+            calibration.ensure(threads=threads, progress=sys.stderr.isatty())
         # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks
         bench_started = time.time()
         bench_history = RunHistory(REPORTS / "bench.csv", columns=list(bench.COLUMNS))

@@ -1,0 +1,253 @@
+"""Calibrating ``auto`` on this machine, and judging it on layers it was not fitted on.
+
+* :func:`calibrate` times the modelled backends (every available backend with a
+  ``CostModel``, plug-ins included, the reference left out) on a set of layers in one bench
+  run, fits each backend's constants (:func:`harness.autoselect.fit`), evaluates the fit
+  leave-one-suite-out (:func:`held_out`) on the same measured times, and saves it all as this
+  machine's calibration (:func:`harness.autoselect.save_calibration`).
+* :data:`PROBE` is the small, diverse default set that ``convbench run`` uses when the
+  machine has no calibration yet (about a minute on a 2-core machine): stems, 3x3 at batch 1
+  and 8, 1x1, depthwise and large kernels from five suites.
+* :func:`held_out`: for each suite, fit on every other suite's layers and let the estimate
+  pick among the candidates on the held-out suite's layers; per layer, the pick's measured
+  time over the measured best candidate's.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from harness import autoselect
+from harness.backend.registry import backends, get_backend
+from harness.bench import runner as bench
+from harness import suites
+
+#: ``suite.layer@batch`` of the default probe set: every algorithm's regime (stems, 3x3
+#: stride 1 shallow and deep, grouped, 1x1, strided, depthwise 3x3 / 5x5 / 7x7, large dense and
+#: depthwise kernels) from eight suites, so that each leave-one-suite-out fold still sees every
+#: regime. 30 layers: 74 s at 2 threads on the project machine (shared, load 2-3, numba cache warm).
+PROBE = (
+    "resnet50.conv1@1", "resnet50.res2_3x3@1", "resnet50.res4_3x3@1", "resnet50.res3_3x3@8",
+    "resnet50.res3_1x1_expand@1", "resnet50.res5_1x1_reduce@1", "resnet50.res4_3x3_s2@1",
+    "vgg16.conv3_2@1", "vgg16.conv5_1@1",
+    "mobilenetv2.b2_dw@1", "mobilenetv2.b4_dw@1", "mobilenetv2.b2_expand@1", "mobilenetv2.b3_dw_s2@1",
+    "large_kernels.convnext_s1_dw7@1", "large_kernels.dense_11x11@1", "large_kernels.replknet_s3_dw27@1",
+    "alexnet.conv1@1", "alexnet.conv2@1", "alexnet.conv3@1",
+    "resnet34.conv1@8", "resnet34.layer2_3x3_s2@1", "resnet34.layer4_3x3@8",
+    "regnetx_400mf.stem@1", "regnetx_400mf.s3_3x3@1", "regnetx_400mf.s4_1x1@1",
+    "efficientnet_b0.stem@1", "efficientnet_b0.s3_dw5@1", "efficientnet_b0.s6_expand@1",
+    "large_kernels.dense_7x7@1", "vgg16.conv1_2@1",
+)
+
+#: A pick within this factor of the measured best candidate counts as right.
+WITHIN = 1.10
+
+
+class Sample(NamedTuple):
+    """One measured time: ``backend`` on ``layer`` (of ``suite``) at ``batch``."""
+
+    suite: str
+    layer: str
+    batch: int
+    backend: str
+    op: str
+    spec: object
+    seconds: float
+
+
+def modelled() -> list[str]:
+    """Available backends with a cost model, the reference excluded (it is never chosen)."""
+    return [b.name for b in backends() if b.cost is not None and b.role != "reference" and b.available]
+
+
+def probe_cases(probe=None) -> list:
+    """``(suite, Layer)`` pairs for ``suite.layer@batch`` strings (default :data:`PROBE`);
+    ValueError names an unknown one."""
+    out = []
+    for item in PROBE if probe is None else probe:
+        label, _, batch = item.partition("@")
+        suite = label.split(".")[0]
+        found = [l for l in suites.layers(suite, int(batch or 1)) if l.label == label]
+        if not found:
+            raise ValueError(f"probe layer {item!r}: no layer {label!r} in suite {suite!r}")
+        out.append((suite, found[0]))
+    return out
+
+
+def samples_from(results) -> list[Sample]:
+    """Every timed (``time_min``) row of a bench results table whose layer a known suite holds."""
+    specs = {}
+    for suite, batch, dtype in results[["suite", "batch", "dtype"]].drop_duplicates().itertuples(index=False):
+        if suite in suites.names():
+            for layer in suites.layers(suite, int(batch), dtype):
+                specs[(layer.label, int(batch), dtype)] = (layer.op, bench.op_spec(layer.op, layer.spec))
+    out = []
+    for row in results[results.metric == "time_min"].itertuples(index=False):
+        found = specs.get((row.layer, int(row.batch), row.dtype))
+        if found is not None and found[0] == row.op and math.isfinite(row.value) and row.value > 0:
+            out.append(Sample(row.suite, row.layer, int(row.batch), row.backend, row.op, found[1], float(row.value)))
+    return out
+
+
+def fit(samples) -> dict:
+    """:func:`harness.autoselect.fit` on :class:`Sample` s."""
+    return autoselect.fit((s.backend, s.op, s.spec, s.seconds) for s in samples)
+
+
+def judge(samples, constants: dict) -> list[dict]:
+    """Per layer: what the estimate with ``constants`` picks among the measured candidates, the
+    measured best candidate, and ``ratio`` = the pick's measured time / the best's."""
+    by_layer: dict = {}
+    for s in samples:
+        if get_backend(s.backend).role == "candidate":
+            by_layer.setdefault((s.suite, s.layer, s.batch), []).append(s)
+    rows = []
+    for (suite, layer, batch), measured in by_layer.items():
+        predicted = {s.backend: autoselect.predict(s.backend, s.op, s.spec, constants) for s in measured}
+        predicted = {b: t for b, t in predicted.items() if t is not None}
+        if not predicted:
+            continue
+        times = {s.backend: s.seconds for s in measured}
+        picked = min(predicted, key=predicted.get)
+        best = min(times, key=times.get)
+        rows.append({"suite": suite, "layer": layer, "batch": batch, "picked": picked, "best": best,
+                     "ratio": times[picked] / times[best]})
+    return rows
+
+
+def held_out(samples) -> list[dict]:
+    """Leave-one-suite-out: for each suite, fit on the others' samples (backends they lack keep
+    their shipped constants) and :func:`judge` the held-out suite's layers. Needs at least two
+    suites; returns ``judge``'s rows, each with ``within`` (ratio <= :data:`WITHIN`)."""
+    samples = list(samples)
+    names = sorted({s.suite for s in samples})
+    if len(names) < 2:
+        return []
+    defaults = autoselect.default_constants()
+    rows = []
+    for suite in names:
+        constants = {**defaults, **fit([s for s in samples if s.suite != suite])}
+        rows += judge([s for s in samples if s.suite == suite], constants)
+    return [dict(r, within=bool(r["ratio"] <= WITHIN)) for r in rows]
+
+
+def summary(rows) -> dict:
+    """Layers judged, share within :data:`WITHIN` of the best, worst and geomean ratio."""
+    ratios = np.array([r["ratio"] for r in rows], dtype=float)
+    if not ratios.size:
+        return {"layers": 0, "within": 0, "share_within": math.nan, "worst": math.nan, "geomean": math.nan}
+    within = int(sum(r["ratio"] <= WITHIN for r in rows))
+    return {"layers": int(ratios.size), "within": within, "share_within": within / ratios.size,
+            "worst": float(ratios.max()), "geomean": float(np.exp(np.log(ratios).mean()))}
+
+
+def table(rows) -> str:
+    """The held-out rows as text, one line per layer, then the summary line."""
+    lines = [f"{'held-out layer':<40} {'N':>3} {'auto picks':<11} {'best':<11} {'ratio':>6}",]
+    for r in rows:
+        flag = "" if r["ratio"] <= WITHIN else "  > 10% off"
+        lines.append(f"{r['layer']:<40} {r['batch']:>3} {r['picked']:<11} {r['best']:<11} {r['ratio']:>6.2f}{flag}")
+    s = summary(rows)
+    lines.append(f"within {WITHIN - 1:.0%} of the best candidate on {s['within']}/{s['layers']} held-out layers; "
+                 f"worst {s['worst']:.2f}x, geomean {s['geomean']:.3f}x")
+    return "\n".join(lines)
+
+
+def quality(samples, constants) -> dict:
+    """How well ``constants`` predict the samples they were fitted on: per backend the median
+    and worst ``max(pred/meas, meas/pred)``."""
+    errors: dict = {}
+    for s in samples:
+        predicted = autoselect.predict(s.backend, s.op, s.spec, constants)
+        if predicted is not None:
+            errors.setdefault(s.backend, []).append(abs(math.log(max(predicted, 1e-12) / s.seconds)))
+    return {b: {"median_ratio": float(math.exp(np.median(v))), "worst_ratio": float(math.exp(max(v))),
+                "layers": len(v)} for b, v in errors.items()}
+
+
+def calibrate(cases=None, threads: int | None = None, budget_s: float = 0.05, limit_s: float = 2.0,
+              machine: dict | None = None, progress: bool = False, results=None, out=None,
+              command=None) -> dict:
+    """Time, fit, judge leave-one-suite-out, save; returns the saved calibration.
+
+    Parameters
+    ----------
+    cases : list of (suite, Layer), optional
+        Layers to time; default :data:`PROBE`.
+    threads : int, optional
+        Threads while timing (default: as set).
+    budget_s, limit_s : float
+        Timing budget per case; cases estimated or first measured above ``limit_s`` are skipped.
+    results : DataFrame, optional
+        A ``convbench bench`` results table to fit instead of timing.
+    out : path, optional
+        Where to save (default :func:`harness.autoselect.calibration_path`).
+
+    Raises
+    ------
+    ValueError
+        When nothing modelled was timed.
+    """
+    started = time.time()
+    if results is None:
+        results = bench.run(cases if cases is not None else probe_cases(), modelled(), threads=threads,
+                            budget_s=budget_s, limit_s=limit_s, machine=machine, progress=progress)
+    samples = samples_from(results)
+    if not samples:
+        raise ValueError("no timed suite layer of a modelled backend to fit")
+    constants = fit(samples)
+    rows = held_out(samples)
+    saved = {
+        "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command if command is not None else sys.argv,
+        "threads": sorted(set(results.threads.dropna().astype(int))) if "threads" in results else None,
+        "layers": len({(s.layer, s.batch) for s in samples}),
+        "seconds": round(time.time() - started, 1),
+        "constants": constants,
+        "fit": quality(samples, constants),
+        "choice": summary(judge(samples, {**autoselect.default_constants(), **constants})),
+        "held_out": rows,
+        "held_out_summary": summary(rows),
+    }
+    saved["path"] = str(autoselect.save_calibration(saved, out))
+    return saved
+
+
+def ensure(threads: int | None = None, progress: bool = False, log=print) -> dict | None:
+    """Calibrate on :data:`PROBE` when this machine has no calibration yet; None when it has one."""
+    if not autoselect.needs_calibration():
+        return None
+    log("no cost-model calibration for this machine yet: calibrating 'auto' on "
+        f"{len(PROBE)} probe layers (about a minute; `convbench calibrate` redoes it) ...")
+    try:
+        saved = calibrate(threads=threads, progress=progress)
+    except (OSError, ValueError) as exc:  # an unwritable cache or nothing timed: the defaults apply
+        log(f"calibration not saved ({exc}); 'auto' uses the backends' shipped constants")
+        return None
+    s = saved["held_out_summary"]
+    log(f"calibration: {saved['path']} ({saved['seconds']:.0f} s); held out, auto within 10% of the best "
+        f"candidate on {s['within']}/{s['layers']} layers, worst {s['worst']:.2f}x")
+    return saved
+
+
+def saved_held_out() -> list[dict]:
+    """The leave-one-suite-out rows of this machine's calibration (empty when there is none, it
+    is another machine's, or its rows are malformed), for the report."""
+    import json
+
+    if autoselect.needs_calibration():
+        return []
+    try:
+        rows = json.loads(autoselect.calibration_path().read_text()).get("held_out")
+    except (OSError, ValueError, AttributeError):
+        return []
+    keys = {"suite": str, "layer": str, "batch": int, "picked": str, "best": str, "ratio": (int, float)}
+    if not isinstance(rows, list) or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), t) for k, t in keys.items()) for r in rows):
+        return []
+    return rows

@@ -1,0 +1,44 @@
+"""harness.bench.groups: which layers go in which group, and the table's arithmetic (synthetic times)."""
+
+import math
+
+import pytest
+
+from harness import suites
+from harness.bench import groups
+from harness.ops.table import op_info
+
+
+def test_every_group_has_layers_and_each_layer_is_in_one_group_once():
+    layers = groups.group_layers()
+    assert {g for g, _ in layers} == set(groups.GROUPS)
+    specs = [l.spec for _, l in layers]
+    assert len(specs) == len(set(specs))
+    for group, layer in layers:
+        assert groups.GROUPS[group][2](layer.spec), (group, layer.label)
+    three = [l for g, l in layers if g == "3x3 s1"]
+    assert {l.spec.N for l in three} == {1, 8} and any(l.label.startswith("regnetx_400mf.") for l in three)
+    assert all(l.spec.N == 1 for _, l in groups.group_layers(quick=True))
+    assert {g for g, _ in groups.group_layers(["1x1"])} == {"1x1"}
+
+
+def test_the_table_reports_ratios_peak_and_auto_against_the_best():
+    layer = next(l for l in suites.layers("resnet50", 1) if l.label == "resnet50.res2_3x3")
+    base = groups.bench.baseline_name() or "torch"
+    times = {base: {"rounds": [2e-3, 3e-3]}, "a": {"rounds": [1e-3, 1e-3]}, "b": {"rounds": [1.5e-3, 1.6e-3]}}
+    measured = {"spec": layer.spec, "times": times, "baseline": base, "best": "a", "picked": "b",
+                "best_time": {n: min(t["rounds"]) for n, t in times.items()}}
+    text = groups.report([("3x3 s1", layer, measured)], peak=400.0)
+    flops = op_info("conv2d").counts(layer.spec)["flops_dense"]  # the one FLOP definition
+    row = next(line for line in text.splitlines() if "res2_3x3" in line)
+    assert f"{flops / 1e-3 / 1e9:.1f}" in row  # best's GFLOP/s
+    assert "2.00 [ 2.00- 3.00]" in row  # ratio of the best rounds, range of the paired per-round ratios
+    assert f"{100 * flops / 1e-3 / 1e9 / 400:.0f}" in row
+    assert "1.33  1.50" in row  # auto's pick: x torch, / best
+    assert "auto within 10% of the best on 0/1 layers" in text
+
+
+def test_paired_ratio_range_pairs_rounds():
+    times = {"t": {"rounds": [1.0, 4.0]}, "x": {"rounds": [2.0, 2.0]}}
+    assert groups._ratio_range(times, "t", "x") == (0.5, 2.0)
+    assert math.isnan(groups._geomean([])) and groups._geomean([2, 8]) == pytest.approx(4.0)
