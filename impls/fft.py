@@ -37,7 +37,7 @@ Accuracy
     (``harness.ops.tolerance.fft_bound``) bounds it by ``A``'s maximum over each image and output
     channel times ``u * (K_SIGMA*sqrt(C/groups) + 2 + 4*log2(padded area))``. Measured (max
     error in units of that bound, float32 / float64; C=O=16, 32x32 images, batch 2, 'same'
-    padding, 5 seeds; ``benchmarks/measure_numpy_backends.py --accuracy``): 3x3 0.030 / 0.032,
+    padding, 5 seeds; ``python -m harness.bench.accuracy``): 3x3 0.030 / 0.032,
     7x7 0.014 / 0.040, 15x15 0.007 / 0.037, 31x31 0.003 / 0.027; as a fraction of ``max A``
     the float32 error is 9e-8 (3x3) down to 1e-8 (31x31). The verifier's random cases peak at
     0.21 units (1x1 depthwise, where ``A`` is one product). A flipped kernel or a one-pixel

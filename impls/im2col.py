@@ -55,7 +55,7 @@ _DEFAULT_BUDGET_MB = 256.0
 
 #: Columns are gathered in blocks of about this size even under a larger budget, so the GEMM
 #: reads them back from cache: 4-8 MB blocks ran res2/vgg conv1_2 3x3 layers 1.5x faster than
-#: one 58 MB buffer on this machine (Zen 5, 2 threads; ``benchmarks/measure_numpy_backends.py``).
+#: one 58 MB buffer on this machine (Zen 5, 2 threads; ``python -m harness.bench.groups``).
 _CACHE_BLOCK_BYTES = 6 * 2**20
 
 #: Below this many output positions per image, images share one GEMM (see module docstring).

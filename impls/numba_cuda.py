@@ -10,7 +10,7 @@ Two ways in:
 * :func:`prepare` uploads once and returns a launcher that runs only the kernel on the
   device-resident arrays, so benchmarks time the kernel alone: :func:`time_kernel` times it with
   CUDA events after a sync, hot or with the L2 cache flushed between runs (``cold=True``; see
-  ``impls/_numba_cuda_timing.py``). ``benchmarks/measure_numba_cuda.py`` prints both per layer.
+  ``impls/_numba_cuda_timing.py``). ``python -m harness.bench.cuda_events`` prints both per layer.
 
 With ``NUMBA_ENABLE_CUDASIM=1`` set before ``numba`` is imported, the same code runs on Numba's
 CUDA simulator (Python threads; slow, for correctness checks on tiny shapes): ``probe()`` then

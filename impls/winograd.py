@@ -62,8 +62,7 @@ Accuracy
     (``WinogradTransform.growth``). The
     ``winograd`` error model (``harness.ops.tolerance.winograd_bound``) is the direct bound times
     that growth, with ``A`` taken as its maximum over the outputs that share input tiles.
-    Measured (C=O=16, 32x32 images, batch 2, 5 seeds; ``benchmarks/measure_numpy_backends.py
-    --accuracy``): F(2x2) reaches 0.008 units of its bound in float32 and float64, F(4x4)
+    Measured (C=O=16, 32x32 images, batch 2, 5 seeds; ``python -m harness.bench.accuracy``): F(2x2) reaches 0.008 units of its bound in float32 and float64, F(4x4)
     0.003 / 0.002; as a fraction of ``max A`` the float32 error is 9e-8 for F(2x2), 1.4e-6 for
     F(4x4) — 15x worse, and 6x ``im2col``'s 2.5e-7; F(6x6) (forced) 0.003 / 0.002 units and
     2.8e-6. A flipped kernel errs by 300-60000 units.

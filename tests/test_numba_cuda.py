@@ -133,7 +133,7 @@ print(json.dumps({"hot": hot, "cold": cold}))
 
 def test_event_timing_hot_and_cold_runs_on_the_simulator():
     """Tiny: two event-timed runs each way on Numba's simulator (a real GPU is checked by
-    benchmarks/measure_numba_cuda.py). Checks the mechanism, never a speed."""
+    python -m harness.bench.cuda_events). Checks the mechanism, never a speed."""
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     done = subprocess.run([sys.executable, "-c", _EVENT_SCRIPT], env=env, capture_output=True, text=True,
                           timeout=300)

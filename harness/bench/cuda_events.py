@@ -1,6 +1,6 @@
 """numba_cuda's kernel time per layer on the GPU, hot and cold (L2 flushed), from CUDA events.
 
-Run:  .venv/bin/python benchmarks/measure_numba_cuda.py [--suite smoke] [--batch 1] [--runs 20]
+Run:  .venv/bin/python -m harness.bench.cuda_events [--suite smoke] [--batch 1] [--runs 20]
 
 Each layer's operands are uploaded once; one untimed launch compiles the kernel; then ``--runs``
 launches are timed with CUDA events after a sync (``impls/_numba_cuda_timing.py``), first hot
@@ -11,12 +11,12 @@ untimed). Prints the median and the min-max of each; GFLOP/s counts the dense fo
 from __future__ import annotations
 
 import argparse
+import inspect
 
 import numpy as np
 
-from harness.ops import metrics
 from harness import suites
-from harness.ops.table import conv_inputs
+from harness.ops.table import conv_inputs, op_info
 from harness.backend.registry import get_backend
 
 
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     if reason:
         print(f"numba_cuda is unavailable: {reason}")
         return 2
-    from impls import numba_cuda
+    numba_cuda = inspect.getmodule(get_backend("numba_cuda").ops["conv2d"])  # the backend's module: time_kernel
 
     print(f"{'layer':<36} {'hot ms (min-max)':>26} {'cold ms (min-max)':>26} {'hot GF/s':>9}")
     for layer in suites.layers(args.suite, args.batch):
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         for cold in (False, True):
             t = np.asarray(numba_cuda.time_kernel(x, w, b, layer.spec, runs=args.runs, cold=cold)) * 1e3
             figures.append((np.median(t), t.min(), t.max()))
-        gflops = metrics.dense_flops(layer.spec) / (figures[0][0] / 1e3) / 1e9
+        gflops = op_info("conv2d").counts(layer.spec)["flops_dense"] / (figures[0][0] / 1e3) / 1e9
         cells = [f"{m:9.4f} ({lo:.4f}-{hi:.4f})" for m, lo, hi in figures]
         print(f"{layer.label:<36} {cells[0]:>26} {cells[1]:>26} {gflops:9.1f}")
     return 0
