@@ -8,7 +8,7 @@ import pytest
 
 from harness.report import data as report_data
 from harness.report.page import load_results, read_results, write_report
-from harness.report.plots import roofline_plot
+from harness.report.figures import roofline_figure
 from harness.support.results_io import append_records, write_csv
 
 VERIFY_ROWS = [
@@ -112,7 +112,7 @@ def test_write_report_writes_markdown_html_csv_and_plots(stored):
 def test_roofline_plot_draws_with_a_machine_record(tmp_path):
     machine = {"peak": {"sgemm": {"gflops": 100.0}, "dgemm": {"gflops": 50.0}, "threads": 2},
                "bandwidth": {"gbs": 10.0}}
-    assert roofline_plot(bench_rows(), machine, tmp_path / "r.png").stat().st_size > 1000
+    assert roofline_figure(bench_rows(), machine, tmp_path / "r.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -1,7 +1,7 @@
 """The report's plots that a reader scans: exact results shown as exact, points labelled by layer.
 
 Each function takes long results (:mod:`harness.report.data`), writes one PNG atomically
-and returns its path, or None when there is nothing to draw (as :mod:`harness.report.plots`).
+and returns its path, or None when there is nothing to draw.
 """
 
 from __future__ import annotations
@@ -33,6 +33,28 @@ def _save(fig, path: Path) -> Path:
     return write_atomic(path, buffer.getvalue())
 
 MARKERS = "osD^v<>phx*"
+
+
+def gflops_plot(results: pd.DataFrame, path: Path) -> Path | None:
+    """GFLOP/s per layer per backend, one panel per suite, batch and dtype."""
+    timed = results[results.metric == "gflops"]
+    if timed.empty:
+        return None
+    plt = _pyplot()
+    groups = list(timed.groupby(["suite", "batch", "dtype"], sort=False))
+    widths = [max(8.0, 0.32 * part.layer.nunique() + 3) for _, part in groups]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(max(widths), 3.8 * len(groups)), squeeze=False)
+    for ax, ((suite, batch, dtype), part) in zip(axes[:, 0], groups):
+        wide = part.pivot_table(index="layer", columns="backend", values="value", aggfunc="first")
+        wide = wide.reindex(list(dict.fromkeys(part.layer)))
+        wide.index = [label.split(".", 1)[-1] for label in wide.index]
+        wide.plot.bar(ax=ax, width=0.85, logy=True)
+        ax.set_title(f"{suite}, batch {batch}, {dtype}: GFLOP/s per layer (higher is better)")
+        ax.set_ylabel("GFLOP/s (dense)")
+        ax.tick_params(axis="x", labelsize=7)
+        ax.legend(fontsize=7, ncol=min(8, wide.shape[1]))
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def verify_error_figure(results: pd.DataFrame, path: Path) -> Path | None:
