@@ -19,7 +19,7 @@ import pandas as pd
 
 from harness.bench import calibration
 from harness.report import data
-from harness.report import figures
+from harness.report import figures as draw
 from harness.report import scan
 from harness.backend.capabilities import capability_matrix
 from harness.support.machine import summary_lines
@@ -184,7 +184,7 @@ def _verification_sections(verify: pd.DataFrame, runs: pd.DataFrame, path, folde
     summary.columns = [c.removeprefix("status:") for c in summary.columns]
     summary = summary.astype(int)
     summary["max_units"] = verify[verify.metric == "max_units"].groupby("backend").value.max()
-    plot = figures.verify_error_figure(verify, folder / "verify_errors.png")
+    plot = draw.verify_error_figure(verify, folder / "verify_errors.png")
     out = [Section("Verification against torch", table=summary, plot=plot, html=scan.status_table_html(summary),
                    lines=["Cases per status per backend, and the worst error in units of each case's rounding-error "
                           "bound (<= 1 passes; 0: bit-identical to the reference).", *scan.STATUS_LINES,
@@ -231,14 +231,14 @@ def _bench_sections(bench: pd.DataFrame, machine, folder: Path, paths) -> list[S
     win = data.winners(bench)  # names no winner where a timing is unstable
     if not win.empty:
         sections.append(Section("Fastest backend per layer", table=win))
-    sections.append(Section("GFLOP/s per layer", plot=figures.gflops_plot(bench, folder / "gflops.png")))
-    cpr_plot = figures.gflops_cpr_figure(bench, folder / "gflops_cpr.png")
+    sections.append(Section("GFLOP/s per layer", plot=draw.gflops_plot(bench, folder / "gflops.png")))
+    cpr_plot = draw.gflops_cpr_figure(bench, folder / "gflops_cpr.png")
     if cpr_plot:
         sections.append(Section("GFLOP/s against CPR", plot=cpr_plot, lines=[
             "Each point is one (layer, backend); each layer is named once, at its fastest backend. CPR "
             "(multiply-adds per weight) is how often each weight is reused: low-CPR layers (pointwise, depthwise, "
             "fully connected: CPR about 1) are bound by memory traffic."]))
-    roof = figures.roofline_figure(bench, machine, folder / "roofline.png")
+    roof = draw.roofline_figure(bench, machine, folder / "roofline.png")
     if roof:
         lines = ["Each point is one (layer, backend), each layer named at its fastest backend. Left of the ridge "
                  "the roof is memory bandwidth, right of it the GEMM peak."]
