@@ -6,7 +6,7 @@
   leave-one-suite-out (:func:`held_out`) on the same measured times, and saves it all as this
   machine's calibration (:func:`harness.autoselect.save_calibration`).
 * :data:`PROBE` is the small, diverse default set that ``convbench run`` uses when the
-  machine has no calibration yet (about a minute on a 2-core machine): stems, 3x3 at batch 1
+  machine has no calibration yet (about 4 minutes on a 2-core machine, 226 s measured): stems, 3x3 at batch 1
   and 8, 1x1, depthwise and large kernels from five suites.
 * :func:`held_out`: for each suite, fit on every other suite's layers and let the estimate
   pick among the candidates on the held-out suite's layers; per layer, the pick's measured
@@ -223,7 +223,7 @@ def ensure(threads: int | None = None, progress: bool = False, log=print) -> dic
     if not autoselect.needs_calibration():
         return None
     log("no cost-model calibration for this machine yet: calibrating 'auto' on "
-        f"{len(PROBE)} probe layers (about a minute; `convbench calibrate` redoes it) ...")
+        f"{len(PROBE)} probe layers (a few minutes; `convbench calibrate` redoes it) ...")
     try:
         saved = calibrate(threads=threads, progress=progress)
     except (OSError, ValueError) as exc:  # an unwritable cache or nothing timed: the defaults apply

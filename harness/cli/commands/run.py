@@ -80,7 +80,7 @@ def run(args) -> int:
         threads, note = machine_state.choose_threads(args.threads)
         if note:
             print(note, file=sys.stderr)
-        if not args.no_calibrate:  # no calibration for this machine, versions and code yet: make one (about a minute)
+        if not args.no_calibrate:  # no calibration for this machine, versions and code yet: make one (about 4 minutes)
             calibration.ensure(threads=threads, progress=sys.stderr.isatty())
         # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks
         bench_started = time.time()
