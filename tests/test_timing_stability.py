@@ -185,7 +185,7 @@ def test_until_stable_re_measures_within_its_bound(monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(bench, "_measure_layer", counting)
-    monkeypatch.setattr(paired, "MAX_ROUNDS", 2)  # 2 rounds (< MIN_ROUNDS) on any machine: always unstable
+    monkeypatch.setattr(bench, "ROUND_CAP", 2)  # 2 rounds (< MIN_ROUNDS) on any machine: always unstable
     with timing.pinned_threads(1):  # torch and numba imported before the clock starts
         pass
     started = time.monotonic()

@@ -59,6 +59,12 @@ from harness.support.results_io import write_atomic, write_csv
 from harness.support.timing import pinned_threads, time_once
 
 
+#: Rounds per layer at most: each round settles every backend (``paired.SETTLE_S``), so without a
+#: cap a layer whose samples fall short of the budget (a per-call estimate inflated by another
+#: pool still spinning) ran up to 40 rounds, a minute per layer with nine backends.
+ROUND_CAP = 2 * paired.TARGET_ROUNDS
+
+
 def baseline_name() -> str | None:
     """The backend every ratio is taken against: the available CPU ``baseline`` (``Backend.role``)."""
     return with_role("baseline")
@@ -245,7 +251,7 @@ def _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, ma
         return []
     before, during = machine_state.sample(), []
     samples = paired.measure(contenders, budget_s=budget_s, min_rounds=min_runs,
-                             max_rounds=max(min_runs, paired.MAX_ROUNDS), settle_s=settle_s, cache=cache, seed=seed,
+                             max_rounds=max(min_runs, ROUND_CAP), settle_s=settle_s, cache=cache, seed=seed,
                              on_round=lambda: during.append(machine_state.sample(frequency=False)))
     window = machine_state.between(before, machine_state.sample(), during)
     crowded = machine_state.oversubscription(window, threads)

@@ -14,7 +14,7 @@ from harness.bench import runner as bench
 from harness.support import machine_state
 from harness.bench import paired, stability
 from harness.support.machine import record, summary_lines
-from harness.backend.registry import backends
+from harness.backend.registry import backends, get_backend
 from harness.report.page import REPORTS, write_report
 from harness.support.results_io import RunHistory, write_csv
 from harness.bench.terminal import results_table
@@ -83,17 +83,20 @@ def run(args) -> int:
         if not args.no_calibrate:  # no calibration for this machine, versions and code yet: make one (about 4 minutes)
             calibration.ensure(threads=threads, progress=sys.stderr.isatty())
         # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks
+        # the reference (the defining loops) is verified above but not timed: it is never a
+        # contender, and its calls take seconds on real layers
+        timed = [n for n in names if get_backend(n).role != "reference"]
         bench_started = time.time()
         bench_history = RunHistory(REPORTS / "bench.csv", columns=list(bench.COLUMNS))
         try:
-            results = bench.run(cases, names + ["auto"], threads=threads, budget_s=args.budget,
+            results = bench.run(cases, timed + ["auto"], threads=threads, budget_s=args.budget,
                                 limit_s=args.limit, machine=machine, progress=sys.stderr.isatty(),
                                 on_rows=bench_history.add, until_stable_s=args.until_stable)
         except KeyboardInterrupt:
             return _interrupted(bench_history, "row")
         bench.save(results, REPORTS / "bench.csv", {
             **git_state(),
-            "suites": suites, "backends": names + ["auto"], "batches": batches, "dtypes": ["float32"],
+            "suites": suites, "backends": timed + ["auto"], "batches": batches, "dtypes": ["float32"],
             "threads": threads, "min_runs": paired.MIN_ROUNDS, "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
             "machine": machine,
         }, bench_started)
