@@ -32,6 +32,7 @@ import numpy as np
 
 from harness import autoselect
 from harness.backend.registry import get_backend
+from harness.bench import paired
 from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
@@ -158,10 +159,6 @@ def _ratio_range(times, base, name) -> tuple[float, float]:
     return min(ratios), max(ratios)
 
 
-def _geomean(values) -> float:
-    v = np.asarray([x for x in values if x and math.isfinite(x) and x > 0], dtype=float)
-    return float(np.exp(np.log(v).mean())) if v.size else math.nan
-
 
 def report(rows, peak: float) -> str:
     """The per-layer and per-group table (see the module docstring)."""
@@ -193,7 +190,7 @@ def report(rows, peak: float) -> str:
             lines.append(f"  {layer.label:<36} {layer.spec.N:>2} {torch_gf:>10.1f} {best:<10} {gf:>7.1f} "
                          f"{ratio:>7.2f} [{lo:>5.2f}-{hi:>5.2f}]     {100 * gf / peak:>5.0f}  {picked or '-':<10} "
                          f"{auto_ratio:>7.2f} {vs_best:>5.2f}")
-        lines.append(f"  geomean x torch: best candidate {_geomean(summary['best']):.2f}, auto {_geomean(summary['auto']):.2f}; "
+        lines.append(f"  geomean x torch: best candidate {paired.geomean(summary['best']):.2f}, auto {paired.geomean(summary['auto']):.2f}; "
                      f"auto within 10% of the best on {summary['within']}/{summary['n']} layers")
         lines.append("")
     return "\n".join(lines)

@@ -208,6 +208,13 @@ def format_ratio(ratio: float, lo: float, hi: float) -> str:
     return f"{ratio:.2f}x [{lo:.2f}, {hi:.2f}]"
 
 
+def geomean(values) -> float:
+    """Geometric mean of the finite, positive values (None and NaN skipped); NaN when there are none."""
+    v = np.asarray([np.nan if x is None else x for x in values], dtype=float) if values is not None else np.array([])
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.log(v).mean())) if v.size else float("nan")
+
+
 def geomean_interval(ratios, los, his, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """``(geomean, lo, hi)`` of per-layer ratios, with an approximate interval.
 

@@ -349,13 +349,6 @@ def _progress(done: int, total: int, label: str, batch: int, backend: str) -> No
 
 
 # -- reporting ---------------------------------------------------------------------------
-def _geomean(values) -> float:
-    if values is None:
-        return math.nan
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    return float(np.exp(np.log(v).mean())) if v.size else math.nan
-
 
 def save(results: pd.DataFrame, out, settings: dict, started: float) -> None:
     """``results`` as a CSV at ``out`` and, beside it (``.json``), the run's settings with the

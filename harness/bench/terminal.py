@@ -17,11 +17,6 @@ from harness.bench import paired, stability
 from harness.support.render import fit_table, sig
 
 
-def _geomean(values) -> float:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    return float(np.exp(np.log(v).mean())) if v.size else math.nan
-
 
 def _cell(gflops: float, ratio: str, mark: str = "", flag: str = "") -> str:
     if math.isnan(gflops):
@@ -70,7 +65,7 @@ def results_table(results: pd.DataFrame, width: int | None = None) -> str:
             sub = part.loc[good] if good else part.iloc[:0]
             interval = paired.geomean_interval(*(sub.get((b, m), pd.Series(dtype=float))
                                                  for m in ("ratio_to_torch", "ratio_lo", "ratio_hi")))
-            geo[b] = _cell(_geomean(sub.get((b, "gflops"), [])), paired.format_ratio(*interval))
+            geo[b] = _cell(paired.geomean(sub.get((b, "gflops"), [])), paired.format_ratio(*interval))
         rows.append(geo)
     frame = pd.DataFrame(rows)
     lines = ["GFLOP/s (x torch [95% interval]: torch's time / the backend's, paired per round; > 1 is faster):",

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from harness.backend.registry import with_role
-from harness.bench.paired import format_ratio, geomean_interval
+from harness.bench.paired import format_ratio, geomean, geomean_interval
 from harness.bench.stability import timed_flags
 
 
@@ -190,11 +190,6 @@ def _asv_file(path: Path, param_names: dict) -> pd.DataFrame:
 
 
 # -- tables ------------------------------------------------------------------------------
-def geomean(values) -> float:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    return float(np.exp(np.log(v).mean())) if v.size else math.nan
-
 
 def suite_table(bench: pd.DataFrame) -> pd.DataFrame:
     """Per suite x backend: layers timed, GFLOP/s (geomean), total time, x torch, % of peak."""
