@@ -122,12 +122,41 @@ def test_convbench_bench_writes_csv_and_json(tmp_path, monkeypatch, capsys):
 
 def test_machine_record_is_cached_and_reused(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(machine, "measure", lambda: calls.append(1) or {"fingerprint": machine.fingerprint(), "x": 1})
+    quiet_peak = {"busy": None, "threads": 2}
+    monkeypatch.setattr(machine, "measure",
+                        lambda: calls.append(1) or {"fingerprint": machine.fingerprint(), "x": 1, "peak": quiet_peak})
     path = tmp_path / "machine.json"
     assert machine.record(path)["x"] == 1 and machine.record(path)["x"] == 1
     assert len(calls) == 1
     machine.record(path, remeasure=True)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("busy_now", [True, False])
+def test_a_peak_measured_on_a_busy_machine_is_replaced_once_the_machine_is_quiet(tmp_path, monkeypatch, busy_now):
+    path = tmp_path / "machine.json"
+    busy = {"fingerprint": machine.fingerprint(), "x": "busy",
+            "peak": {"sgemm": {"gflops": 50.0, "n": 2048}, "dgemm": {"gflops": 26.0, "n": 2048}, "threads": 2,
+                     "busy": "oversubscribed: other processes wanted 3.0 of 2 cores beside our 2 thread(s)"}}
+    path.write_text(json.dumps(busy))
+    monkeypatch.setattr(machine, "_machine_busy_now", lambda threads: busy_now)
+    monkeypatch.setattr(machine, "measure", lambda: {"fingerprint": machine.fingerprint(), "x": "quiet",
+                                                     "peak": {"busy": None, "threads": 2}})
+    assert not machine.peak_is_trusted(busy) and "x" not in {k for k in busy["peak"]}
+    assert machine.record(path)["x"] == ("busy" if busy_now else "quiet")
+    cpu = {"model": "m", "usable_cpus": 2, "physical_cores": 2, "logical_cpus": 2, "flags": []}
+    summary = machine.summary_lines({**busy, "cpu": cpu, "software": {"numpy": "2", "python": "3.11"}, "blas": [],
+                                     "bandwidth": {"gbs": 1, "mib": 1}, "measured_at": "then"})
+    assert any("NOT TRUSTED: oversubscribed" in line for line in summary)
+
+
+def test_measured_peaks_say_whether_the_machine_was_busy(monkeypatch):
+    monkeypatch.setattr(machine, "measure_gemm_gflops", lambda dtype: {"gflops": 1.0, "n": 256})
+    monkeypatch.setattr(machine.machine_state, "oversubscription", lambda window, threads: "oversubscribed: test")
+    assert machine.measure_peaks(2)["busy"] == "oversubscribed: test"
+    monkeypatch.setattr(machine.machine_state, "oversubscription", lambda window, threads: None)
+    assert machine.measure_peaks(2) == {"sgemm": {"gflops": 1.0, "n": 256}, "dgemm": {"gflops": 1.0, "n": 256},
+                                        "threads": 2, "busy": None}
 
 
 def test_blas_override_warning_names_the_variable(monkeypatch):

@@ -37,7 +37,7 @@ from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
 from harness.ops.table import op_info
-from harness.support.machine import peak_gflops, record
+from harness.support.machine import peak_gflops, peak_is_trusted, record
 from harness.support.timing import pinned_threads, time_once
 
 
@@ -166,6 +166,7 @@ def report(rows, peak: float) -> str:
             f"{'%peak':>5}  {'auto picks':<10} {'x torch':>7} {'/best':>5}")
     lines = [head, "-" * len(head)]
     by_group: dict = {}
+    above_peak = []
     for group, layer, m in rows:
         by_group.setdefault(group, []).append((layer, m))
     for group, items in by_group.items():
@@ -179,6 +180,8 @@ def report(rows, peak: float) -> str:
                 lines.append(f"  {layer.label:<36} {layer.spec.N:>2} {torch_gf:>10.1f}  no candidate ran")
                 continue
             gf = flops / t[best] / 1e9
+            if gf > peak:
+                above_peak.append(f"{layer.label} N={layer.spec.N}")
             ratio = t[base] / t[best] if base in t else math.nan
             lo, hi = _ratio_range(m["times"], base, best) if base in t else (math.nan, math.nan)
             auto_ratio = t[base] / t[picked] if base in t and picked in t else math.nan
@@ -193,6 +196,10 @@ def report(rows, peak: float) -> str:
         lines.append(f"  geomean x torch: best candidate {paired.geomean(summary['best']):.2f}, auto {paired.geomean(summary['auto']):.2f}; "
                      f"auto within 10% of the best on {summary['within']}/{summary['n']} layers")
         lines.append("")
+    if above_peak:
+        lines.append(f"%peak is wrong: {len(above_peak)} layer(s) ran faster than the stored SGEMM peak "
+                     f"({', '.join(above_peak[:3])}{', ...' if len(above_peak) > 3 else ''}); the peak was "
+                     "measured while the machine was busy: rerun 'convbench env --remeasure' or --remeasure here")
     return "\n".join(lines)
 
 
@@ -262,7 +269,8 @@ def main(argv=None) -> int:
             print(f"[{i + 1}/{len(layers)}] {layer.label} N={layer.spec.N}".ljust(70), end="\r", file=sys.stderr, flush=True)
             rows.append((group, layer, measure_layer(layer, rounds, args.fresh_weights)))
     print(" " * 70, end="\r", file=sys.stderr)
-    print(f"threads {args.threads}; SGEMM peak {peak:.0f} GFLOP/s (convbench env); weights "
+    trust = "" if peak_is_trusted(machine) else f", NOT TRUSTED: {machine['peak'].get('busy') or 'not checked for load'}"
+    print(f"threads {args.threads}; SGEMM peak {peak:.0f} GFLOP/s (convbench env{trust}); weights "
           f"{'changed before every call' if args.fresh_weights else 'the same every call (caches warm)'}; "
           f"auto = the cost-model estimate ({autoselect.model()['source']})")
     print(report(rows, peak))
