@@ -123,6 +123,15 @@ def test_sharded_run_checks_the_serial_cases_and_reaches_the_same_verdicts(clien
     assert sorted(r["case"] for r in rows) == sorted(serial.case)  # every row streamed back once
 
 
+def test_a_time_budget_ends_on_every_worker_and_extra_cases_fill_it(client):
+    report = verify_on_cluster(client, "naive", cases=4, seed=0, table=True, scale=False, budget_s=3.0)
+    planned = planned_cases(harness.get_backend("naive"), "conv2d", 4, 0, table=True)
+    assert list(report.case[:len(planned)]) == [repr(case) for _, case in planned]
+    late = report[report.status == "skipped"]
+    assert (late.message == "not reached within the budget of 3 s").all()
+    assert set(report.source[len(planned):]) <= {"extra"}
+
+
 def test_plugin_is_shipped_and_a_worker_that_cannot_load_one_is_named(client, plugin, monkeypatch):
     plugin("shipped_loops", loops_plugin("shipped_loops"))
     report = verify_on_cluster(client, "shipped_loops", cases=6, seed=1, table=False, scale=False)
@@ -254,3 +263,22 @@ def test_cli_scheduler_that_goes_away_keeps_every_finished_case(tmp_path):
     assert run.returncode == 2 and "Traceback" not in err, err
     assert "lost the Dask scheduler" in err and f"finished case(s) are in {out}" in err
     assert len(kept) == len(history.read_text().splitlines()) >= 20
+
+
+@pytest.mark.slow
+def test_a_case_that_kills_every_worker_is_reported_lost_and_the_rest_kept(plugin, tmp_path):
+    import dask
+
+    deadly = tmp_path / "deadly-shape.txt"  # the x shape whose call exits the worker process, written below
+    plugin("kills_workers", loops_plugin("kills_workers", prelude=f"CLIENT = {os.getpid()}", before_call=(
+        f"if os.getpid() != CLIENT and str(tuple(x.shape)) == Path({str(deadly)!r}).read_text(): os._exit(1)")))
+    planned = planned_cases(harness.get_backend("kills_workers"), "conv2d", 12, 3, table=False)
+    case = planned[5][1]
+    deadly.write_text(str(tuple(case.spec.x_shape)))
+    rows = []
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), cluster_client(workers=2) as c:
+        with pytest.raises(ClusterError, match=r"case\(s\) \(plan positions .*\) were lost: every worker that ran "
+                                               r"them died"):
+            verify_on_cluster(c, "kills_workers", cases=12, seed=3, table=False, scale=False, shard_size=2,
+                              on_result=rows.append)
+    assert len(rows) >= 8 and repr(case) not in {r["case"] for r in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 
 from harness.cli.args import positive_int
@@ -27,5 +28,13 @@ def cluster_from_args(args):
         return
     from harness.distributed.cluster import cluster_client
 
-    with cluster_client(workers=workers, scheduler=scheduler) as client:
-        yield client
+    # Dask logs a lost connection or worker with its traceback; convbench says what happened in one
+    # 'error:' line (and keeps what finished), so the command line shows Dask's critical messages only
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with cluster_client(workers=workers, scheduler=scheduler) as client:
+            yield client
+    finally:
+        logger.setLevel(level)

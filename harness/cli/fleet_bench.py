@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from harness.bench.stability import warning_lines
 from harness.distributed.errors import ClusterError
 from harness.report import fleet as fleet_report
 from harness.support.render import fit_table
@@ -56,6 +57,9 @@ def run_fleet(args, cases, names) -> int:
 
     summary = fleet_report.per_machine(pd.concat(frames, ignore_index=True))
     print(fit_table(summary, index=True))
+    for frame in frames:  # unstable timings are not compared: say which and why, per machine
+        for line in warning_lines(frame):
+            print(f"{frame.machine.iloc[0]}: {line}", file=sys.stderr)
     print(f"\nresults: {out} (machine records: {fleet_report.machines_path(out)}); `convbench report` puts the "
           "machines side by side")
     return 0

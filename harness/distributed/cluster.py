@@ -78,3 +78,13 @@ def _wait_for_workers(client, address: str, timeout_s: float) -> None:
 def worker_count(client) -> int:
     """Workers the scheduler knows now."""
     return len(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def cancel_unfinished(client, futures) -> None:
+    """Cancel the tasks of ``futures`` not done yet, when the scheduler is still there to hear it."""
+    unfinished = [f for f in futures if not f.done()]
+    if unfinished and client.status == "running":
+        try:
+            client.cancel(unfinished)
+        except (OSError, TimeoutError):
+            pass  # the scheduler went away meanwhile: its tasks went with it

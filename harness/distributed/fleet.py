@@ -18,6 +18,7 @@ import socket
 import time
 from pathlib import Path
 
+from harness.distributed.cluster import cancel_unfinished
 from harness.distributed.errors import ClusterError
 from harness.distributed.shipping import check_workers, ensure_loaded, loaded_plugins
 
@@ -163,7 +164,7 @@ def bench_fleet(client, cases, backend_names, *, on_machine=None, record_path=No
                 given_up.add(future)
                 lost.append(f"{names[futures[future]]} (no worker left)")
     finally:
-        client.cancel([f for f in futures if not f.done()])
+        cancel_unfinished(client, futures)
     if lost:
         raise ClusterError(f"no results from {len(lost)} machine(s): {', '.join(lost)}; "
                            f"{len(answers)} machine(s) finished")

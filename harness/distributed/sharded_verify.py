@@ -21,6 +21,7 @@ import sys
 import time
 
 from harness.backend.registry import get_backend
+from harness.distributed.cluster import cancel_unfinished
 from harness.distributed.errors import ClusterError
 from harness.distributed.shipping import check_workers, ensure_loaded, loaded_plugins
 from harness.support.timing import pinned_threads
@@ -150,7 +151,7 @@ def verify_on_cluster(client, backend, op: str = "conv2d", cases: int | None = N
                     futures[extra] = items[k:k + step]
                     pending.add(extra)
     finally:
-        client.cancel([f for f in futures if not f.done()])
+        cancel_unfinished(client, futures)
         if progress:
             sys.stderr.write("\n")
     if lost:

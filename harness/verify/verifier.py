@@ -27,6 +27,7 @@ from harness.backend.registry import REFERENCE_OVERRIDES, get_backend, with_role
 from harness.errors import Unsupported
 from harness.ops.table import BoundContext, as_dtype, op_info, op_of
 from harness.ops.tolerance import compare, error_model
+from harness.support.thread_alarm import interrupt_after
 from harness.verify import scale as scale_tier
 from harness.verify.sampled_check import conv2d_at, plane_magnitude_bound, sample_outputs, sampled_bound
 
@@ -79,8 +80,6 @@ def time_limit(seconds: float | None):
     """
     if seconds is not None and threading.current_thread() is not threading.main_thread():
         # a worker thread (a Dask worker runs tasks in a pool): SIGALRM reaches the main thread only
-        from harness.support.thread_alarm import interrupt_after
-
         with interrupt_after(seconds, lambda: CaseTimeout(f"no result after the per-case limit of {seconds:g} s"),
                              postpone=_compiling, postpone_s=COMPILE_GRACE_S):
             yield
