@@ -79,7 +79,7 @@ def test_random_case_i_is_a_function_of_seed_and_i_alone():
     long, short = (planned_cases(declared, "conv2d", n, 7, table=False) for n in (40, 25))
     assert long[:25] == short
     info = op_info("conv2d")
-    assert info.random_cases({"stride"}, {"float32"}, 30, 3)[20:] == info.random_cases({"stride"}, {"float32"}, 30, 3)[20:]
+    assert info.random_cases({"stride"}, {"float32"}, 30, 3)[:20] == info.random_cases({"stride"}, {"float32"}, 20, 3)
 
 
 def test_shards_cover_the_plan_once_in_order_with_the_scale_tier_whole():

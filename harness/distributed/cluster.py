@@ -20,8 +20,8 @@ def cluster_client(workers: int | None = None, scheduler: str | None = None, *,
     ----------
     workers : int, optional
         Start a ``LocalCluster`` of this many worker processes on 127.0.0.1 (one task at a time each,
-        its HTTP endpoint on a free local port, no memory limit: the harness guards memory per call itself). The tasks set
-        their own thread counts (see :func:`harness.distributed.sharded_verify.check_shard`).
+        its HTTP endpoint on a free local port, no memory limit: the harness guards memory per call
+        itself). The tasks set their own thread counts (:func:`harness.distributed.sharded_verify.check_shard`).
     scheduler : str, optional
         The address of a running scheduler (``tcp://host:8786``) instead; its workers are used.
     connect_timeout_s : float, optional

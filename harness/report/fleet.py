@@ -55,9 +55,10 @@ def per_machine(fleet: pd.DataFrame) -> pd.DataFrame:
     for (backend, machine), part in flags.groupby(["backend", "machine"], sort=True):
         mine = stable[(stable.backend == backend) & (stable.machine == machine)]
         value = {m: mine[mine.metric == m].value.astype(float) for m in ("gflops", "pct_peak", "ratio_to_torch")}
+        peak = value["pct_peak"]
         rows.append({"backend": backend, "machine": machine,
                      "GFLOP/s (geomean)": geomean(value["gflops"]),
-                     "% of own peak (median)": float(np.median(value["pct_peak"])) if len(value["pct_peak"]) else np.nan,
+                     "% of own peak (median)": float(np.median(peak)) if len(peak) else np.nan,
                      "x own torch (geomean)": geomean(value["ratio_to_torch"]),
                      "stable layers": int(part.stable.sum()), "unstable layers": int((~part.stable).sum())})
     return pd.DataFrame(rows).set_index(["backend", "machine"]) if rows else pd.DataFrame()
