@@ -188,6 +188,23 @@ def test_report_puts_machines_side_by_side_each_against_its_own_peak_and_torch(t
         fleet_report.read_fleet(tmp_path / "other.csv")
 
 
+def test_asv_results_of_several_machines_are_compared_too(tmp_path):
+    params = [["'im2col'", "'torch'"], ["'smoke.a'", "'smoke.b'"], ["1"], ["'float32'"]]
+    for machine, speed in (("box", 1.0), ("big", 4.0)):  # asv's layout: one folder per machine
+        folder = tmp_path / "asv" / machine
+        folder.mkdir(parents=True)
+        results = {"bench_conv2d.Conv2d.track_gflops": [[speed, 2 * speed, 4 * speed, 4 * speed], params, "v"],
+                   "bench_conv2d.Conv2d.time_conv2d": [[2 / speed, 1 / speed, 1 / speed, 1 / speed], params, "v"]}
+        (folder / "abc-env.json").write_text(json.dumps({"version": 2, "params": {"machine": machine},
+                                                         "result_columns": ["result", "params", "version"],
+                                                         "results": results}))
+    by_machine = fleet_report.asv_by_machine(tmp_path / "asv")
+    assert by_machine.loc[("im2col", "big"), "GFLOP/s (geomean)"] == pytest.approx(4 * 2 ** 0.5)
+    assert by_machine.loc[("im2col", "box"), "x own torch (geomean)"] == pytest.approx(0.5 ** 0.5)
+    made = fleet_report.sections(None, lambda title, **kw: dict(kw, title=title), tmp_path / "asv")
+    assert [m["title"] for m in made] == ["Machines side by side: asv results"]
+
+
 @pytest.mark.slow
 def test_fleet_benchmark_runs_once_per_machine_with_its_record(client, tmp_path):
     from harness.bench.runner import plan

@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness.bench.paired import geomean
 from harness.bench.stability import stable_rows, timed_flags
+from harness.report.data import asv_long, baseline
 
 FLEET_CSV = "fleet.csv"
 MACHINES_JSON = "fleet-machines.json"
@@ -99,16 +100,55 @@ def read_records(path) -> dict:
     return records
 
 
-def sections(fleet_csv, section) -> list:
-    """The report's "Machines side by side" sections (``section`` builds one), or none without a fleet file."""
+def asv_by_machine(results_dir) -> pd.DataFrame:
+    """asv's results of every machine under ``results_dir``, one row per (backend, machine): geomean
+    GFLOP/s (``track_gflops``), geomean ratio to the machine's own torch (its median times, same
+    layer, batch, dtype and threads) and the layers behind them; empty without asv results.
+
+    asv keeps one folder per machine (``<machine>/<commit>-<env>.json``); every commit found is
+    pooled (median per point). asv records no measured peak, and its timings carry asv's own
+    statistics, not convbench's stability flags.
+    """
+    rows = asv_long(results_dir) if results_dir is not None and Path(results_dir).is_dir() else pd.DataFrame()
+    if rows.empty:
+        return pd.DataFrame()
+    # as text: a parameter a benchmark lacks is NaN, which grouping would drop
+    rows = rows.assign(machine=rows.source.str.slice(len("asv:")).str.split("/").str[0],
+                       batch=rows.batch.map(str), threads=rows.threads.map(str))
+    point = ["machine", "suite", "layer", "batch", "dtype", "threads"]
+    values = rows.groupby(point + ["backend", "metric"], dropna=False).value.median().reset_index()
+    times = values[values.metric == "time_median"].pivot_table(index=point, columns="backend", values="value")
+    base = baseline()
+    out = []
+    for (backend, machine), part in values.groupby(["backend", "machine"]):
+        ratios = []
+        if base in times and backend in times:
+            mine = times.xs(machine, level="machine")
+            ratios = (mine[base] / mine[backend]).dropna()
+        gflops = part[part.metric == "gflops"].value
+        out.append({"backend": backend, "machine": machine, "GFLOP/s (geomean)": geomean(gflops),
+                    "x own torch (geomean)": geomean(ratios), "layers": int(part.layer.nunique())})
+    return pd.DataFrame(out).set_index(["backend", "machine"])
+
+
+def sections(fleet_csv, section, asv_dir=None) -> list:
+    """The report's "Machines side by side" sections (``section`` builds one): from a fleet file and,
+    when asv results hold more than one machine, from asv's results too."""
+    out = []
+    by_asv = asv_by_machine(asv_dir)
+    if not by_asv.empty and by_asv.index.get_level_values("machine").nunique() > 1:
+        out.append(section("Machines side by side: asv results", table=by_asv, lines=[
+            "asv's results of each machine in the asv results folder (`convbench asv run` on each, folders copied "
+            "together): GFLOP/s from `track_gflops`, the ratio to the machine's own torch from asv's median "
+            "times. asv's own statistics, not convbench's stability flags; no % of peak (asv records none)."]))
     if fleet_csv is None or not Path(fleet_csv).is_file():
-        return []
+        return out
     fleet = read_fleet(fleet_csv)
     summary = per_machine(fleet)
     if summary.empty:
-        return []
+        return out
     records = read_records(machines_path(fleet_csv))
-    out = [section("Machines side by side", table=summary, lines=[
+    out[:0] = [section("Machines side by side", table=summary, lines=[
         f"The same suites on {fleet.machine.nunique()} machine(s) (`convbench bench --scheduler`), one benchmark at a "
         "time per machine. Each figure is against the machine's own measurements: % of its own roofline "
         "(its measured GEMM peak and bandwidth) and the ratio to its own torch in the same rounds. Stable timings "
@@ -116,5 +156,5 @@ def sections(fleet_csv, section) -> list:
         *machine_lines(records), f"Every row: `{fleet_csv}`."])]
     layers = per_layer(fleet, "gflops")
     if not layers.empty:
-        out.append(section("Machines side by side: GFLOP/s per layer", table=layers))
+        out.insert(1, section("Machines side by side: GFLOP/s per layer", table=layers))
     return out

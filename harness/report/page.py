@@ -107,7 +107,7 @@ def write_report(verify_csv=REPORTS / "verify.csv", bench_csv=REPORTS / "bench.c
     sections += _verification_sections(verify, runs, verify_csv, folder)
     sections += _bench_sections(inprocess, machine, folder, bench_csvs)
     sections += _asv_sections(asv)
-    sections += fleet.sections(folder / fleet.FLEET_CSV, Section)  # machines side by side, when measured
+    sections += fleet.sections(folder / fleet.FLEET_CSV, Section, asv_dir)  # machines side by side, when measured
     sections.append(Section("Backends and what they support", table=_matrix_for_report(),
                             html=scan.capability_html(_matrix_for_report()),
                             lines=["✓ = declared, · = not; N = the op is the backend's own, L = lowered by the harness.",
