@@ -16,8 +16,23 @@ from harness.ops.transpose_spec import ConvTranspose2dSpec
 from harness.ops.conv_spec import CONV2D_FEATURES, Conv2dSpec, conv2d_spec
 from harness.errors import BackendError, ResourceLimit, Unsupported
 from harness.ops.padding import pad_input
-from harness.verify.verifier import check_case, summarize, verify
+from harness.verify.verifier import check_case, summarize
+from harness.verify.verifier import verify as _verify_here
 from harness.backend.registry import Backend, backends, get_backend, register_backend, unregister_backend
+
+
+def verify(backend, op: str = "conv2d", cases: int | None = None, seed: int = 0, *, client=None, **options):
+    """Cross-check ``backend`` against the float64 reference, one row per case.
+
+    As :func:`harness.verify.verifier.verify` (the same parameters and report), and with
+    ``client`` (a ``distributed.Client``) the cases are checked in shards on its Dask workers:
+    the same cases and verdicts, rows in the same order (:mod:`harness.distributed.sharded_verify`).
+    """
+    if client is None:
+        return _verify_here(backend, op, cases, seed, **options)
+    from harness.distributed.sharded_verify import verify_on_cluster
+
+    return verify_on_cluster(client, backend, op, cases, seed, **options)
 
 
 def read_results(path):

@@ -3,7 +3,7 @@
 The layers, lowest first (``README.md``, "Architecture"): ``errors`` and ``support`` (no op
 knowledge), ``ops`` (the op contract: specs, records, cases, bounds, counts), ``backend``
 (registry and the one dispatch path), ``autoselect``, ``api`` (the public functions), then
-``verify`` and ``bench`` side by side, ``report``, and ``cli`` with the package's public face
+``verify`` and ``bench`` side by side, ``report``, ``distributed`` (their work on a Dask cluster), and ``cli`` with the package's public face
 (``harness/__init__.py``) on top. ``impls/`` sees only the op contract.
 """
 
@@ -21,7 +21,7 @@ LAYERS = {
     "harness.api": 4,
     "harness.verify": 5, "harness.bench": 5,
     "harness.report": 6,
-    "harness.testing": 7, "harness.strategies": 7,
+    "harness.testing": 7, "harness.strategies": 7, "harness.distributed": 7,
     "harness.cli": 8, "harness.pytest_plugin": 8, "harness": 8,
 }
 #: What a backend may import from the harness: the op contract.

@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.bench import calibration
 from harness.report import data
+from harness.report import fleet
 from harness.report import figures as draw
 from harness.report import scan
 from harness.backend.capabilities import capability_matrix
@@ -106,6 +107,7 @@ def write_report(verify_csv=REPORTS / "verify.csv", bench_csv=REPORTS / "bench.c
     sections += _verification_sections(verify, runs, verify_csv, folder)
     sections += _bench_sections(inprocess, machine, folder, bench_csvs)
     sections += _asv_sections(asv)
+    sections += fleet.sections(folder / fleet.FLEET_CSV, Section, asv_dir)  # machines side by side, when measured
     sections.append(Section("Backends and what they support", table=_matrix_for_report(),
                             html=scan.capability_html(_matrix_for_report()),
                             lines=["✓ = declared, · = not; N = the op is the backend's own, L = lowered by the harness.",

@@ -27,6 +27,7 @@ from harness.backend.registry import REFERENCE_OVERRIDES, get_backend, with_role
 from harness.errors import Unsupported
 from harness.ops.table import BoundContext, as_dtype, op_info, op_of
 from harness.ops.tolerance import compare, error_model
+from harness.support.thread_alarm import interrupt_after
 from harness.verify import scale as scale_tier
 from harness.verify.sampled_check import conv2d_at, plane_magnitude_bound, sample_outputs, sampled_bound
 
@@ -66,7 +67,8 @@ class CaseTimeout(Exception):
 
 @contextmanager
 def time_limit(seconds: float | None):
-    """Interrupt the Python code inside after ``seconds`` (main thread, POSIX; else no limit).
+    """Interrupt the Python code inside after ``seconds`` (POSIX main thread: SIGALRM; another thread,
+    as in a Dask worker: :func:`harness.support.thread_alarm.interrupt_after`).
 
     A long-running C call (one huge numpy operation) finishes before the interrupt lands, but
     a backend that loops in Python, or calls many short kernels, is stopped close to the limit.
@@ -76,8 +78,13 @@ def time_limit(seconds: float | None):
     loaded machine a first compilation can take longer than the limit. The limit is re-armed
     until the compilation is over, so compile time does not count as a hang.
     """
-    usable = (seconds is not None and hasattr(signal, "SIGALRM")
-              and threading.current_thread() is threading.main_thread())
+    if seconds is not None and threading.current_thread() is not threading.main_thread():
+        # a worker thread (a Dask worker runs tasks in a pool): SIGALRM reaches the main thread only
+        with interrupt_after(seconds, lambda: CaseTimeout(f"no result after the per-case limit of {seconds:g} s"),
+                             postpone=_compiling, postpone_s=COMPILE_GRACE_S):
+            yield
+        return
+    usable = seconds is not None and hasattr(signal, "SIGALRM")
     if not usable:
         yield
         return
@@ -268,25 +275,8 @@ def verify(
         Columns: backend, op, source, status, max_units, max_abs_err, exact, message,
         seconds, the case's fields, features, n_acc, reproducer and minimal.
     """
-    import pandas as pd  # here, not at import: ``import harness`` stays light (the pytest plug-in loads it)
-
-    info = op_info(op)
-    declared = get_backend(backend)
-    if not declared.available:
-        raise Unsupported(f"backend {declared.name!r} is unavailable: {declared.reason}")
-    if budget_s is not None and (not isinstance(budget_s, (int, float)) or not budget_s > 0):
-        raise ValueError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
-    if scale is None:
-        scale = cases is None or budget_s is not None or (isinstance(cases, int) and cases >= DEFAULT_CASES)
-    if cases is None:
-        cases = DEFAULT_CASES
-    if not isinstance(cases, int) or cases < 0:
-        raise ValueError(f"cases must be a non-negative int, got {cases!r}")
-    if op not in declared.ops:
-        raise Unsupported(f"backend {declared.name!r} does not implement {op}")
-    todo = [("table", c) for c in (info.table_cases() if table else [])]
-    todo += [("random", c) for c in random_cases_within_limits(declared, op, cases, seed, declared.nonfinite)]
-    todo += [("scale", c) for c in (scale_tier.cases_for(declared, op, seed) if scale else [])]
+    declared, cases, scale = run_settings(backend, op, cases, budget_s, scale)
+    todo = planned_cases(declared, op, cases, seed, table=table, scale=scale)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
     planner = scale_tier.TimePlanner(declared.name)
     results = []
@@ -297,12 +287,9 @@ def verify(
         if deadline is not None and time.perf_counter() > deadline and source == "extra":
             break  # extra random cases past the budget were never planned: no rows
         if deadline is not None and time.perf_counter() > deadline:
-            result = CaseResult(case, "skipped", np.nan, np.nan, f"not reached within the budget of {budget_s:g} s",
-                                0.0, False)
-        elif source == "scale":
-            result = _check_tier_case(declared, case, planner, seed)
+            result = not_reached(case, budget_s)
         else:
-            result = check_case(declared, case, time_limit_s=time_limit_s)
+            result = check_planned(declared, source, case, planner=planner, seed=seed, time_limit_s=time_limit_s)
         results.append((source, result))
         n_failed += result.status == "failed"
         if on_result is not None:
@@ -316,6 +303,75 @@ def verify(
             todo += _more_random(declared, op, cases + sum(s == "extra" for s, _ in todo), seed)
     if progress:
         sys.stderr.write("\n")
+    return finish_report(declared, op, results, shrink_failures=shrink_failures)
+
+
+def run_settings(backend, op: str, cases, budget_s, scale):
+    """``(declared backend, random case count, scale tier on?)`` of a :func:`verify` call, checked.
+
+    Raises Unsupported for an unavailable backend or one without ``op``, ValueError for a bad
+    count or budget. Shared by the serial verifier and the sharded one (:mod:`harness.distributed`).
+    """
+    op_info(op)  # ValueError naming the known ops
+    declared = get_backend(backend)
+    if not declared.available:
+        raise Unsupported(f"backend {declared.name!r} is unavailable: {declared.reason}")
+    if budget_s is not None and (not isinstance(budget_s, (int, float)) or not budget_s > 0):
+        raise ValueError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
+    if scale is None:
+        scale = cases is None or budget_s is not None or (isinstance(cases, int) and cases >= DEFAULT_CASES)
+    if cases is None:
+        cases = DEFAULT_CASES
+    if not isinstance(cases, int) or cases < 0:
+        raise ValueError(f"cases must be a non-negative int, got {cases!r}")
+    if op not in declared.ops:
+        raise Unsupported(f"backend {declared.name!r} does not implement {op}")
+    return declared, cases, scale
+
+
+def planned_cases(declared, op: str, cases: int, seed: int, *, table: bool = True, scale: bool = False) -> list:
+    """The ``(source, case)`` pairs a run checks, in order: the table, the random cases, the scale tier.
+
+    Random case ``i`` is a function of ``(seed, i)`` alone (each index draws from its own generator,
+    ``default_rng([seed, i])``: :func:`harness.ops.cases.tools.draw_cases`), so any slice of this
+    list is what a serial run checks at those positions, whichever process checks it.
+    """
+    info = op_info(op)
+    todo = [("table", c) for c in (info.table_cases() if table else [])]
+    todo += [("random", c) for c in random_cases_within_limits(declared, op, cases, seed, declared.nonfinite)]
+    todo += [("scale", c) for c in (scale_tier.cases_for(declared, op, seed) if scale else [])]
+    return todo
+
+
+def check_planned(declared, source: str, case, *, planner, seed: int,
+                  time_limit_s: float | None = CASE_TIME_LIMIT_S) -> CaseResult:
+    """Judge one planned case: a scale-tier case through ``planner`` (a :class:`scale.TimePlanner`,
+    which skips cases estimated too slow from the tier cases before it), any other in full."""
+    if source == "scale":
+        return _check_tier_case(declared, case, planner, seed)
+    return check_case(declared, case, time_limit_s=time_limit_s)
+
+
+def not_reached(case, budget_s: float) -> CaseResult:
+    """The verdict on a planned case the time budget did not reach."""
+    return CaseResult(case, "skipped", np.nan, np.nan, f"not reached within the budget of {budget_s:g} s", 0.0, False)
+
+
+def more_random(declared, op: str, done: int, seed: int) -> list:
+    """The next :data:`EXTRA_CHUNK` ``("extra", case)`` pairs of the seeded random sequence after the first ``done``."""
+    return _more_random(declared, op, done, seed)
+
+
+def result_row(name: str, op: str, source: str, result: CaseResult) -> dict:
+    """One case's row of the report (the dict :func:`verify` passes to ``on_result``)."""
+    return _row(name, op, source, result)
+
+
+def finish_report(declared, op: str, results, *, shrink_failures: bool = True) -> pd.DataFrame:
+    """The report of ``results`` (``(source, CaseResult)`` pairs in plan order): one row per case,
+    the smallest failure shrunk to a minimal reproducer (``minimal=True``) when asked."""
+    import pandas as pd  # here, not at import: ``import harness`` stays light (the pytest plug-in loads it)
+
     report = pd.DataFrame([_row(declared.name, op, source, result) for source, result in results])
     report["minimal"] = False
     failed = [i for i, (_, result) in enumerate(results) if result.status == "failed"]

@@ -16,6 +16,7 @@ from harness.support.machine import record
 from harness.support.provenance import git_state
 from harness.backend.registry import backends, get_backend
 from harness.support.results_io import REPORTS, RunHistory
+from harness.cli.cluster_options import add_cluster_options
 from harness.cli.args import float_dtype_list, non_negative_float, positive_float, positive_int, positive_int_list
 
 
@@ -50,11 +51,13 @@ def register(sub) -> None:
     parser.add_argument("--cold", action="store_true", help="cold cache: fresh input copies for every run")
     parser.add_argument("--limit", type=positive_float, default=bench.DEFAULT_CASE_LIMIT_S, metavar="S",
                         help=f"skip cases estimated (or first measured) above S seconds per call (default {bench.DEFAULT_CASE_LIMIT_S:g})")
-    parser.add_argument("--out", default=str(REPORTS / "bench.csv"), metavar="CSV",
-                        help="results file (a .json with the run's settings is written beside it)")
+    parser.add_argument("--out", default=None, metavar="CSV",
+                        help="results file (a .json with the run's settings is written beside it; default "
+                             "reports/bench.csv, with --scheduler reports/fleet.csv)")
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
     parser.add_argument("--json", action="store_true",
                         help="print the results (long rows) and the run's settings as JSON instead of the table")
+    add_cluster_options(parser, workers=False)  # --scheduler: the same benchmark on every machine of a cluster
     parser.set_defaults(func=run)
 
 
@@ -68,12 +71,16 @@ def run(args) -> int:
     cases = bench.plan(suite_names, args.shapes, batches, dtypes)
     if not cases:
         raise ValueError("nothing to benchmark: the suites and shape files give no layers")
+    if getattr(args, "scheduler", None) is not None:
+        from harness.cli.fleet_bench import run_fleet
+
+        return run_fleet(args, cases, names)
     machine = record()
     threads, note = machine_state.choose_threads(args.threads)
     if note:
         print(note, file=sys.stderr)
     started = time.time()
-    out = Path(args.out)
+    out = Path(args.out or REPORTS / "bench.csv")
     history = RunHistory(out, columns=list(bench.COLUMNS))
 
     try:

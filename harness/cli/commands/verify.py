@@ -17,6 +17,8 @@ from harness.support.results_io import REPORTS, RunHistory, write_csv
 from harness.support.render import fit_table
 from harness.verify.verifier import DEFAULT_CASES, summarize, verify
 from harness.cli.args import non_negative_int, positive_float
+from harness.cli.cluster_options import add_cluster_options, cluster_from_args
+from harness.distributed.errors import ClusterError
 
 
 def register(sub) -> None:
@@ -29,7 +31,8 @@ def register(sub) -> None:
                                         "which proves little.",
                             **examples("convbench verify --backend im2col", "convbench verify --backend all --cases 50",
                                        "convbench verify --backend mine --plugin my_backend.py --op all --lowered",
-                                       "convbench verify --backend fft --json > fft.json"))
+                                       "convbench verify --backend fft --json > fft.json",
+                                       "convbench verify --backend naive --cases 400 --workers 2"))
     parser.add_argument("--backend", action="append", default=[], metavar="NAME",
                         help="backend to verify (repeatable, or comma-separated; 'all' = every available one)")
     add_plugin_option(parser)
@@ -59,6 +62,7 @@ def register(sub) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the outcome as JSON (counts per backend and op, every failed or mistrusted case "
                              "with its reproducer) instead of tables")
+    add_cluster_options(parser)  # the same cases and verdicts, checked in shards on Dask workers
     parser.set_defaults(func=run)
 
 
@@ -108,23 +112,28 @@ def run(args) -> int:
                   and any(lowerable(op) and get_backend(n).op_impl(op) == "native" for op in ops)]
     reports = []
     try:
-        for op in ops:
-            for name in names:
-                if op not in get_backend(name).ops or (name.endswith(":lowered") and not lowerable(op)):
-                    if (len(ops) == 1 or op == "conv2d") and not name.endswith(":lowered"):
-                        raise Unsupported(f"backend {name!r} does not implement {op}")
-                    continue
-                how = get_backend(name).op_impl(op)
-                print(f"verifying {name} {op} ({how}; {plan}, seed {args.seed})", file=sys.stderr)
-                reports.append(verify(name, op=op, cases=args.cases, seed=args.seed, budget_s=args.budget_seconds,
-                                      scale=False if args.no_scale else None,
-                                      on_result=lambda row: history.add([row]),
-                                      progress=not args.no_progress and sys.stderr.isatty()))
+        with cluster_from_args(args) as client:
+            for op in ops:
+                for name in names:
+                    if op not in get_backend(name).ops or (name.endswith(":lowered") and not lowerable(op)):
+                        if (len(ops) == 1 or op == "conv2d") and not name.endswith(":lowered"):
+                            raise Unsupported(f"backend {name!r} does not implement {op}")
+                        continue
+                    how = get_backend(name).op_impl(op)
+                    print(f"verifying {name} {op} ({how}; {plan}, seed {args.seed})", file=sys.stderr)
+                    reports.append(_verifier(client)(
+                        name, op=op, cases=args.cases, seed=args.seed, budget_s=args.budget_seconds,
+                        scale=False if args.no_scale else None, on_result=lambda row: history.add([row]),
+                        progress=not args.no_progress and sys.stderr.isatty()))
     except KeyboardInterrupt:
         history.save_finished()
         print(f"\ninterrupted: the {len(history.rows)} finished case(s) are in {out} and {history.path}",
               file=sys.stderr)
         return 130
+    except ClusterError as exc:  # the scheduler went away, a shard was lost: keep what came back
+        history.save_finished()
+        raise ClusterError(f"{exc}; the {len(history.rows)} finished case(s) are in {out} and {history.path}") \
+            from None
     report = pd.concat(reports, ignore_index=True)
     write_csv(report, out)
     if getattr(args, "json", False):
@@ -155,6 +164,17 @@ def run(args) -> int:
             deterministic &= ok
             print(f"  {sentence}")
     return 1 if (report.status == "failed").any() or not deterministic else 0
+
+
+def _verifier(client):
+    """The serial verifier, or the sharded one on ``client``'s workers (same cases, same verdicts)."""
+    if client is None:
+        return verify
+    from functools import partial
+
+    from harness.distributed.sharded_verify import verify_on_cluster
+
+    return partial(verify_on_cluster, client)
 
 
 def check_one_case(names, text: str) -> int:
