@@ -94,6 +94,8 @@ BENCH = ["bench", "--backends", "torch", "--suite", "smoke", "--no-progress"]
     ["verify", "--op", "no_such_op"],
     ["bench", "--suite", "no_such_suite"],
     ["shapes", "--batch", "0"],
+    ["shapes", "--suite", "smoke", "--dtype", "int8"],  # printed int8 byte counts for a float-only op
+    ["shapes", "--dtype", "float32,float64"],
     ["asv", "run", "--threads", "0"],
     ["asv", "run", "--suites", "no_such_suite"],
 ], ids=lambda argv: " ".join(argv))

@@ -85,3 +85,11 @@ def float_dtype_list(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"expected {' or '.join(FLOAT_DTYPES)} (comma-separated for both), got {text!r}")
     return list(dict.fromkeys(items))
+
+
+def float_dtype(text: str) -> str:
+    """One float dtype the backends take (see :func:`float_dtype_list`)."""
+    items = float_dtype_list(text)
+    if len(items) != 1:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(FLOAT_DTYPES)}, got {text!r}")
+    return items[0]

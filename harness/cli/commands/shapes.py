@@ -13,7 +13,7 @@ from harness.support.render import fit_table, si, sig, terminal_width, wrap_text
 from harness.ops.table import op_info
 from harness import suites
 from harness.bench.runner import op_spec, plan
-from harness.cli.args import positive_int
+from harness.cli.args import float_dtype, positive_int
 
 
 def register(sub) -> None:
@@ -35,7 +35,7 @@ def register(sub) -> None:
     parser.add_argument("--shapes", action="append", default=[], metavar="FILE",
                         help="a benchdnn / DeepBench / convbench CSV shape file to list")
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size for the counts (default 1)")
-    parser.add_argument("--dtype", default="float32", help="dtype for the byte counts (default float32)")
+    parser.add_argument("--dtype", type=float_dtype, default="float32", help="dtype for the byte counts (default float32)")
     parser.set_defaults(func=run)
 
 
