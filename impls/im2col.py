@@ -1,28 +1,36 @@
-"""``im2col``: lower the convolution to one GEMM per group on a strided view of the input.
+"""``im2col``: lower the convolution to one GEMM per group on packed columns of the input.
 
 Algorithm
-    Pad once (``harness.ops.padding.pad_input``, every padding mode), then gather the input taps
-    each output needs into a column buffer ``cols[n, g, (c, p, q), (i, j)] =
-    xp[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw]`` — one strided slice copy per kernel tap — and
-    multiply: ``y[n, g] = w[g] (Og x Cg*KH*KW) @ cols[n, g] (Cg*KH*KW x OH*OW)``, all groups and
-    images in one ``np.matmul`` over stacked matrices (BLAS SGEMM/DGEMM per matrix). The output
-    comes out NCHW with no transpose. A 1x1, stride-1, unpadded convolution needs no gather at
-    all: the input *is* the column matrix, so it is a plain GEMM on a reshaped view.
+    Pad once (zeros by a slice copy, other modes by ``harness.ops.padding.pad_input``), then
+    gather the input taps each output needs into a column buffer ``cols[(g, c, p, q), (n, i, j)]
+    = xp[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw]`` — one compiled loop of row copies,
+    ``impls/_im2col_pack.py`` (with overlapping taps the padded input is first split into stride
+    phases, so every copy is contiguous) — and multiply: ``y[n, g] = w[g] (Og x Cg*KH*KW) @
+    cols[g] (Cg*KH*KW x OH*OW)``, all groups in one ``np.matmul`` over stacked matrices (BLAS
+    SGEMM/DGEMM per matrix), written by BLAS straight into the NCHW output rows. Columns are
+    built in blocks of output rows of about 2 MB, so the GEMM reads them back from cache. A 1x1,
+    stride-1, unpadded convolution needs no gather at all: the input *is* the column matrix, so
+    it is a plain GEMM on a reshaped view.
 
     When there are few output positions per image (deep layers, e.g. 7x7), the images are put
     side by side in one wider matrix ``(Cg*KH*KW, N*OH*OW)``: one larger GEMM runs closer to
-    peak than N thin ones, at the price of one transpose of the (small) output.
+    peak than N thin ones, at the price of one transpose of the (small) output. Narrow rows of
+    groups with few output channels (RegNetX's 3x3 group convolutions) are packed as *extended
+    runs*: each output row as wide as the padded input row, one contiguous copy per tap and
+    image instead of one per output row; the few junk columns are multiplied and dropped.
 
 Cost
     FLOPs: ``2 * N * O * OH * OW * Cg * KH * KW`` (the direct count; padding taps included).
-    Memory: the column buffer, ``N * C * KH * KW * OH * OW`` elements, KH*KW times the input.
+    Memory: the column buffer, ``N * C * KH * KW * OH * OW`` elements, KH*KW times the input
+    (``OW`` is the padded width for extended runs), and a copy of the input for stride phases.
     It is bounded by :data:`BUDGET_MB` (default 256 MB, or the environment variable
     ``CONVBENCH_IM2COL_BUDGET_MB``): a larger problem is done in tiles of whole images, and when
     one image alone exceeds the budget, in tiles of output rows.
 
 Where it wins
-    Everywhere the GEMM dominates: 1x1 layers (a plain GEMM), and 3x3 layers with many
-    channels, where the gather is cheap next to ``O`` multiply-adds per gathered element.
+    Everywhere the GEMM dominates: 1x1 layers (a plain GEMM), 3x3 layers with many channels,
+    where the gather is cheap next to ``O`` multiply-adds per gathered element, the 7x7 stride-2
+    stem and dense large kernels.
     It loses where the gather dominates (depthwise, few output channels) and to FFT on large
     kernels.
 
@@ -167,5 +175,5 @@ BACKEND = Backend(
     deterministic=True,
     auto_rank=20,
     cost=COST,
-    description="gather taps into columns (strided slices), one BLAS GEMM per group",
+    description="pack taps into columns (compiled row copies), one BLAS GEMM per group",
 )
