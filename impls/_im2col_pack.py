@@ -37,27 +37,82 @@ def splits_phases(spec) -> bool:
     return sh * sw > 1 and spec.KH * spec.KW > sh * sw
 
 
-def source(xp, spec) -> np.ndarray:
-    """The padded input ``xp`` (N, C, Hp, Wp) as the flat, read-only array :func:`pack` reads.
+def source(x, spec) -> np.ndarray:
+    """The input ``x`` (N, C, H, W), padded, as the flat, read-only array :func:`pack` reads.
 
-    With :func:`splits_phases`, a copy split into stride phases,
-    ``xs[n, c, a, b, i, j] = xp[n, c, i*sh + a, j*sw + b]``, zero past a phase's last row or
+    With :func:`splits_phases`, split into stride phases,
+    ``xs[n, c, a, b, i, j] = padded[n, c, i*sh + a, j*sw + b]``, zero past a phase's last row or
     column: :func:`pack` never reads there (output row ``i`` and tap ``p`` read padded row
     ``i*sh + p*dh <= Hp - 1``, which its phase holds), but :func:`pack_runs`'s junk columns
-    do, and uninitialised memory could hold NaN or denormals (slow multiplies). Otherwise
-    ``xp`` itself.
+    do, and uninitialised memory could hold NaN or denormals (slow multiplies). Zero padding is
+    split in one compiled pass (:func:`split_zero_padded`); other modes pad first. Without the
+    split, the padded input itself (:func:`padded`).
     """
-    if splits_phases(spec):
-        (sh, sw), (N, C, hp, wp) = spec.stride, xp.shape
-        xs = np.zeros((N, C, sh, sw, -(-hp // sh), -(-wp // sw)), dtype=xp.dtype)
+    if not splits_phases(spec):
+        xp = padded(x, spec)
+    else:
+        top, bottom, left, right = spec.padding
+        (sh, sw), (N, C) = spec.stride, x.shape[:2]
+        hp, wp = spec.H + top + bottom, spec.W + left + right
+        xp = np.empty((N, C, sh, sw, -(-hp // sh), -(-wp // sw)), dtype=x.dtype)
+        if spec.padding_mode == "zeros" or not any(spec.padding):
+            split_zero_padded(_readonly_c(x), top, left, spec.H + top, spec.W + left, xp)
+        else:
+            full = padded(x, spec)
+            xp[...] = 0
+            for a in range(sh):
+                for b in range(sw):
+                    phase = full[:, :, a::sh, b::sw]
+                    xp[:, :, a, b, :phase.shape[2], :phase.shape[3]] = phase
+    return _readonly_c(xp).reshape(xp.shape[0], -1)
+
+
+def _readonly_c(a) -> np.ndarray:
+    """``a`` as a read-only C-contiguous array (a view: the caller's flags stay as they were),
+    so the kernels get one compiled specialisation per dtype whatever comes in."""
+    a = np.ascontiguousarray(a).view()
+    a.flags.writeable = False
+    return a
+
+
+@njit(nogil=True, cache=True)
+def split_zero_padded(x, top, left, bottom_edge, right_edge, xs):
+    """``xs[n, c, a, b, i, j] = padded[n, c, i*sh + a, j*sw + b]`` for ``x`` (N, C, H, W) zero
+    padded by ``top`` and ``left`` (padded rows ``>= bottom_edge = H + top`` and columns
+    ``>= right_edge = W + left`` are zero too, and so is everything past the padded size).
+
+    xs : (N, C, sh, sw, Hs, Ws), written in full.
+    """
+    n_batch, chans, h, w = x.shape
+    sh, sw, hs, ws = xs.shape[2], xs.shape[3], xs.shape[4], xs.shape[5]
+    src, dst = x.reshape(-1), xs.reshape(-1)  # flat: no array view per row (reference counts)
+    for nc in range(n_batch * chans):
         for a in range(sh):
             for b in range(sw):
-                phase = xp[:, :, a::sh, b::sw]
-                xs[:, :, a, b, :phase.shape[2], :phase.shape[3]] = phase
-        xp = xs
-    flat = np.ascontiguousarray(xp).reshape(xp.shape[0], -1).view()
-    flat.flags.writeable = False  # one compiled specialisation per dtype, whatever came in
-    return flat
+                # columns j_lo <= j < j_hi of phase b come from the input, the rest are zero
+                j_lo = min(max(0, (left - b + sw - 1) // sw), ws)
+                j_hi = max(min(ws, (right_edge - b + sw - 1) // sw), j_lo)
+                for i in range(hs):
+                    # unsigned indices: no wraparound checks, so the loops vectorize
+                    d = np.uint64((((nc * sh + a) * sw + b) * hs + i) * ws)
+                    r = i * sh + a
+                    if r < top or r >= bottom_edge:
+                        for j in range(np.uint64(ws)):
+                            dst[d + j] = 0
+                        continue
+                    s = np.uint64((nc * h + r - top) * w + j_lo * sw + b - left)
+                    for j in range(np.uint64(j_lo)):
+                        dst[d + j] = 0
+                    dm = d + np.uint64(j_lo)
+                    if sw == 2:  # a literal stride: an interleaved load the compiler vectorizes
+                        for j in range(np.uint64(j_hi - j_lo)):
+                            dst[dm + j] = src[s + np.uint64(2) * j]
+                    else:
+                        st = np.uint64(sw)
+                        for j in range(np.uint64(j_hi - j_lo)):
+                            dst[dm + j] = src[s + st * j]
+                    for j in range(np.uint64(j_hi), np.uint64(ws)):
+                        dst[d + j] = 0
 
 
 @lru_cache(maxsize=64)

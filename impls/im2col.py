@@ -92,7 +92,7 @@ def conv2d(x, w, bias, spec):
         cols = x.reshape(spec.N, G, spec.C // G, spec.H * spec.W)  # a view when x is contiguous
         np.matmul(wg, cols, out=y.reshape(spec.N, G, Og, spec.H * spec.W))
     else:
-        xp = _im2col_pack.source(_im2col_pack.padded(x, spec), spec)  # flat, maybe split into phases
+        xp = _im2col_pack.source(x, spec)  # padded, flat, maybe split into stride phases
         for n0, n1, i0, i1 in _tiles(spec, min(budget_bytes(), _CACHE_BLOCK_BYTES)):
             _gemm_rows(xp[n0:n1], wg, spec, i0, i1, out=y[n0:n1, :, i0:i1])
     if bias is not None:
