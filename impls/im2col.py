@@ -1,28 +1,36 @@
-"""``im2col``: lower the convolution to one GEMM per group on a strided view of the input.
+"""``im2col``: lower the convolution to one GEMM per group on packed columns of the input.
 
 Algorithm
-    Pad once (``harness.ops.padding.pad_input``, every padding mode), then gather the input taps
-    each output needs into a column buffer ``cols[n, g, (c, p, q), (i, j)] =
-    xp[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw]`` — one strided slice copy per kernel tap — and
-    multiply: ``y[n, g] = w[g] (Og x Cg*KH*KW) @ cols[n, g] (Cg*KH*KW x OH*OW)``, all groups and
-    images in one ``np.matmul`` over stacked matrices (BLAS SGEMM/DGEMM per matrix). The output
-    comes out NCHW with no transpose. A 1x1, stride-1, unpadded convolution needs no gather at
-    all: the input *is* the column matrix, so it is a plain GEMM on a reshaped view.
+    Pad once (zeros by a slice copy, other modes by ``harness.ops.padding.pad_input``), then
+    gather the input taps each output needs into a column buffer ``cols[(g, c, p, q), (n, i, j)]
+    = xp[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw]`` — one compiled loop of row copies,
+    ``impls/_im2col_pack.py`` (with overlapping taps the padded input is first split into stride
+    phases, so every copy is contiguous) — and multiply: ``y[n, g] = w[g] (Og x Cg*KH*KW) @
+    cols[g] (Cg*KH*KW x OH*OW)``, all groups in one ``np.matmul`` over stacked matrices (BLAS
+    SGEMM/DGEMM per matrix), written by BLAS straight into the NCHW output rows. Columns are
+    built in blocks of output rows of about 2 MB, so the GEMM reads them back from cache. A 1x1,
+    stride-1, unpadded convolution needs no gather at all: the input *is* the column matrix, so
+    it is a plain GEMM on a reshaped view.
 
     When there are few output positions per image (deep layers, e.g. 7x7), the images are put
     side by side in one wider matrix ``(Cg*KH*KW, N*OH*OW)``: one larger GEMM runs closer to
-    peak than N thin ones, at the price of one transpose of the (small) output.
+    peak than N thin ones, at the price of one transpose of the (small) output. Narrow rows of
+    groups with few output channels (RegNetX's 3x3 group convolutions) are packed as *extended
+    runs*: each output row as wide as the padded input row, one contiguous copy per tap and
+    image instead of one per output row; the few junk columns are multiplied and dropped.
 
 Cost
     FLOPs: ``2 * N * O * OH * OW * Cg * KH * KW`` (the direct count; padding taps included).
-    Memory: the column buffer, ``N * C * KH * KW * OH * OW`` elements, KH*KW times the input.
+    Memory: the column buffer, ``N * C * KH * KW * OH * OW`` elements, KH*KW times the input
+    (``OW`` is the padded width for extended runs), and a copy of the input for stride phases.
     It is bounded by :data:`BUDGET_MB` (default 256 MB, or the environment variable
     ``CONVBENCH_IM2COL_BUDGET_MB``): a larger problem is done in tiles of whole images, and when
     one image alone exceeds the budget, in tiles of output rows.
 
 Where it wins
-    Everywhere the GEMM dominates: 1x1 layers (a plain GEMM), and 3x3 layers with many
-    channels, where the gather is cheap next to ``O`` multiply-adds per gathered element.
+    Everywhere the GEMM dominates: 1x1 layers (a plain GEMM), 3x3 layers with many channels,
+    where the gather is cheap next to ``O`` multiply-adds per gathered element, the 7x7 stride-2
+    stem and dense large kernels.
     It loses where the gather dominates (depthwise, few output channels) and to FFT on large
     kernels.
 
@@ -43,20 +51,20 @@ import os
 import numpy as np
 
 from harness.ops.conv_spec import CONV2D_FEATURES
-from harness.ops.padding import pad_input
 from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.ops.metrics import conv2d_work
 
-from . import _im2col_ops
+from . import _im2col_ops, _im2col_pack
 
 #: Column-buffer budget in MB; ``None`` reads ``CONVBENCH_IM2COL_BUDGET_MB`` (default 256).
 BUDGET_MB: float | None = None
 _DEFAULT_BUDGET_MB = 256.0
 
 #: Columns are gathered in blocks of about this size even under a larger budget, so the GEMM
-#: reads them back from cache: 4-8 MB blocks ran res2/vgg conv1_2 3x3 layers 1.5x faster than
-#: one 58 MB buffer on this machine (Zen 5, 2 threads; ``python -m harness.bench.groups``).
-_CACHE_BLOCK_BYTES = 6 * 2**20
+#: reads them back from cache. On this machine (2-core Xeon, 2 MB L2 per core) a 64 x 3136
+#: GEMM (dense 7x7, 64 channels) ran 113 GFLOP/s per core on 64-256 columns (up to 3.2 MB),
+#: 89 on 512 (6.4 MB) and 56 on 1024; a 64 x 147 GEMM (the stem) did not care (85-99).
+_CACHE_BLOCK_BYTES = 2 * 2**20
 
 #: Below this many output positions per image, images share one GEMM (see module docstring).
 #: 196 (14x14) is where N separate GEMMs stopped losing to one wide one on this machine.
@@ -84,7 +92,7 @@ def conv2d(x, w, bias, spec):
         cols = x.reshape(spec.N, G, spec.C // G, spec.H * spec.W)  # a view when x is contiguous
         np.matmul(wg, cols, out=y.reshape(spec.N, G, Og, spec.H * spec.W))
     else:
-        xp = pad_input(x, spec)
+        xp = _im2col_pack.source(x, spec)  # padded, flat, maybe split into stride phases
         for n0, n1, i0, i1 in _tiles(spec, min(budget_bytes(), _CACHE_BLOCK_BYTES)):
             _gemm_rows(xp[n0:n1], wg, spec, i0, i1, out=y[n0:n1, :, i0:i1])
     if bias is not None:
@@ -98,7 +106,8 @@ def _is_plain_gemm(spec) -> bool:
 
 def _tiles(spec, budget: int):
     """(n0, n1, i0, i1) blocks of images and output rows whose columns fit in ``budget``."""
-    row_bytes = spec.C * spec.KH * spec.KW * spec.OW * np.dtype(spec.dtype).itemsize
+    width = _im2col_pack.layout(spec)[1] if _im2col_pack.packs_runs(spec) else spec.OW  # columns per output row
+    row_bytes = spec.C * spec.KH * spec.KW * width * np.dtype(spec.dtype).itemsize
     image_bytes = row_bytes * spec.OH
     if image_bytes <= budget:
         step = max(1, budget // image_bytes)
@@ -115,42 +124,30 @@ def _gemm_rows(xp, wg, spec, i0: int, i1: int, out) -> None:
     """Output rows ``i0:i1`` of every image in the padded block ``xp`` into ``out`` (n, O, i1-i0, OW)."""
     N, G = xp.shape[0], spec.groups
     K, P = spec.n_acc, (i1 - i0) * spec.OW
+    if _im2col_pack.packs_runs(spec):  # extended rows: junk columns computed, then dropped
+        off, width, _ = _im2col_pack.layout(spec)
+        cols = np.empty((spec.C * spec.KH * spec.KW, N * (i1 - i0) * width), dtype=spec.dtype)
+        _im2col_pack.pack_runs(xp, off, width, spec.OW, i0, i1, cols)
+        ext = np.matmul(wg, cols.reshape(G, K, -1)).reshape(spec.O, N, i1 - i0, width)
+        out[...] = ext[..., :spec.OW].transpose(1, 0, 2, 3)
+        return
+    cols = _gather(xp, spec, i0, i1)  # (C*KH*KW, N*rows*OW): images, then rows, then columns
     if P <= _WIDE_GEMM_MAX_POSITIONS and N > 1:
-        cols = _gather(xp, spec, i0, i1, images_inner=True)  # (C, KH, KW, N, rows, OW)
         wide = np.matmul(wg, cols.reshape(G, K, N * P))  # one (Og x K) @ (K x N*P) per group
         out[...] = wide.reshape(spec.O, N, *out.shape[2:]).transpose(1, 0, 2, 3)
         return
-    cols = _gather(xp, spec, i0, i1, images_inner=False)  # (N, C, KH, KW, rows, OW)
-    if out.flags.c_contiguous:  # whole images: BLAS writes the output in place
-        np.matmul(wg, cols.reshape(N, G, K, P), out=out.reshape(N, G, -1, P))
-    else:
-        out[...] = np.matmul(wg, cols.reshape(N, G, K, P)).reshape(out.shape)
+    for m in range(N):  # BLAS reads each image's columns and writes its rows in place (strided)
+        rows = out[m].reshape((G, -1, P), copy=False)  # whole output rows: a view, never a copy
+        np.matmul(wg, cols[:, m * P:(m + 1) * P].reshape(G, K, P), out=rows)
 
 
-def _gather(xp, spec, i0: int, i1: int, images_inner: bool) -> np.ndarray:
-    """Columns for output rows ``i0:i1``, one strided slice copy per kernel tap.
-
-    ``(N, C, KH, KW, rows, OW)``, or ``(C, KH, KW, N, rows, OW)`` with ``images_inner`` (the
-    wide-GEMM layout, so ``(C*KH*KW, N*rows*OW)`` is a reshape, not another copy).
-    """
-    (sh, sw), (dh, dw) = spec.stride, spec.dilation
-    N, OH, OW = xp.shape[0], i1 - i0, spec.OW
-    if images_inner:
-        cols = np.empty((spec.C, spec.KH, spec.KW, N, OH, OW), dtype=spec.dtype)
-        src = xp.transpose(1, 0, 2, 3)
-    else:
-        cols = np.empty((N, spec.C, spec.KH, spec.KW, OH, OW), dtype=spec.dtype)
-        src = xp
-    for p in range(spec.KH):
-        r0 = i0 * sh + p * dh
-        rows = slice(r0, r0 + (OH - 1) * sh + 1, sh)
-        for q in range(spec.KW):
-            c0 = q * dw
-            tap = src[:, :, rows, c0 : c0 + (OW - 1) * sw + 1 : sw]
-            if images_inner:
-                cols[:, p, q] = tap
-            else:
-                cols[:, :, p, q] = tap
+def _gather(xp, spec, i0: int, i1: int) -> np.ndarray:
+    """Columns for output rows ``i0:i1`` of every image in ``xp``: one compiled loop of row
+    copies (:func:`impls._im2col_pack.pack`), ``(C*KH*KW, N*(i1-i0)*OW)``."""
+    N, OW = xp.shape[0], spec.OW
+    cols = np.empty((spec.C * spec.KH * spec.KW, N * (i1 - i0) * OW), dtype=spec.dtype)
+    off, row_step, col_step = _im2col_pack.layout(spec)
+    _im2col_pack.pack(xp, off, row_step, col_step, OW, i0, i1, cols)
     return cols
 
 
@@ -178,5 +175,5 @@ BACKEND = Backend(
     deterministic=True,
     auto_rank=20,
     cost=COST,
-    description="gather taps into columns (strided slices), one BLAS GEMM per group",
+    description="pack taps into columns (compiled row copies), one BLAS GEMM per group",
 )

@@ -21,6 +21,12 @@ CASES = [
     ((3, 8, 5, 6), (4, 8, 1, 1), True, {}),
     ((2, 8, 9, 9), (4, 4, 1, 1), False, dict(stride=2, groups=2)),
     ((4, 6, 5, 5), (6, 3, 3, 3), True, dict(groups=2)),  # few positions: one wide GEMM
+    # the packing's paths (impls/_im2col_pack.py): exact rows (wide output), stride phases with
+    # exact rows and with extended runs, and a wide GEMM of exact rows
+    ((1, 2, 6, 40), (3, 2, 3, 3), True, dict(padding=1)),
+    ((1, 2, 9, 70), (3, 2, 3, 3), False, dict(stride=2, padding=1, padding_mode="replicate")),
+    ((2, 3, 13, 12), (4, 3, 3, 3), True, dict(stride=2, dilation=2, padding=2, padding_mode="reflect")),
+    ((3, 2, 4, 34), (70, 2, 1, 3), False, dict(padding=(0, 1))),
 ]
 
 
@@ -38,6 +44,40 @@ def test_integer_data_is_bit_exact(case):
     b = None if b is None else np.round(4 * b)
     expected = harness.conv2d(x, w, b, backend="naive", **kwargs)
     np.testing.assert_array_equal(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), expected)
+
+
+@pytest.mark.parametrize("kwargs", [dict(stride=2, dilation=(2, 1), padding=(3, 2)), dict(stride=(3, 1)),
+                                    dict(padding=1, groups=2)])
+def test_packed_columns_are_the_taps(kwargs):
+    """Both packings give the taps' values; exact rows never read past a phase's extent, and
+    extended runs read zeros there (junk columns stay finite: no NaN or denormal in the GEMM)."""
+    from impls import _im2col_pack
+
+    x = np.random.default_rng(3).standard_normal((2, 4, 11, 13)).astype(np.float32)
+    spec, _ = harness.conv2d_spec(x, np.zeros((4, 4 // kwargs.get("groups", 1), 3, 3), np.float32), **kwargs)
+    xp = _im2col_pack.padded(x, spec)
+    clean = _im2col_pack.source(x, spec)
+    src = np.array(clean)
+    if _im2col_pack.splits_phases(spec):  # poison what lies past each phase's extent
+        (sh, sw), (hp, wp) = spec.stride, xp.shape[2:]
+        phases = src.reshape(2, 4, sh, sw, -(-hp // sh), -(-wp // sw))
+        for a in range(sh):
+            phases[:, :, a, :, -(-(hp - a) // sh):] = np.nan
+        for b in range(sw):
+            phases[:, :, :, b, :, -(-(wp - b) // sw):] = np.nan
+    (sh, sw), (dh, dw) = spec.stride, spec.dilation
+    taps = np.stack([xp[:, c, p * dh:p * dh + (spec.OH - 1) * sh + 1:sh, q * dw:q * dw + (spec.OW - 1) * sw + 1:sw]
+                     for c in range(4) for p in range(3) for q in range(3)])  # (R, N, OH, OW)
+    off, row_step, col_step = _im2col_pack.layout(spec)
+    cols = np.empty((len(off), 2 * 2 * spec.OW), np.float32)  # output rows 1:3 of both images
+    _im2col_pack.pack(src, off, row_step, col_step, spec.OW, 1, 3, cols)
+    np.testing.assert_array_equal(cols, taps[:, :, 1:3].reshape(len(off), -1))
+    if col_step == 1:
+        runs = np.empty((len(off), 2 * 2 * row_step), np.float32)
+        _im2col_pack.pack_runs(clean, off, row_step, spec.OW, 1, 3, runs)
+        runs = runs.reshape(len(off), 2, 2, row_step)
+        np.testing.assert_array_equal(runs[..., :spec.OW], taps[:, :, 1:3])
+        assert np.isfinite(runs).all()  # the junk columns too: they pass through the GEMM
 
 
 def test_non_contiguous_input_and_weight():
