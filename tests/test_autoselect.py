@@ -391,3 +391,14 @@ def test_time_probes_keeps_one_call_of_a_backend_far_slower_than_one_already_tim
     assert not skipped and [s.backend for s in samples] == ["im2col", "sluggish_test"]
     assert len(calls) == 2  # the untimed first call and the one timed call, nothing more
     assert samples[1].seconds >= 0.05
+
+
+def test_a_bench_results_file_with_auto_rows_fits_the_real_backends_only():
+    import pandas as pd
+
+    layer = bench.plan(["smoke"], batches=[1])[0][1]
+    rows = [{"backend": b, "op": layer.op, "suite": "smoke", "layer": layer.label, "batch": 1, "dtype": "float32",
+             "threads": 1, "metric": "time_min", "value": t} for b, t in (("im2col", 1e-4), ("auto", 1e-4), ("fft", 2e-4))]
+    samples = calibration.samples_from(pd.DataFrame(rows))
+    assert sorted(s.backend for s in samples) == ["fft", "im2col"]
+    assert set(calibration.fit(samples)) == {"fft", "im2col"}

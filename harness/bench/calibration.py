@@ -173,16 +173,19 @@ def _time_one(name, layer, spec, predicted, fastest, best, budget_s, limit_s, se
 
 
 def samples_from(results) -> list[Sample]:
-    """Every timed (``time_min``) row of a bench results table whose layer a known suite holds."""
+    """Every timed (``time_min``) row of a bench results table whose layer a known suite holds and
+    whose backend is registered (``auto``'s rows, its pick's time again, are left out)."""
     specs = {}
     for suite, batch, dtype in results[["suite", "batch", "dtype"]].drop_duplicates().itertuples(index=False):
         if suite in suites.names():
             for layer in suites.layers(suite, int(batch), dtype):
                 specs[(layer.label, int(batch), dtype)] = (layer.op, bench.op_spec(layer.op, layer.spec))
     out = []
+    known = {b.name for b in backends()}  # not 'auto' (timed as its pick) nor a plug-in not loaded now
     for row in results[results.metric == "time_min"].itertuples(index=False):
         found = specs.get((row.layer, int(row.batch), row.dtype))
-        if found is not None and found[0] == row.op and math.isfinite(row.value) and row.value > 0:
+        if (found is not None and found[0] == row.op and row.backend in known and math.isfinite(row.value)
+                and row.value > 0):
             out.append(Sample(row.suite, row.layer, int(row.batch), row.backend, row.op, found[1], float(row.value)))
     return out
 
