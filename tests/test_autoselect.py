@@ -402,3 +402,13 @@ def test_a_bench_results_file_with_auto_rows_fits_the_real_backends_only():
     samples = calibration.samples_from(pd.DataFrame(rows))
     assert sorted(s.backend for s in samples) == ["fft", "im2col"]
     assert set(calibration.fit(samples)) == {"fft", "im2col"}
+
+
+def test_a_sample_far_above_its_fit_is_timed_again_and_keeps_the_smaller_time():
+    cases = _smoke_cases()
+    samples, _ = calibration.time_probes(cases, ["im2col"], threads=1, budget_s=0.001)
+    constants = calibration.fit(samples)
+    burst = [samples[0]._replace(seconds=10.0), *samples[1:]]  # as if a load burst hit the first one
+    again = calibration.retime_outliers(burst, cases, constants, threads=1, budget_s=0.001)
+    assert again[0].seconds < 10.0 and again[0]._replace(seconds=0) == samples[0]._replace(seconds=0)
+    assert again[1:] == samples[1:]  # the others were not timed again
