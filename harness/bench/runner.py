@@ -154,10 +154,9 @@ def run(
     ``min_runs`` is the fewest rounds, ``budget_s`` the timed seconds each backend should
     accumulate per layer, ``max_rounds`` the most rounds (default :data:`ROUND_CAP`), ``settle_s``
     the untimed calls before each sample (default :func:`harness.bench.paired.settle_seconds` for
-    the thread count). Every timed row
-    carries ``stable`` and ``unstable_reason`` (:mod:`harness.bench.stability`), judged from the
-    ratio's interval, the backend's spread and the machine's state while the layer ran
-    (:mod:`harness.support.machine_state`). ``until_stable_s`` > 0 re-measures a layer with unstable
+    the thread count). Every timed row carries ``stable`` and ``unstable_reason``
+    (:mod:`harness.bench.stability`), judged from the ratio's interval, the backend's spread and
+    the machine's state while the layer ran (:mod:`harness.support.machine_state`). ``until_stable_s`` > 0 re-measures a layer with unstable
     rows until it is stable or that many seconds (over the whole run) are spent on re-measuring.
 
     ``on_rows`` is called with each finished layer's rows (a list of dicts) at once, so a

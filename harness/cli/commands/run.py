@@ -36,10 +36,10 @@ MAX_ROUNDS = paired.TARGET_ROUNDS + 2
 def register(sub) -> None:
     from harness.cli.help import examples
 
-    parser = sub.add_parser("run", help="the main job: verify all backends, benchmark the default suite, report",
+    parser = sub.add_parser("run", help="the main job: verify all backends, benchmark representative layers, report",
                             description="Measure the machine, verify every available backend, benchmark the "
-                                        "representative layers of real networks (--full: whole suites) on every backend and auto, "
-                                        "and write reports/report.html.",
+                                        "representative layers of real networks (--full: whole suites) on every "
+                                        "backend and auto, and write reports/report.html.",
                             **examples("convbench run", "convbench run --full", "convbench run --suite smoke --cases 30",
                                        "convbench run --no-bench"))
     parser.add_argument("--cases", type=non_negative_int, default=DEFAULT_CASES, help=f"random verification cases per backend (default {DEFAULT_CASES})")
