@@ -257,9 +257,8 @@ def estimate(op: str, spec, include_torch: bool = False) -> Choice | None:
         ``method='estimate'`` with the predicted seconds of every modelled candidate; None
         when no candidate has a model (the caller falls back to its own rule).
     """
-    # the model's identity is compared, not hashed: the backends compare by identity first, so an
-    # unchanged registry costs a pointer comparison per backend and the key stays small to hash
-    state = (CALIBRATION_PATH, _GENERATION, *_registry._REGISTRY.values())
+    # the model in force, as three cheap reads (the registry counts its own changes)
+    state = (CALIBRATION_PATH, _GENERATION, _registry.REVISION)
     if state != _DECISIONS_STATE[0]:
         _DECISIONS.clear()
         _DECISIONS_STATE[0] = state

@@ -412,3 +412,11 @@ def test_a_sample_far_above_its_fit_is_timed_again_and_keeps_the_smaller_time():
     again = calibration.retime_outliers(burst, cases, constants, threads=1, budget_s=0.001)
     assert again[0].seconds < 10.0 and again[0]._replace(seconds=0) == samples[0]._replace(seconds=0)
     assert again[1:] == samples[1:]  # the others were not timed again
+
+
+def test_time_probes_starts_no_layer_after_its_time_limit_and_takes_suites_in_turn():
+    cases = calibration.probe_cases(["resnet50.res2_3x3@1", "resnet50.res4_3x3@1", "vgg16.conv5_1@1"])
+    assert [layer.label for _, layer in calibration._round_robin(cases)] == [
+        "resnet50.res2_3x3", "vgg16.conv5_1", "resnet50.res4_3x3"]
+    samples, skipped = calibration.time_probes(cases, ["im2col"], threads=1, total_s=0.0)
+    assert samples == [] and len(skipped) == 3 and all("time limit" in r["reason"] for r in skipped)

@@ -65,6 +65,10 @@ RULED_OUT = 8.0
 #: A candidate whose first call takes this many times the best time so far is not timed further.
 SLOW_FIRST = 4.0
 
+#: The main job's automatic calibration starts no probe layer after this many seconds (about a
+#: minute is expected; a far slower or busier machine gets a calibration on fewer layers, in time).
+ENSURE_TOTAL_S = 120.0
+
 #: A pick within this factor of the measured best candidate counts as right.
 WITHIN = 1.10
 
@@ -101,7 +105,7 @@ def probe_cases(probe=None) -> list:
 
 
 def time_probes(cases, names, threads: int | None = None, budget_s: float = MEASURE_S, limit_s: float = 2.0,
-                progress: bool = False, seed: int = 0) -> tuple[list[Sample], list[dict]]:
+                progress: bool = False, seed: int = 0, total_s: float | None = None) -> tuple[list[Sample], list[dict]]:
     """Time ``names`` on ``cases`` for a calibration (see the module docstring for the rules).
 
     Parameters
@@ -117,6 +121,10 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
         takes over :data:`SETTLE_S`).
     limit_s : float
         A case predicted or first measured above this many seconds is not timed.
+    total_s : float, optional
+        Start no layer after this many seconds (a machine far slower or busier than expected);
+        the layers are taken one suite after another in turn, so the ones left out are spread
+        over the suites rather than being the last suites' all.
 
     Returns
     -------
@@ -126,8 +134,14 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
     """
     samples, skipped = [], []
     shipped = autoselect.default_constants()
+    cases = _round_robin(cases)
+    stop_at = time.monotonic() + total_s if total_s is not None else math.inf
     with pinned_threads(threads):
         for i, (suite, layer) in enumerate(cases):
+            if time.monotonic() > stop_at:
+                skipped += [{"layer": layer.label, "batch": layer.spec.N, "backend": name,
+                             "reason": f"calibration time limit of {total_s:g} s reached"} for name in names]
+                continue
             spec = bench.op_spec(layer.op, layer.spec)
             # the shipped constants, not the model in force: a calibration skewed by a loaded
             # machine must not keep a backend it misjudged from ever being timed again
@@ -149,6 +163,15 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
     if progress:
         print(" " * 79, end="\r", file=sys.stderr)
     return samples, skipped
+
+
+def _round_robin(cases) -> list:
+    """``cases`` reordered one suite after another in turn (each suite's own order kept)."""
+    by_suite: dict = {}
+    for suite, layer in cases:
+        by_suite.setdefault(suite, []).append((suite, layer))
+    queues = list(by_suite.values())
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
 
 
 def _time_one(name, layer, spec, predicted, fastest, best, budget_s, limit_s, seed):
@@ -301,7 +324,7 @@ def quality(samples, constants) -> dict:
 
 def calibrate(cases=None, threads: int | None = None, budget_s: float = MEASURE_S, limit_s: float = 2.0,
               machine: dict | None = None, progress: bool = False, results=None, out=None,
-              command=None) -> dict:
+              command=None, total_s: float | None = None) -> dict:
     """Time, fit, judge leave-one-suite-out, save; returns the saved calibration.
 
     Parameters
@@ -310,9 +333,9 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = MEASURE_
         Layers to time; default :data:`PROBE`.
     threads : int, optional
         Threads while timing (default: as set).
-    budget_s, limit_s : float
+    budget_s, limit_s, total_s : float
         Timed seconds per (backend, layer); cases predicted or first measured above ``limit_s``
-        are skipped (see :func:`time_probes`).
+        are skipped; no layer is started after ``total_s`` (see :func:`time_probes`).
     machine : dict, optional
         Unused; kept for callers that pass the machine record.
     results : DataFrame, optional
@@ -330,7 +353,7 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = MEASURE_
     if results is None:
         cases = cases if cases is not None else probe_cases()
         samples, skipped = time_probes(cases, modelled(), threads=threads, budget_s=budget_s, limit_s=limit_s,
-                                       progress=progress)
+                                       progress=progress, total_s=total_s)
         samples = retime_outliers(samples, cases, fit(samples), threads=threads, budget_s=budget_s, limit_s=limit_s)
         used = [threads] if threads else [set_threads(None)[0].get("torch") or 1]
     else:
@@ -366,7 +389,7 @@ def ensure(threads: int | None = None, progress: bool = False, log=print) -> dic
     log("no cost-model calibration for this machine yet: calibrating 'auto' on "
         f"{len(PROBE)} probe layers (about a minute; `convbench calibrate` redoes it) ...")
     try:
-        saved = calibrate(threads=threads, progress=progress)
+        saved = calibrate(threads=threads, progress=progress, total_s=ENSURE_TOTAL_S)
     except (OSError, ValueError) as exc:  # an unwritable cache or nothing timed: the defaults apply
         log(f"calibration not saved ({exc}); 'auto' uses the backends' shipped constants")
         return None
