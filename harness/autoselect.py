@@ -3,7 +3,8 @@
 Two functions, one return type (:class:`Choice`):
 
 * :func:`estimate` predicts each candidate's time from operation counts of the call times
-  per-backend constants fitted on this machine (each backend's ``CostModel`` and
+  per-backend constants fitted on this machine (each backend's ``CostModel``, plus the grouped
+  and depthwise terms of :func:`group_features` that every backend gets, and
   ``convbench calibrate``) and picks the smallest. Nothing runs; it costs microseconds, so
   ``backend="auto"`` uses it on every call (``harness.api.resolve.resolve_backend``); its
   decisions are kept per (op, spec, model in force, thread counts), so a layer called again
@@ -82,9 +83,32 @@ def candidates(op: str, spec, include_torch: bool = False) -> list[str]:
 
 # -- estimate ----------------------------------------------------------------------------
 def features(backend: str, op: str, spec) -> dict[str, float] | None:
-    """Operation counts that drive ``backend``'s time on ``op`` (its ``CostModel``); None without one."""
+    """Operation counts that drive ``backend``'s time on ``op``: its ``CostModel``'s, plus the
+    grouped-convolution terms (:func:`group_features`) that every modelled backend gets; None
+    without a model."""
     cost = get_backend(backend).cost
-    return None if cost is None else cost.features(op, spec)
+    counts = None if cost is None else cost.features(op, spec)
+    return counts if not counts else {**counts, **group_features(op, spec)}
+
+
+def group_features(op: str, spec) -> dict[str, float]:
+    """Terms of a grouped or depthwise ``conv2d``, added to every backend's own counts.
+
+    A backend's own model counts multiply-adds as if the groups were one dense convolution; a
+    grouped call runs as ``groups`` small ones (a GEMM or a loop nest each, narrow at a group
+    width of 4-16 channels) and costs more per multiply-add, by an amount that differs from
+    backend to backend by orders of magnitude. So: ``group_calls`` (the groups: per-group set-up),
+    and the multiply-adds again as ``group_macs`` (groups of several channels) or
+    ``depthwise_macs`` (one input channel per group), so that each regime gets its own constant
+    per backend. ``convbench calibrate`` fits them (grouped and depthwise probe layers); a
+    backend's ``CostModel.defaults`` may state them, else they count zero. Empty for ungrouped calls.
+    """
+    groups = getattr(spec, "groups", 1)
+    if op != "conv2d" or groups <= 1:
+        return {}
+    per_group = spec.C // groups
+    macs = float(spec.N * spec.O * spec.OH * spec.OW * per_group * spec.KH * spec.KW)
+    return {"group_calls": float(groups), ("depthwise_macs" if per_group == 1 else "group_macs"): macs}
 
 
 def default_constants() -> dict[str, dict[str, float]]:
@@ -130,7 +154,7 @@ def save_calibration(saved: dict, path: Path | None = None) -> Path:
     if not isinstance(saved, dict) or not _valid_constants(saved.get("constants")):
         raise ValueError("a calibration needs 'constants': {backend: {feature: finite non-negative seconds}}")
     out = write_atomic(Path(path) if path is not None else calibration_path(),
-                       json.dumps({**saved, "key": cache_key(threads=False)}, indent=1, default=str))
+                       json.dumps({**saved, "key": calibration_key()}, indent=1, default=str))
     forget()
     return out
 
@@ -142,6 +166,17 @@ def forget() -> None:
     _GENERATION += 1
     _DECISIONS.clear()
     _calibration.cache_clear()
+
+
+#: The cost model's form: bumped when the features change (2: :func:`group_features`), so that a
+#: calibration fitted without them is made again rather than kept with those constants at zero.
+MODEL_FORM = 2
+
+
+def calibration_key() -> str:
+    """What a calibration file must be stamped with to apply here: :func:`cache_key` without the
+    thread counts, and :data:`MODEL_FORM`."""
+    return f"{cache_key(threads=False)}-form{MODEL_FORM}"
 
 
 def _mtime(path: Path) -> float:
@@ -167,7 +202,7 @@ def _calibration(path: str, mtime: float) -> dict | None:
                       "{'key': ..., 'constants': {backend: {feature: seconds}}}); run `convbench calibrate`",
                       stacklevel=2)
         return None
-    if saved.get("key") != cache_key(threads=False):
+    if saved.get("key") != calibration_key():
         return None  # made on another machine or code version: the defaults apply
     return {"source": f"{path} (calibrated {saved.get('calibrated_at')})", "constants": constants}
 
@@ -191,18 +226,21 @@ def predict(backend: str, op: str, spec, constants: dict | None = None) -> float
     return float(sum(fitted.get(name, 0.0) * value for name, value in counts.items()))
 
 
-#: Decisions of :func:`estimate`, by (op, spec, include_torch, model token, thread counts).
+#: Decisions of :func:`estimate`, by (op, spec, include_torch, thread counts); valid while the
+#: model in force is the one of :data:`_DECISIONS_STATE` (emptied when it changes).
 _DECISIONS: dict = {}
 _DECISIONS_MAX = 4096
+_DECISIONS_STATE: list = [None]  # (calibration file setting, forget() generation, registered backends)
 _GENERATION = 0  # bumped by forget() / save_calibration(): a new model is in force
 
 
 def estimate(op: str, spec, include_torch: bool = False) -> Choice | None:
     """The candidate with the smallest predicted time (nothing is run); remembered per call shape.
 
-    A decision is kept per ``(op, spec, include_torch)``, the model in force (calibration
-    file setting, :func:`forget` generation, registered backends) and the thread counts, so
-    a layer called again costs a dictionary look-up instead of one prediction per candidate.
+    A decision is kept per ``(op, spec, include_torch)`` and the thread counts, for as long as
+    the model in force stays the same (calibration file setting, :func:`forget` generation,
+    registered backends), so a layer called again costs one dictionary look-up instead of one
+    prediction per candidate (under a microsecond: ``python -m harness.bench.groups --decision-cost``).
 
     Parameters
     ----------
@@ -219,7 +257,12 @@ def estimate(op: str, spec, include_torch: bool = False) -> Choice | None:
         ``method='estimate'`` with the predicted seconds of every modelled candidate; None
         when no candidate has a model (the caller falls back to its own rule).
     """
-    key = (op, spec, include_torch, CALIBRATION_PATH, _GENERATION, _registry_token(), _thread_token())
+    # the model in force, as three cheap reads (the registry counts its own changes)
+    state = (CALIBRATION_PATH, _GENERATION, _registry.REVISION)
+    if state != _DECISIONS_STATE[0]:
+        _DECISIONS.clear()
+        _DECISIONS_STATE[0] = state
+    key = (op, spec, include_torch, _thread_token())
     try:
         return _DECISIONS[key]
     except KeyError:
@@ -242,15 +285,6 @@ def _estimate(op: str, spec, include_torch: bool) -> Choice | None:
     if not seconds:
         return None
     return Choice(backend=min(seconds, key=seconds.get), seconds=seconds, method="estimate")
-
-
-def _registry_token() -> tuple:
-    """Identity of the registered backends, cheaply: a registration or removal changes it.
-
-    Reads the registry's table directly (building ``backends()`` would cost more than the
-    decision it guards); a new declaration under an old name is a new object, so a new id.
-    """
-    return tuple(map(id, _registry._REGISTRY.values()))
 
 
 def _thread_token() -> tuple:

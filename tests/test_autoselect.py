@@ -125,7 +125,7 @@ def test_a_calibration_file_applies_only_on_the_machine_that_wrote_it(tmp_path, 
     only_fft = {"fft": {"call": 1e-9}}
     path.write_text(json.dumps({"key": "another machine", "constants": only_fft}))
     assert autoselect.model()["constants"] == autoselect.default_constants()
-    path.write_text(json.dumps({"key": autoselect.cache_key(threads=False), "constants": only_fft}))
+    path.write_text(json.dumps({"key": autoselect.calibration_key(), "constants": only_fft}))
     assert autoselect.model()["constants"]["fft"] == only_fft["fft"]  # the others keep their defaults
     assert autoselect.model()["constants"]["im2col"] == autoselect.default_constants()["im2col"]
     choice = autoselect.estimate("conv2d", SMALL)
@@ -143,7 +143,7 @@ def test_the_default_calibration_lives_in_the_cache_directory(monkeypatch, tmp_p
     saved = autoselect.save_calibration({"constants": {"fft": {"call": 1e-6}}, "note": "test"})
     assert saved == autoselect.calibration_path()
     stored = json.loads(saved.read_text())
-    assert stored["key"] == autoselect.cache_key(threads=False) and stored["note"] == "test"
+    assert stored["key"] == autoselect.calibration_key() and stored["note"] == "test"
     assert not autoselect.needs_calibration()
     assert autoselect.model()["constants"]["fft"] == {"call": 1e-6}
     with pytest.raises(ValueError, match="constants"):
@@ -187,14 +187,12 @@ def test_a_decision_is_keyed_by_the_thread_counts(monkeypatch):
 
 def test_registering_a_backend_invalidates_remembered_decisions(monkeypatch):
     autoselect.estimate("conv2d", SMALL)
-    before = autoselect._registry_token()
     from harness.backend.registry import CostModel
 
     fast = CostModel(lambda op, spec: {"call": 1.0} if op == "conv2d" else None, {"call": 1e-12})
     harness.register_backend("instant_test", conv2d=harness.get_backend("im2col").ops["conv2d"],
                              features=harness.get_backend("im2col").features["conv2d"], cost=fast)
     try:
-        assert autoselect._registry_token() != before
         assert autoselect.estimate("conv2d", SMALL).backend == "instant_test"
     finally:
         harness.unregister_backend("instant_test")
@@ -293,3 +291,132 @@ def test_an_unwritable_calibration_leaves_the_defaults_without_a_traceback(monke
     logged = []
     assert calibration.ensure(threads=1, log=logged.append) is None
     assert "not saved" in logged[-1] and autoselect.model()["constants"] == autoselect.default_constants()
+
+
+# -- grouped and depthwise terms --------------------------------------------------------
+GROUPED = Conv2dSpec.from_shapes((1, 32, 14, 14), (32, 8, 3, 3), padding=1, groups=4)
+DEPTHWISE = Conv2dSpec.from_shapes((1, 32, 14, 14), (32, 1, 3, 3), padding=1, groups=32)
+DENSE = Conv2dSpec.from_shapes((1, 32, 14, 14), (32, 32, 3, 3), padding=1)
+
+
+def test_grouped_and_depthwise_calls_get_their_own_terms_in_every_backends_model():
+    assert autoselect.group_features("conv2d", DENSE) == {}
+    macs = 32 * 14 * 14 * 8 * 9
+    assert autoselect.group_features("conv2d", GROUPED) == {"group_calls": 4.0, "group_macs": float(macs)}
+    assert autoselect.group_features("conv2d", DEPTHWISE) == {"group_calls": 32.0, "depthwise_macs": 32 * 14 * 14 * 9.0}
+    for name in ("im2col", "numba_cpu", "fft", "torch"):
+        counts = autoselect.features(name, "conv2d", GROUPED)
+        assert counts["group_macs"] == macs and "group_macs" not in autoselect.features(name, "conv2d", DENSE)
+
+
+def test_a_backend_slow_on_groups_only_is_avoided_on_grouped_layers_once_fitted():
+    # numba_cpu: the faster on dense layers, 50x slower per multiply-add on grouped ones
+    truth = {"numba_cpu": {"call": 1e-5, "macs": 1e-11, "group_macs": 5e-10},
+             "im2col": {"macs": 2e-11, "groups": 1e-6}}
+    specs = [Conv2dSpec.from_shapes((1, c, h, h), (c, c // g, 3, 3), padding=1, groups=g)
+             for c, h, g in [(32, 28, 1), (64, 14, 1), (64, 28, 4), (128, 14, 8), (32, 56, 2), (96, 14, 1)]]
+    samples = [(b, "conv2d", s, autoselect.predict(b, "conv2d", s, truth)) for s in specs for b in truth]
+    fitted = autoselect.fit(samples)
+    assert fitted["numba_cpu"]["group_macs"] == pytest.approx(5e-10, rel=1e-3)
+    pick = {s: min(truth, key=lambda b: autoselect.predict(b, "conv2d", s, fitted)) for s in (DENSE, GROUPED)}
+    assert pick == {DENSE: "numba_cpu", GROUPED: "im2col"}
+
+
+def test_the_probe_set_has_grouped_and_depthwise_layers_in_several_suites():
+    # leave-one-suite-out: every fold must still see each regime to fit its term
+    kinds = {"grouped": set(), "depthwise": set()}
+    for suite, layer in calibration.probe_cases():
+        s = layer.spec
+        if 1 < s.groups < s.C:
+            kinds["grouped"].add(suite)
+        elif s.groups == s.C > 1:
+            kinds["depthwise"].add(suite)
+    assert len(kinds["grouped"]) >= 2 and len(kinds["depthwise"]) >= 2
+
+
+# -- the cached decision ----------------------------------------------------------------
+def test_a_calibration_of_an_older_model_form_is_made_again(monkeypatch, tmp_path):
+    path = tmp_path / "calibration.json"
+    monkeypatch.setattr(autoselect, "CALIBRATION_PATH", path)
+    path.write_text(json.dumps({"key": autoselect.cache_key(threads=False), "constants": {"fft": {"call": 1e-9}}}))
+    assert autoselect.needs_calibration()  # same machine and code, but fitted without the group terms
+
+
+def test_a_cached_decision_is_the_same_object_until_a_backend_is_registered(monkeypatch):
+    first = autoselect.estimate("conv2d", DENSE)
+    assert autoselect.estimate("conv2d", DENSE.with_()) is first  # an equal spec: the same entry
+    harness.register_backend("decision_test", conv2d=harness.get_backend("im2col").ops["conv2d"],
+                             features=harness.get_backend("im2col").features["conv2d"])
+    try:
+        assert autoselect.estimate("conv2d", DENSE) is not first  # the registry changed: decided afresh
+    finally:
+        harness.unregister_backend("decision_test")
+
+
+# -- calibration's timing ---------------------------------------------------------------
+def _smoke_cases():
+    return [(suite, layer) for suite, layer in bench.plan(["smoke"], batches=[1]) if layer.op == "conv2d"][:2]
+
+
+def test_time_probes_times_each_backend_once_per_layer_and_skips_ruled_out_ones(monkeypatch):
+    cases = _smoke_cases()
+    real = autoselect.predict
+    # fft predicted 100x im2col's time: ruled out without a call
+    monkeypatch.setattr(autoselect, "predict", lambda b, op, spec, constants=None:
+                        real("im2col", op, spec, constants) * (100 if b == "fft" else 1))
+    samples, skipped = calibration.time_probes(cases, ["im2col", "fft"], threads=1, budget_s=0.001)
+    assert [(s.layer, s.backend) for s in samples] == [(layer.label, "im2col") for _, layer in cases]
+    assert all(s.seconds > 0 for s in samples)
+    assert [(r["backend"], r["reason"].split(" ")[0]) for r in skipped] == [("fft", "predicted")] * len(cases)
+
+
+def test_time_probes_keeps_one_call_of_a_backend_far_slower_than_one_already_timed(monkeypatch):
+    import time as _time
+
+    calls = []
+
+    def sluggish(x, w, b, spec):
+        calls.append(spec)
+        _time.sleep(0.05)  # far over im2col's time on a smoke layer
+        return harness.get_backend("im2col").ops["conv2d"](x, w, b, spec)
+
+    harness.register_backend("sluggish_test", conv2d=sluggish, features=harness.get_backend("im2col").features["conv2d"],
+                             cost=harness.get_backend("im2col").cost)
+    monkeypatch.setattr(autoselect, "predict", lambda b, op, spec, constants=None: 2.0 if b == "sluggish_test" else 1.0)
+    try:
+        samples, skipped = calibration.time_probes(_smoke_cases()[:1], ["im2col", "sluggish_test"], threads=1,
+                                                   budget_s=0.001)
+    finally:
+        harness.unregister_backend("sluggish_test")
+    assert not skipped and [s.backend for s in samples] == ["im2col", "sluggish_test"]
+    assert len(calls) == 2  # the untimed first call and the one timed call, nothing more
+    assert samples[1].seconds >= 0.05
+
+
+def test_a_bench_results_file_with_auto_rows_fits_the_real_backends_only():
+    import pandas as pd
+
+    layer = bench.plan(["smoke"], batches=[1])[0][1]
+    rows = [{"backend": b, "op": layer.op, "suite": "smoke", "layer": layer.label, "batch": 1, "dtype": "float32",
+             "threads": 1, "metric": "time_min", "value": t} for b, t in (("im2col", 1e-4), ("auto", 1e-4), ("fft", 2e-4))]
+    samples = calibration.samples_from(pd.DataFrame(rows))
+    assert sorted(s.backend for s in samples) == ["fft", "im2col"]
+    assert set(calibration.fit(samples)) == {"fft", "im2col"}
+
+
+def test_a_sample_far_above_its_fit_is_timed_again_and_keeps_the_smaller_time():
+    cases = _smoke_cases()
+    samples, _ = calibration.time_probes(cases, ["im2col"], threads=1, budget_s=0.001)
+    constants = calibration.fit(samples)
+    burst = [samples[0]._replace(seconds=10.0), *samples[1:]]  # as if a load burst hit the first one
+    again = calibration.retime_outliers(burst, cases, constants, threads=1, budget_s=0.001)
+    assert again[0].seconds < 10.0 and again[0]._replace(seconds=0) == samples[0]._replace(seconds=0)
+    assert again[1:] == samples[1:]  # the others were not timed again
+
+
+def test_time_probes_starts_no_layer_after_its_time_limit_and_takes_suites_in_turn():
+    cases = calibration.probe_cases(["resnet50.res2_3x3@1", "resnet50.res4_3x3@1", "vgg16.conv5_1@1"])
+    assert [layer.label for _, layer in calibration._round_robin(cases)] == [
+        "resnet50.res2_3x3", "vgg16.conv5_1", "resnet50.res4_3x3"]
+    samples, skipped = calibration.time_probes(cases, ["im2col"], threads=1, total_s=0.0)
+    assert samples == [] and len(skipped) == 3 and all("time limit" in r["reason"] for r in skipped)

@@ -66,3 +66,32 @@ def test_run_interrupted_while_benchmarking_keeps_the_finished_layers(stops_on, 
     kept = pd.read_csv(reports / "bench.csv")
     assert len(kept) == len(read_records(reports / "bench-history.jsonl")) > 0
     assert kept.layer.nunique() == 1 and (kept.backend == "stops").any()
+
+
+def test_the_default_benchmark_is_the_representative_selection_and_full_suites_are_one_flag_away():
+    from harness.cli import build_parser
+    from harness.suites import representative
+
+    default = build_parser().parse_args(["run"])
+    assert default.suite == representative.NAME and not default.full
+    assert default.max_rounds == run_command.MAX_ROUNDS
+    cases = run_command.benchmark_cases([default.suite], [1])
+    assert [layer.label for _, layer in cases] == list(representative.LAYERS)
+    assert all(layer.label.startswith(suite + ".") and layer.spec.N == 1 for suite, layer in cases)
+    specs = [layer.spec for _, layer in cases]  # every group the report shows is there
+    assert any(1 < s.groups < s.C for s in specs) and any(s.groups == s.C > 1 for s in specs)
+    assert any(s.KH == 1 for s in specs) and any(s.KH >= 7 for s in specs) and any(s.stride == (2, 2) for s in specs)
+    assert len(run_command.benchmark_cases(["representative"], [1, 8])) == 2 * len(representative.LAYERS)
+    full = run_command.benchmark_cases(list(run_command.FULL_SUITES), [1])
+    assert {suite for suite, _ in full} == set(run_command.FULL_SUITES) and len(full) > len(cases)
+    with pytest.raises(ValueError, match="unknown suite"):
+        run_command.benchmark_cases(["no_such_suite"], [1])
+
+
+def test_the_benchmark_stops_at_its_round_cap():
+    # a budget these rounds cannot spend (8 samples' worth): the cap ends the layer
+    case = bench.plan(["smoke"], batches=[1])[:1]
+    results = bench.run(case, ["im2col"], threads=1, budget_s=0.08, min_runs=2, max_rounds=3, settle_s=0.0,
+                        progress=False)
+    rounds = results[results.metric == "rounds"]
+    assert len(rounds) >= 1 and (rounds.value == 3).all()

@@ -208,6 +208,14 @@ _REGISTRY: dict[str, Backend] = {}  # as declared (native ops only); lowerings a
 _BUILTINS: dict[str, Backend] = {}  # as declared in impls/, restored when a user's replacement is removed
 _COMPLETE: dict[str, tuple] = {}  # name -> (op table version, backend with lowerings, as declared)
 _BUILTINS_LOADED = False
+#: Bumped whenever the registered backends change (built-ins loaded, a registration, a removal), so
+#: that a cache per set of backends (``harness.autoselect``'s decisions) checks one integer.
+REVISION = 0
+
+
+def _revised() -> None:
+    global REVISION
+    REVISION += 1
 
 
 def _load_builtins() -> None:
@@ -239,6 +247,7 @@ def _load_builtins() -> None:
         _check_declaration(declared)
         _BUILTINS[declared.name] = declared
         _REGISTRY.setdefault(declared.name, declared)
+    _revised()
 
 
 def _complete(name: str) -> Backend:
@@ -389,6 +398,7 @@ def register_backend(
         raise ValueError(f"unsupported dtypes {sorted(unknown)}; choose from {FLOAT_DTYPES}")
     _check_declaration(declared)
     _REGISTRY[name] = declared
+    _revised()
     _LOWERED_VIEWS.pop(name, None)
     declared = get_backend(name)
     if guarded:
@@ -451,6 +461,7 @@ def unregister_backend(name: str) -> None:
         _REGISTRY[name] = _BUILTINS[name]
     else:
         del _REGISTRY[name]
+    _revised()
     _LOWERED_VIEWS.pop(name, None)
     REFERENCE_OVERRIDES.pop(name, None)
 

@@ -1,13 +1,19 @@
 """Calibrating ``auto`` on this machine, and judging it on layers it was not fitted on.
 
 * :func:`calibrate` times the modelled backends (every available backend with a
-  ``CostModel``, plug-ins included, the reference left out) on a set of layers in one bench
-  run, fits each backend's constants (:func:`harness.autoselect.fit`), evaluates the fit
-  leave-one-suite-out (:func:`held_out`) on the same measured times, and saves it all as this
-  machine's calibration (:func:`harness.autoselect.save_calibration`).
+  ``CostModel``, plug-ins included, the reference left out) on a set of layers
+  (:func:`time_probes`), fits each backend's constants (:func:`harness.autoselect.fit`),
+  evaluates the fit leave-one-suite-out (:func:`held_out`) on the same measured times, and saves
+  it all as this machine's calibration (:func:`harness.autoselect.save_calibration`).
 * :data:`PROBE` is the small, diverse default set that ``convbench run`` uses when the
-  machine has no calibration yet (about 4 minutes on a 2-core machine, 226 s measured): stems, 3x3 at batch 1
-  and 8, 1x1, depthwise and large kernels from five suites.
+  machine has no calibration yet: stems, 3x3 at batch 1 and 8, 1x1, strided, grouped,
+  depthwise and large kernels from nine suites.
+* :func:`time_probes` keeps it to about a minute: each (backend, layer) is timed once, best of
+  a few calls within :data:`MEASURE_S` after the thread pools settle, not in interleaved rounds
+  (a calibration ranks backends that differ by tens of percent or more); a candidate that the
+  shipped constants predict :data:`RULED_OUT` times slower than the fastest is not timed, and one whose
+  first call is :data:`SLOW_FIRST` times the best so far keeps that one call as its time; the
+  samples furthest above the first fit are timed once more (:func:`retime_outliers`).
 * :func:`held_out`: for each suite, fit on every other suite's layers and let the estimate
   pick among the candidates on the held-out suite's layers; per layer, the pick's measured
   time over the measured best candidate's.
@@ -26,23 +32,42 @@ from harness import autoselect
 from harness.backend.registry import backends, get_backend
 from harness.bench import runner as bench
 from harness import suites
+from harness.errors import Unsupported
+from harness.support.timing import pinned_threads, set_threads, time_call, time_once
 
 #: ``suite.layer@batch`` of the default probe set: every algorithm's regime (stems, 3x3
-#: stride 1 shallow and deep, grouped, 1x1, strided, depthwise 3x3 / 5x5 / 7x7, large dense and
-#: depthwise kernels) from eight suites, so that each leave-one-suite-out fold still sees every
-#: regime. 30 layers: 74 s at 2 threads on the project machine (shared, load 2-3, numba cache warm).
+#: stride 1 shallow and deep at batch 1 and 8, 1x1, strided, grouped at group widths 4 to 16,
+#: depthwise 3x3 / 5x5 / 7x7, large dense and depthwise kernels) from nine suites, so that each
+#: leave-one-suite-out fold still sees every regime (grouped layers in two suites, depthwise in
+#: three). The largest layers of earlier sets (VGG's 224x224 convolutions, a batch-8 stem) are
+#: left out: they cost most of the time and add no regime.
 PROBE = (
     "resnet50.conv1@1", "resnet50.res2_3x3@1", "resnet50.res4_3x3@1", "resnet50.res3_3x3@8",
     "resnet50.res3_1x1_expand@1", "resnet50.res5_1x1_reduce@1", "resnet50.res4_3x3_s2@1",
     "vgg16.conv3_2@1", "vgg16.conv5_1@1",
     "mobilenetv2.b2_dw@1", "mobilenetv2.b4_dw@1", "mobilenetv2.b2_expand@1", "mobilenetv2.b3_dw_s2@1",
     "large_kernels.convnext_s1_dw7@1", "large_kernels.dense_11x11@1", "large_kernels.replknet_s3_dw27@1",
-    "alexnet.conv1@1", "alexnet.conv2@1", "alexnet.conv3@1",
-    "resnet34.conv1@8", "resnet34.layer2_3x3_s2@1", "resnet34.layer4_3x3@8",
-    "regnetx_400mf.stem@1", "regnetx_400mf.s3_3x3@1", "regnetx_400mf.s4_1x1@1",
+    "alexnet.conv1@1", "alexnet.conv3@1",
+    "resnet34.layer2_3x3_s2@1", "resnet34.layer4_3x3@8",
+    "regnetx_400mf.s2_3x3@1", "regnetx_400mf.s4_3x3@1", "regnetx_400mf.s3_3x3_s2@1", "regnetx_400mf.s4_1x1@1",
+    "resnext.x50_conv2_3x3@1", "resnext.x50_conv4_3x3@1",
     "efficientnet_b0.stem@1", "efficientnet_b0.s3_dw5@1", "efficientnet_b0.s6_expand@1",
-    "large_kernels.dense_7x7@1", "vgg16.conv1_2@1",
 )
+
+#: Timed seconds per (backend, layer) after the pools settle (best of at least 3 calls).
+MEASURE_S = 0.03
+#: Untimed calls before timing last this long: the previous backend's thread pool (OpenBLAS,
+#: OpenMP) keeps spinning about 0.1 s after its last call and would slow this one.
+SETTLE_S = 0.1
+#: A candidate that the shipped constants predict this many times slower than the fastest is not
+#: timed (they fit the machine they came from within 1.1-1.5x, median: 8x leaves room for another).
+RULED_OUT = 8.0
+#: A candidate whose first call takes this many times the best time so far is not timed further.
+SLOW_FIRST = 4.0
+
+#: The main job's automatic calibration starts no probe layer after this many seconds (about a
+#: minute is expected; a far slower or busier machine gets a calibration on fewer layers, in time).
+ENSURE_TOTAL_S = 120.0
 
 #: A pick within this factor of the measured best candidate counts as right.
 WITHIN = 1.10
@@ -79,17 +104,144 @@ def probe_cases(probe=None) -> list:
     return out
 
 
+def time_probes(cases, names, threads: int | None = None, budget_s: float = MEASURE_S, limit_s: float = 2.0,
+                progress: bool = False, seed: int = 0, total_s: float | None = None) -> tuple[list[Sample], list[dict]]:
+    """Time ``names`` on ``cases`` for a calibration (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    cases : list of (suite, Layer)
+        Layers to time.
+    names : list of str
+        Backends to time (each needs a ``CostModel``).
+    threads : int, optional
+        Threads while timing (default: as set).
+    budget_s : float
+        Timed seconds per (backend, layer) after settling; at least 3 calls (2 when one call
+        takes over :data:`SETTLE_S`).
+    limit_s : float
+        A case predicted or first measured above this many seconds is not timed.
+    total_s : float, optional
+        Start no layer after this many seconds (a machine far slower or busier than expected);
+        the layers are taken one suite after another in turn, so the ones left out are spread
+        over the suites rather than being the last suites' all.
+
+    Returns
+    -------
+    (samples, skipped)
+        One :class:`Sample` per timed (backend, layer); ``skipped``: ``{"layer", "batch",
+        "backend", "reason"}`` per case not timed.
+    """
+    samples, skipped = [], []
+    shipped = autoselect.default_constants()
+    cases = _round_robin(cases)
+    stop_at = time.monotonic() + total_s if total_s is not None else math.inf
+    with pinned_threads(threads):
+        for i, (suite, layer) in enumerate(cases):
+            if time.monotonic() > stop_at:
+                skipped += [{"layer": layer.label, "batch": layer.spec.N, "backend": name,
+                             "reason": f"calibration time limit of {total_s:g} s reached"} for name in names]
+                continue
+            spec = bench.op_spec(layer.op, layer.spec)
+            # the shipped constants, not the model in force: a calibration skewed by a loaded
+            # machine must not keep a backend it misjudged from ever being timed again
+            predicted = {n: autoselect.predict(n, layer.op, spec, shipped) for n in names}
+            fastest = min((t for t in predicted.values() if t), default=math.inf)
+            # the likely fastest first, so that the first-call guard has a good time to compare with
+            order = sorted(names, key=lambda n: (predicted[n] is None, predicted[n] or 0.0))
+            best = math.inf
+            for name in order:
+                if progress:
+                    print(f"calibrating [{i + 1}/{len(cases)}] {layer.label} N={layer.spec.N} {name}".ljust(79),
+                          end="\r", file=sys.stderr, flush=True)
+                seconds, reason = _time_one(name, layer, spec, predicted[name], fastest, best, budget_s, limit_s, seed)
+                if seconds is None:
+                    skipped.append({"layer": layer.label, "batch": layer.spec.N, "backend": name, "reason": reason})
+                    continue
+                best = min(best, seconds)
+                samples.append(Sample(suite, layer.label, layer.spec.N, name, layer.op, spec, seconds))
+    if progress:
+        print(" " * 79, end="\r", file=sys.stderr)
+    return samples, skipped
+
+
+def _round_robin(cases) -> list:
+    """``cases`` reordered one suite after another in turn (each suite's own order kept)."""
+    by_suite: dict = {}
+    for suite, layer in cases:
+        by_suite.setdefault(suite, []).append((suite, layer))
+    queues = list(by_suite.values())
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
+
+
+def _time_one(name, layer, spec, predicted, fastest, best, budget_s, limit_s, seed):
+    """``(seconds, None)`` for one (backend, layer), or ``(None, reason)`` when it is not timed."""
+    if predicted is not None and predicted > RULED_OUT * fastest:
+        return None, f"predicted {predicted / fastest:.0f}x the fastest candidate's time"
+    try:
+        case = bench.prepare(name, layer.op, spec, seed=seed, limit_s=limit_s)
+        time_once(case.fn, case.args, case.sync)  # compilation, first touch, weight caches: never counted
+        first = time_once(case.fn, case.args, case.sync)
+    except Unsupported as exc:
+        return None, str(exc)
+    except Exception as exc:  # a crashing backend leaves the calibration to the others
+        return None, f"error: {type(exc).__name__}: {exc}"
+    if first > limit_s:
+        return None, f"first call took {first:.1f} s, over the limit of {limit_s:g} s"
+    if first > SLOW_FIRST * best:
+        return first, None  # clearly slower than a candidate already timed: one call tells enough
+    slow = first >= SETTLE_S  # a call that long has let the other pools stop spinning by itself
+    timing = time_call(case.fn, case.args, sync=case.sync, budget_s=budget_s, min_runs=2 if slow else 3,
+                       warmup=0 if slow else 1, settle_s=0.0 if slow else SETTLE_S, first_call_s=first)
+    return timing.min, None
+
+
+#: A sample measured this many times its fit's prediction is timed again (:func:`retime_outliers`).
+OUTLIER = 2.0
+#: At most this many samples are timed again.
+RETIME_MOST = 8
+
+
+def retime_outliers(samples, cases, constants, threads: int | None = None, budget_s: float = MEASURE_S,
+                    limit_s: float = 2.0, factor: float = OUTLIER, most: int = RETIME_MOST) -> list[Sample]:
+    """``samples`` with the ones measured over ``factor`` x their fitted prediction timed again
+    (the ``most`` worst), each keeping the smaller of its two times.
+
+    Load from other processes only ever adds time, and in bursts: one burst over a sample makes
+    it an outlier of the fit, which drags the backend's constants and the picks with it. A sample
+    the model truly cannot explain measures the same again and stays as it was.
+    """
+    worst = sorted(((s.seconds / p, i) for i, s in enumerate(samples)
+                    if (p := autoselect.predict(s.backend, s.op, s.spec, constants)) and s.seconds > factor * p),
+                   reverse=True)[:most]
+    if not worst:
+        return list(samples)
+    layers = {(layer.label, layer.spec.N): layer for _, layer in cases}
+    out = list(samples)
+    with pinned_threads(threads):
+        for _, i in worst:
+            s = out[i]
+            again, _ = _time_one(s.backend, layers[(s.layer, s.batch)], s.spec, None, math.inf, math.inf, budget_s,
+                                 limit_s, seed=0)
+            if again is not None and again < s.seconds:
+                out[i] = s._replace(seconds=again)
+    return out
+
+
 def samples_from(results) -> list[Sample]:
-    """Every timed (``time_min``) row of a bench results table whose layer a known suite holds."""
+    """Every timed (``time_min``) row of a bench results table whose layer a known suite holds and
+    whose backend is registered (``auto``'s rows, its pick's time again, are left out)."""
     specs = {}
     for suite, batch, dtype in results[["suite", "batch", "dtype"]].drop_duplicates().itertuples(index=False):
         if suite in suites.names():
             for layer in suites.layers(suite, int(batch), dtype):
                 specs[(layer.label, int(batch), dtype)] = (layer.op, bench.op_spec(layer.op, layer.spec))
     out = []
+    known = {b.name for b in backends()}  # not 'auto' (timed as its pick) nor a plug-in not loaded now
     for row in results[results.metric == "time_min"].itertuples(index=False):
         found = specs.get((row.layer, int(row.batch), row.dtype))
-        if found is not None and found[0] == row.op and math.isfinite(row.value) and row.value > 0:
+        if (found is not None and found[0] == row.op and row.backend in known and math.isfinite(row.value)
+                and row.value > 0):
             out.append(Sample(row.suite, row.layer, int(row.batch), row.backend, row.op, found[1], float(row.value)))
     return out
 
@@ -170,9 +322,9 @@ def quality(samples, constants) -> dict:
                 "layers": len(v)} for b, v in errors.items()}
 
 
-def calibrate(cases=None, threads: int | None = None, budget_s: float = 0.05, limit_s: float = 2.0,
+def calibrate(cases=None, threads: int | None = None, budget_s: float = MEASURE_S, limit_s: float = 2.0,
               machine: dict | None = None, progress: bool = False, results=None, out=None,
-              command=None) -> dict:
+              command=None, total_s: float | None = None) -> dict:
     """Time, fit, judge leave-one-suite-out, save; returns the saved calibration.
 
     Parameters
@@ -181,8 +333,11 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = 0.05, li
         Layers to time; default :data:`PROBE`.
     threads : int, optional
         Threads while timing (default: as set).
-    budget_s, limit_s : float
-        Timing budget per case; cases estimated or first measured above ``limit_s`` are skipped.
+    budget_s, limit_s, total_s : float
+        Timed seconds per (backend, layer); cases predicted or first measured above ``limit_s``
+        are skipped; no layer is started after ``total_s`` (see :func:`time_probes`).
+    machine : dict, optional
+        Unused; kept for callers that pass the machine record.
     results : DataFrame, optional
         A ``convbench bench`` results table to fit instead of timing.
     out : path, optional
@@ -194,10 +349,16 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = 0.05, li
         When nothing modelled was timed.
     """
     started = time.time()
+    skipped = []
     if results is None:
-        results = bench.run(cases if cases is not None else probe_cases(), modelled(), threads=threads,
-                            budget_s=budget_s, limit_s=limit_s, machine=machine, progress=progress)
-    samples = samples_from(results)
+        cases = cases if cases is not None else probe_cases()
+        samples, skipped = time_probes(cases, modelled(), threads=threads, budget_s=budget_s, limit_s=limit_s,
+                                       progress=progress, total_s=total_s)
+        samples = retime_outliers(samples, cases, fit(samples), threads=threads, budget_s=budget_s, limit_s=limit_s)
+        used = [threads] if threads else [set_threads(None)[0].get("torch") or 1]
+    else:
+        samples = samples_from(results)
+        used = sorted(set(results.threads.dropna().astype(int))) if "threads" in results else None
     if not samples:
         raise ValueError("no timed suite layer of a modelled backend to fit")
     constants = fit(samples)
@@ -205,7 +366,7 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = 0.05, li
     saved = {
         "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": command if command is not None else sys.argv,
-        "threads": sorted(set(results.threads.dropna().astype(int))) if "threads" in results else None,
+        "threads": used,
         "layers": len({(s.layer, s.batch) for s in samples}),
         "seconds": round(time.time() - started, 1),
         "constants": constants,
@@ -213,6 +374,9 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = 0.05, li
         "choice": summary(judge(samples, {**autoselect.default_constants(), **constants})),
         "held_out": rows,
         "held_out_summary": summary(rows),
+        "not_timed": skipped,
+        "samples": [{"suite": x.suite, "layer": x.layer, "batch": x.batch, "backend": x.backend,
+                     "seconds": x.seconds} for x in samples],
     }
     saved["path"] = str(autoselect.save_calibration(saved, out))
     return saved
@@ -223,9 +387,9 @@ def ensure(threads: int | None = None, progress: bool = False, log=print) -> dic
     if not autoselect.needs_calibration():
         return None
     log("no cost-model calibration for this machine yet: calibrating 'auto' on "
-        f"{len(PROBE)} probe layers (a few minutes; `convbench calibrate` redoes it) ...")
+        f"{len(PROBE)} probe layers (about a minute; `convbench calibrate` redoes it) ...")
     try:
-        saved = calibrate(threads=threads, progress=progress)
+        saved = calibrate(threads=threads, progress=progress, total_s=ENSURE_TOTAL_S)
     except (OSError, ValueError) as exc:  # an unwritable cache or nothing timed: the defaults apply
         log(f"calibration not saved ({exc}); 'auto' uses the backends' shipped constants")
         return None

@@ -146,16 +146,17 @@ def run(
     until_stable_s: float = 0.0,
     settle_s: float | None = None,
     baseline: str | None = None,
+    max_rounds: int = ROUND_CAP,
 ) -> pd.DataFrame:
     """Time every (suite, layer) in ``cases`` on every backend; one long DataFrame.
 
     Backends are timed against each other in interleaved rounds (:mod:`harness.bench.paired`):
     ``min_runs`` is the fewest rounds, ``budget_s`` the timed seconds each backend should
-    accumulate per layer, ``settle_s`` the untimed calls before each sample (default
-    :func:`harness.bench.paired.settle_seconds` for the thread count). Every timed row
-    carries ``stable`` and ``unstable_reason`` (:mod:`harness.bench.stability`), judged from the
-    ratio's interval, the backend's spread and the machine's state while the layer ran
-    (:mod:`harness.support.machine_state`). ``until_stable_s`` > 0 re-measures a layer with unstable
+    accumulate per layer, ``max_rounds`` the most rounds (default :data:`ROUND_CAP`), ``settle_s``
+    the untimed calls before each sample (default :func:`harness.bench.paired.settle_seconds` for
+    the thread count). Every timed row carries ``stable`` and ``unstable_reason``
+    (:mod:`harness.bench.stability`), judged from the ratio's interval, the backend's spread and
+    the machine's state while the layer ran (:mod:`harness.support.machine_state`). ``until_stable_s`` > 0 re-measures a layer with unstable
     rows until it is stable or that many seconds (over the whole run) are spent on re-measuring.
 
     ``on_rows`` is called with each finished layer's rows (a list of dicts) at once, so a
@@ -191,12 +192,12 @@ def run(
                 else:
                     contenders[name], notes[name] = _share_inputs(started[0], contenders), started[1]
             measured = _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, machine,
-                                      used_threads, seed, settle_s, baseline)
+                                      used_threads, seed, settle_s, baseline, max_rounds)
             attempt = 0
             while _unstable(measured) and time.monotonic() < retry_until:
                 attempt += 1  # another shuffle of the rounds' order each time
                 measured = _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, machine,
-                                          used_threads, seed + attempt, settle_s, baseline)
+                                          used_threads, seed + attempt, settle_s, baseline, max_rounds)
             layer_rows += measured
             rows += layer_rows
             if on_rows is not None:
@@ -244,14 +245,14 @@ def _same_input(a, b) -> bool:
 
 
 def _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, machine, threads, seed, settle_s,
-                   baseline):
+                   baseline, max_rounds=ROUND_CAP):
     """Rows of one layer's interleaved measurement: times, derived figures, ratio intervals,
     machine state, and every row's stability verdict."""
     if not contenders:
         return []
     before, during = machine_state.sample(), []
     samples = paired.measure(contenders, budget_s=budget_s, min_rounds=min_runs,
-                             max_rounds=max(min_runs, ROUND_CAP), settle_s=settle_s, cache=cache, seed=seed,
+                             max_rounds=max(min_runs, max_rounds), settle_s=settle_s, cache=cache, seed=seed,
                              on_round=lambda: during.append(machine_state.sample(frequency=False)))
     window = machine_state.between(before, machine_state.sample(), during)
     crowded = machine_state.oversubscription(window, threads)

@@ -1,6 +1,7 @@
 """``convbench calibrate``: fit the ``auto`` cost model (harness.autoselect) to this machine.
 
-Times the modelled backends on the probe layers (``harness.bench.calibration.PROBE``), on
+Times the modelled backends on the probe layers (``harness.bench.calibration.PROBE``, about a
+minute on a 2-core machine; see ``harness.bench.calibration.time_probes``), on
 whole suites (``--suite``) or reads a ``convbench bench`` results CSV (``--from``), fits each
 backend's constants, and saves them as this machine's calibration in the cache directory
 (``harness.autoselect.calibration_path()``), which :func:`harness.autoselect.estimate` then uses
@@ -41,7 +42,8 @@ def register(sub) -> None:
                              f"{DEFAULT_SUITES}) instead of the {len(calibration.PROBE)} probe layers")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="threads while timing (default: all usable, as `convbench run`)")
-    parser.add_argument("--budget", type=non_negative_float, default=0.05, metavar="S", help="timing budget per case (default 0.05 s)")
+    parser.add_argument("--budget", type=non_negative_float, default=calibration.MEASURE_S, metavar="S",
+                        help=f"timed seconds per backend and layer (default {calibration.MEASURE_S:g} s)")
     parser.add_argument("--limit", type=positive_float, default=2.0, metavar="S",
                         help="skip cases estimated or first measured above S seconds (default 2)")
     parser.add_argument("--from", dest="source", metavar="CSV",
@@ -78,5 +80,9 @@ def run(args) -> int:
     if saved["held_out"]:
         print("\nleave-one-suite-out (fitted on the other suites, judged on this one's layers):")
         print(calibration.table(saved["held_out"]))
+    ruled_out = sum(r["reason"].startswith("predicted") for r in saved["not_timed"])
+    if saved["not_timed"]:
+        print(f"\nnot timed: {len(saved['not_timed'])} (backend, layer) cases, {ruled_out} of them predicted "
+              f"over {calibration.RULED_OUT:g}x the fastest candidate; the rest unsupported or over --limit")
     print(f"\ncalibration: {saved['path']} (threads {saved['threads']}, {saved['seconds']:.0f} s)")
     return 0
