@@ -211,9 +211,9 @@ def sizes(case) -> dict:
             spec = getattr(spec, stage)  # the first stage sees the input
     x_shape = tuple(spec.x_shape) if hasattr(spec, "x_shape") else tuple(case.x_shape)
     groups = int(getattr(spec, "groups", 1))
-    N, C, H, W = x_shape[-4:] if len(x_shape) == 4 else (1,) + x_shape
+    N, C, *plane = x_shape if hasattr(spec, "x_shape") else (1,) + x_shape  # spec shapes are batched; any rank
     return {"N": int(N), "C_per_group": int(C) // max(1, groups), "groups": groups,
-            "plane": (int(H), int(W)), "n_acc": int(getattr(spec, "n_acc", 0) or 0)}
+            "plane": tuple(int(v) for v in plane), "n_acc": int(getattr(spec, "n_acc", 0) or 0)}
 
 
 class TimePlanner:
