@@ -69,6 +69,7 @@ def test_one_and_three_d_ops_are_native_or_lowered_as_documented():
     fft = harness.get_backend("fft")
     assert {fft.op_impl(op) for op in ("conv1d", "conv3d", "conv_transpose3d", "conv3d_backward")} == {lowered}
     assert fft.op_impl("max_pool3d") is None  # no 2-D pooling to lower onto
+    assert {harness.get_backend("numba_cpu").op_impl(op) for op in ND_OPS if "pool" in op} == {lowered}
 
 
 @pytest.mark.parametrize("op", ND_OPS)
@@ -79,7 +80,9 @@ def test_the_verifier_passes_the_reference_on_every_new_op(op):
 
 @pytest.mark.parametrize("backend, op", [("naive:lowered", "conv1d"), ("im2col:lowered", "conv3d"),
                                          ("im2col:lowered", "conv_transpose3d"), ("im2col:lowered", "conv3d_backward"),
-                                         ("naive:lowered", "max_pool1d"), ("naive:lowered", "avg_pool1d_backward")])
+                                         ("naive:lowered", "max_pool1d"), ("naive:lowered", "avg_pool1d_backward"),
+                                         ("naive:lowered", "max_pool3d"), ("naive:lowered", "max_pool3d_backward"),
+                                         ("naive:lowered", "avg_pool3d"), ("naive:lowered", "avg_pool3d_backward")])
 def test_the_lowered_paths_pass(backend, op):
     report = harness.verify(backend, op=op, cases=5, seed=2, table=False, scale=False)
     assert (report.status == "passed").sum() >= 4 and not (report.status == "failed").any()

@@ -404,7 +404,7 @@ for _op in [
 
 
 # -- the 1-D and 3-D ops (dimension-generic specs, cases, counts and bounds; lowerings onto 2-D) ------------
-from harness.ops import bounds_nd, lowering_nd, metrics_nd  # noqa: E402
+from harness.ops import bounds_nd, lowering_nd, lowering_pool3d, metrics_nd  # noqa: E402
 from harness.ops.cases import conv_nd as conv_nd_cases  # noqa: E402
 from harness.ops.cases import pool_nd as pool_nd_cases  # noqa: E402
 from harness.ops.conv_nd_spec import (CONV_ND_FEATURES, CONV_TRANSPOSE_ND_FEATURES, ConvNdSpec,  # noqa: E402
@@ -465,27 +465,29 @@ def _nd_records(ndim: int) -> list:
            _nd_counts(metrics_nd.pool_nd_counts), lambda: pool_nd_cases.pool_table(ndim, "max"),
            pool_nd_cases.pool_nd_random_cases(cls["max", False]), cls["max", False], _exact_bounds,
            batched_outputs=(0, 1), error_inputs=lambda: pool_nd_cases.error_inputs(f"max_pool{d}", ndim),
-           lowering=low.pool1d_lowering("max_pool2d", "max_pool1d", 2) if one else None,
+           lowering=low.pool1d_lowering("max_pool2d", "max_pool1d", 2) if one else lowering_pool3d.MAX_POOL3D,
            description=f"{ndim}-D max pooling (values, optional indices)"),
         Op(f"avg_pool{d}", avg_features, PoolNdSpec, ("x",), pooling("avg"), _outputs,
            _nd_counts(metrics_nd.pool_nd_counts), lambda: pool_nd_cases.pool_table(ndim, "avg"),
            pool_nd_cases.pool_nd_random_cases(cls["avg", False]), cls["avg", False], _average_bounds,
            error_inputs=lambda: pool_nd_cases.error_inputs(f"avg_pool{d}", ndim),
-           lowering=low.pool1d_lowering("avg_pool2d", "avg_pool1d", 1, {"divisor_override"}) if one else None,
+           lowering=low.pool1d_lowering("avg_pool2d", "avg_pool1d", 1, {"divisor_override"}) if one
+           else lowering_pool3d.AVG_POOL3D,
            description=f"{ndim}-D average pooling"),
         Op(f"max_pool{d}_backward", MAX_POOL_ND_FEATURES - {"return_indices"}, PoolNdSpec, ("x", "grad_out"),
            pooling("max"), _grad_input, metrics_nd.pool_nd_backward_counts,
            lambda: pool_nd_cases.pool_table(ndim, "max", backward=True),
            pool_nd_cases.pool_nd_random_cases(cls["max", True]), cls["max", True], _pool_backward_bounds,
            batched_inputs=(0, 1), magnitude_inputs=_pool_backward_magnitudes, structural_zeros=True,
-           lowering=low.pool1d_lowering("max_pool2d_backward", "max_pool1d_backward", 1) if one else None,
+           lowering=low.pool1d_lowering("max_pool2d_backward", "max_pool1d_backward", 1) if one
+           else lowering_pool3d.MAX_POOL3D_BACKWARD,
            description=f"gradient of {ndim}-D max pooling"),
         Op(f"avg_pool{d}_backward", avg_features, PoolNdSpec, ("x", "grad_out"), pooling("avg"), _grad_input,
            metrics_nd.pool_nd_backward_counts, lambda: pool_nd_cases.pool_table(ndim, "avg", backward=True),
            pool_nd_cases.pool_nd_random_cases(cls["avg", True]), cls["avg", True], _pool_backward_bounds,
            batched_inputs=(0, 1), magnitude_inputs=_pool_backward_magnitudes, structural_zeros=True,
            lowering=low.pool1d_lowering("avg_pool2d_backward", "avg_pool1d_backward", 1, {"divisor_override"})
-           if one else None, description=f"gradient of {ndim}-D average pooling"),
+           if one else lowering_pool3d.AVG_POOL3D_BACKWARD, description=f"gradient of {ndim}-D average pooling"),
     ]
 
 
