@@ -139,3 +139,11 @@ def test_a_bad_3d_suite_row_names_the_file_and_row(tmp_path):
                    "a,,3,4,4,4,8,3,3,3,1x2,0,1,1,conv3d,\n")
     with pytest.raises(ValueError, match=r"vol.csv, data row 1: expected k or dxhxw"):
         read_rows(bad)
+
+
+@pytest.mark.parametrize("op, as_2d", [("conv1d", "as_conv2d"), ("conv_transpose1d", "as_conv_transpose2d"),
+                                       ("max_pool1d", "as_pool2d"), ("avg_pool1d_backward", "as_pool2d")])
+def test_a_1d_call_needs_exactly_the_features_of_its_2d_equivalent(op, as_2d):
+    info = op_info(op)
+    for case in info.table_cases() + info.random_cases(info.features, ["float32"], 30, 0):
+        assert case.spec.features == getattr(case.spec, as_2d)().features, case

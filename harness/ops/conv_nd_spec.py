@@ -46,6 +46,11 @@ def spatial_prod(values) -> int:
     return out
 
 
+def needed(*flags) -> frozenset[str]:
+    """The feature names of the ``(name, needed)`` pairs that are needed."""
+    return frozenset(name for name, on in flags if on)
+
+
 def require_one_axis(spec) -> None:
     """Only a 1-D spec has a 2-D equivalent (an image of height 1)."""
     if spec.ndim != 1:
@@ -153,24 +158,12 @@ class ConvNdSpec(_SpatialConvSpec):
     @property
     def features(self) -> frozenset[str]:
         """The conv2d feature names this call needs (see ``CONV2D_FEATURES``)."""
-        need = set()
-        if self.bias:
-            need.add("bias")
-        if any(s != 1 for s in self.stride):
-            need.add("stride")
-        if any(d != 1 for d in self.dilation):
-            need.add("dilation")
-        if any(b or a for b, a in self.padding):
-            need.add("padding")
-            if self.padding_mode != "zeros":
-                need.add(f"padding_mode={self.padding_mode}")
-        if any(b != a for b, a in self.padding):
-            need.add("asymmetric_padding")
-        if self.is_depthwise:
-            need.add("depthwise")
-        elif self.groups > 1:
-            need.add("groups")
-        return frozenset(need)
+        padded = any(b or a for b, a in self.padding)
+        return needed(("bias", self.bias), ("stride", any(s != 1 for s in self.stride)),
+                      ("dilation", any(d != 1 for d in self.dilation)), ("padding", padded),
+                      (f"padding_mode={self.padding_mode}", padded and self.padding_mode != "zeros"),
+                      ("asymmetric_padding", any(b != a for b, a in self.padding)),
+                      ("depthwise", self.is_depthwise), ("groups", self.groups > 1 and not self.is_depthwise))
 
     def with_(self, **changes) -> ConvNdSpec:
         """A copy with some fields changed (re-validated)."""
@@ -309,20 +302,9 @@ class ConvTransposeNdSpec(_SpatialConvSpec):
 
     @property
     def features(self) -> frozenset[str]:
-        need = set()
-        if self.bias:
-            need.add("bias")
-        if any(s != 1 for s in self.stride):
-            need.add("stride")
-        if any(self.padding):
-            need.add("padding")
-        if any(self.output_padding):
-            need.add("output_padding")
-        if any(d != 1 for d in self.dilation):
-            need.add("dilation")
-        if self.groups > 1:
-            need.add("depthwise" if self.groups == self.C else "groups")
-        return frozenset(need)
+        return needed(("bias", self.bias), ("stride", any(s != 1 for s in self.stride)), ("padding", any(self.padding)),
+                      ("output_padding", any(self.output_padding)), ("dilation", any(d != 1 for d in self.dilation)),
+                      ("depthwise" if self.groups == self.C else "groups", self.groups > 1))
 
     def with_(self, **changes) -> ConvTransposeNdSpec:
         return checked_transpose(replace(self, **changes))

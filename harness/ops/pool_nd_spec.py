@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 
 from harness.ops.args import check_array, is_int
-from harness.ops.conv_nd_spec import SHAPE_NAMES, ntuple, require_one_axis, spatial_prod
+from harness.ops.conv_nd_spec import SHAPE_NAMES, needed, ntuple, require_one_axis, spatial_prod
 from harness.ops.pool_spec import AVG_POOL2D_FEATURES, INDEX_DTYPE, MAX_POOL2D_FEATURES, Pool2dSpec, pooled_size
 
 MAX_POOL_ND_FEATURES = MAX_POOL2D_FEATURES
@@ -84,23 +84,15 @@ class PoolNdSpec:
 
     @property
     def features(self) -> frozenset[str]:
-        need = set()
-        if self.stride != self.kernel:
-            need.add("stride")
-        if any(self.padding):
-            need.add("padding")
-        if self.ceil_changes_shape:
-            need.add("ceil_mode")
-        if self.kind == "max":
-            if any(d != 1 for d in self.dilation):
-                need.add("dilation")
-            if self.return_indices:
-                need.add("return_indices")
-        elif self.divisor_override is not None:
-            need.add("divisor_override")
-        elif not self.count_include_pad and (any(self.padding) or self.ceil_changes_shape):
-            need.add("count_include_pad=False")
-        return frozenset(need)
+        """The 2-D pooling feature names this call needs."""
+        is_max, divisor = self.kind == "max", self.divisor_override is not None
+        uneven_divisor = any(self.padding) or self.ceil_changes_shape
+        return needed(("stride", self.stride != self.kernel), ("padding", any(self.padding)),
+                      ("ceil_mode", self.ceil_changes_shape),
+                      ("dilation", is_max and any(d != 1 for d in self.dilation)),
+                      ("return_indices", is_max and self.return_indices), ("divisor_override", not is_max and divisor),
+                      ("count_include_pad=False",
+                       not is_max and not divisor and not self.count_include_pad and uneven_divisor))
 
     def with_(self, **changes) -> PoolNdSpec:
         return checked_pool(replace(self, **changes))
