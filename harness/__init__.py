@@ -8,6 +8,9 @@
 
 from harness.backend.dispatch import run_op
 from harness.api.conv import conv2d, conv2d_backward, conv_transpose2d, depthwise_separable_conv2d, spatially_separable_conv2d
+from harness.api.conv_nd import (avg_pool1d, avg_pool1d_backward, avg_pool3d, avg_pool3d_backward, conv1d,
+                                 conv1d_backward, conv3d, conv3d_backward, conv_transpose1d, conv_transpose3d,
+                                 max_pool1d, max_pool1d_backward, max_pool3d, max_pool3d_backward)
 from harness.api.pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
                       global_max_pool2d, max_pool2d, max_pool2d_backward, spatial_pyramid_pool2d)
 from harness.ops.pool_spec import AdaptivePool2dSpec, Pool2dSpec
@@ -45,6 +48,20 @@ def read_results(path):
     return typed(path)
 
 __all__ = [
+    "avg_pool1d",
+    "avg_pool1d_backward",
+    "avg_pool3d",
+    "avg_pool3d_backward",
+    "conv1d",
+    "conv1d_backward",
+    "conv3d",
+    "conv3d_backward",
+    "conv_transpose1d",
+    "conv_transpose3d",
+    "max_pool1d",
+    "max_pool1d_backward",
+    "max_pool3d",
+    "max_pool3d_backward",
     "AdaptivePool2dSpec",
     "ConvTranspose2dSpec",
     "DepthwiseSeparableSpec",

@@ -14,7 +14,7 @@ from harness.ops.padding import pad_input
 from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.ops.table import op_info
 
-from . import _naive_ops
+from . import _naive_nd_ops, _naive_ops
 
 
 def conv2d(x, w, bias, spec):
@@ -79,10 +79,12 @@ BACKEND = Backend(
         "adaptive_avg_pool2d": _naive_ops.adaptive_avg_pool2d,
         "max_pool2d_backward": _naive_ops.max_pool2d_backward,
         "avg_pool2d_backward": _naive_ops.avg_pool2d_backward,
+        # the 1-D and 3-D ops: one dimension-generic formula each (impls/_naive_nd_ops.py)
+        **_naive_nd_ops.ops_of_rank(1, 3),
     },
     features={op: OP_FEATURES[op] for op in (
         "conv2d", "conv_transpose2d", "conv2d_backward", "max_pool2d", "avg_pool2d", "adaptive_max_pool2d",
-        "adaptive_avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward")},
+        "adaptive_avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward", *_naive_nd_ops.ops_of_rank(1, 3))},
     exact=True,
     deterministic=True,
     role="reference",

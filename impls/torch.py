@@ -10,6 +10,7 @@ import numpy as np
 from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.ops.metrics import conv2d_work
 
+from ._torch_nd_ops import nd_family_on
 from ._torch_ops import conv2d_tensor, family_on, load_torch, to_tensor
 
 def probe():
@@ -45,8 +46,8 @@ COST = CostModel(cost_features, {"call": 3.23e-05, "inputs": 1.58e-10, "macs": 1
 BACKEND = Backend(
     name="torch",
     device="cpu",
-    ops={"conv2d": conv2d_on("cpu"), **family_on("cpu")},
-    features={op: OP_FEATURES[op] for op in ["conv2d", *family_on("cpu")]},
+    ops={"conv2d": conv2d_on("cpu"), **family_on("cpu"), **nd_family_on("cpu")},
+    features={op: OP_FEATURES[op] for op in ["conv2d", *family_on("cpu"), *nd_family_on("cpu")]},
     exact=True,
     # run-to-run identical, but oneDNN's blocking follows the thread count: `convbench verify
     # --determinism` found e.g. a 1x5 stride-2 reflect-padded case differing between 1 and 2 threads

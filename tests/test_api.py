@@ -140,8 +140,8 @@ def test_register_backend_rejects_bad_declarations(kwargs, error):
         harness.register_backend(**kwargs)
     with pytest.raises(ValueError, match="needs at least one op"):
         harness.register_backend("no_ops")
-    with pytest.raises(ValueError, match="unknown op 'conv3d'"):
-        harness.register_backend("bad_op", conv3d=lambda *a: None)
+    with pytest.raises(ValueError, match="unknown op 'conv4d'"):
+        harness.register_backend("bad_op", conv4d=lambda *a: None)
 
 
 @pytest.mark.parametrize("backend", backend_params())

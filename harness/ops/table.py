@@ -401,3 +401,97 @@ for _op in [
        lowering=lowering.SPATIALLY_SEPARABLE, description="KHx1 column conv then 1xKW row conv"),
 ]:
     register_op(_op)
+
+
+# -- the 1-D and 3-D ops (dimension-generic specs, cases, counts and bounds; lowerings onto 2-D) ------------
+from harness.ops import bounds_nd, lowering_nd, lowering_pool3d, metrics_nd  # noqa: E402
+from harness.ops.cases import conv_nd as conv_nd_cases  # noqa: E402
+from harness.ops.cases import pool_nd as pool_nd_cases  # noqa: E402
+from harness.ops.conv_nd_spec import (CONV_ND_FEATURES, CONV_TRANSPOSE_ND_FEATURES, ConvNdSpec,  # noqa: E402
+                                      ConvTransposeNdSpec, as_conv_nd, as_conv_transpose_nd, conv_nd_spec,
+                                      conv_transpose_nd_spec)
+from harness.ops.pool_nd_spec import (AVG_POOL1D_FEATURES, AVG_POOL_ND_FEATURES, MAX_POOL_ND_FEATURES,  # noqa: E402
+                                      PoolNdSpec, pool_nd_spec)
+
+
+def _nd_counts(count):
+    """An N-d op's counts with the traffic figures every forward record reports."""
+    return lambda spec: _with_traffic(count(spec), spec, metrics_nd.traffic_elements(spec))
+
+
+def _nd_records(ndim: int) -> list:
+    """The conv, transposed conv, backward and pooling records of one spatial rank."""
+    d = f"{ndim}d"
+    conv, transpose = f"conv{d}", f"conv_transpose{d}"
+    C = conv_nd_cases
+    cls = {(kind, back): pool_nd_cases.CASE_CLASSES[(ndim, kind, back)] for kind in ("max", "avg")
+           for back in (False, True)}
+    one = ndim == 1
+
+    def backward_spec(x, w, grad_out, bias=False, **options):
+        spec, batched = conv_nd_spec(conv, ndim, x, w, None, **options)
+        return spec.with_(bias=bool(bias)), batched
+
+    def pooling(kind):
+        return lambda x, *grad_out, **options: pool_nd_spec(kind, ndim, x, **options)
+
+    conv_case, back_case = (C.Conv1dCase, C.Conv1dBackwardCase) if one else (C.Conv3dCase, C.Conv3dBackwardCase)
+    transpose_case = C.ConvTranspose1dCase if one else C.ConvTranspose3dCase
+    avg_features = AVG_POOL1D_FEATURES if one else AVG_POOL_ND_FEATURES
+    low = lowering_nd
+    return [
+        Op(conv, CONV_ND_FEATURES, ConvNdSpec, ("x", "w", "bias"),
+           lambda x, w, bias=None, **o: conv_nd_spec(conv, ndim, x, w, bias, **o), _outputs,
+           _nd_counts(metrics_nd.conv_nd_counts), C.conv1d_table if one else C.conv3d_table,
+           C.random_cases_of(conv_case), conv_case, bounds_nd.conv_nd_bounds,
+           error_inputs=lambda: C.error_inputs(conv, ndim), lowering=low.CONV1D if one else low.CONV3D,
+           from_layer=lambda s: as_conv_nd(s, ndim), bench_inputs=conv_inputs,
+           description=f"{ndim}-D convolution (cross-correlation)"),
+        Op(transpose, CONV_TRANSPOSE_ND_FEATURES, ConvTransposeNdSpec, ("x", "w", "bias"),
+           lambda x, w, bias=None, **o: conv_transpose_nd_spec(transpose, ndim, x, w, bias, **o), _outputs,
+           _nd_counts(metrics_nd.conv_transpose_nd_counts),
+           C.conv_transpose1d_table if one else C.conv_transpose3d_table,
+           C.random_cases_of(transpose_case, "transpose"), transpose_case, bounds_nd.conv_transpose_nd_bounds,
+           error_inputs=lambda: C.transpose_error_inputs(transpose, ndim),
+           lowering=low.CONV_TRANSPOSE1D if one else low.CONV_TRANSPOSE3D,
+           from_layer=lambda s: as_conv_transpose_nd(s, ndim), bench_inputs=conv_inputs, structural_zeros=True,
+           description=f"{ndim}-D transposed convolution"),
+        Op(f"{conv}_backward", CONV_ND_FEATURES, ConvNdSpec, ("x", "w", "grad_out"), backward_spec, _grads,
+           metrics_nd.conv_nd_backward_counts, C.conv1d_backward_table if one else C.conv3d_backward_table,
+           C.random_cases_of(back_case), back_case, bounds_nd.conv_nd_backward_bounds, batched_inputs=(0, 2),
+           lowering=low.CONV1D_BACKWARD if one else low.CONV3D_BACKWARD, structural_zeros=True,
+           description=f"gradients of {conv}: grad_input, grad_weight, grad_bias"),
+        Op(f"max_pool{d}", MAX_POOL_ND_FEATURES, PoolNdSpec, ("x",), pooling("max"), _outputs,
+           _nd_counts(metrics_nd.pool_nd_counts), lambda: pool_nd_cases.pool_table(ndim, "max"),
+           pool_nd_cases.pool_nd_random_cases(cls["max", False]), cls["max", False], _exact_bounds,
+           batched_outputs=(0, 1), error_inputs=lambda: pool_nd_cases.error_inputs(f"max_pool{d}", ndim),
+           lowering=low.pool1d_lowering("max_pool2d", "max_pool1d", 2) if one else lowering_pool3d.MAX_POOL3D,
+           description=f"{ndim}-D max pooling (values, optional indices)"),
+        Op(f"avg_pool{d}", avg_features, PoolNdSpec, ("x",), pooling("avg"), _outputs,
+           _nd_counts(metrics_nd.pool_nd_counts), lambda: pool_nd_cases.pool_table(ndim, "avg"),
+           pool_nd_cases.pool_nd_random_cases(cls["avg", False]), cls["avg", False], _average_bounds,
+           error_inputs=lambda: pool_nd_cases.error_inputs(f"avg_pool{d}", ndim),
+           lowering=low.pool1d_lowering("avg_pool2d", "avg_pool1d", 1, {"divisor_override"}) if one
+           else lowering_pool3d.AVG_POOL3D,
+           description=f"{ndim}-D average pooling"),
+        Op(f"max_pool{d}_backward", MAX_POOL_ND_FEATURES - {"return_indices"}, PoolNdSpec, ("x", "grad_out"),
+           pooling("max"), _grad_input, metrics_nd.pool_nd_backward_counts,
+           lambda: pool_nd_cases.pool_table(ndim, "max", backward=True),
+           pool_nd_cases.pool_nd_random_cases(cls["max", True]), cls["max", True], _pool_backward_bounds,
+           batched_inputs=(0, 1), magnitude_inputs=_pool_backward_magnitudes, structural_zeros=True,
+           lowering=low.pool1d_lowering("max_pool2d_backward", "max_pool1d_backward", 1) if one
+           else lowering_pool3d.MAX_POOL3D_BACKWARD,
+           description=f"gradient of {ndim}-D max pooling"),
+        Op(f"avg_pool{d}_backward", avg_features, PoolNdSpec, ("x", "grad_out"), pooling("avg"), _grad_input,
+           metrics_nd.pool_nd_backward_counts, lambda: pool_nd_cases.pool_table(ndim, "avg", backward=True),
+           pool_nd_cases.pool_nd_random_cases(cls["avg", True]), cls["avg", True], _pool_backward_bounds,
+           batched_inputs=(0, 1), magnitude_inputs=_pool_backward_magnitudes, structural_zeros=True,
+           lowering=low.pool1d_lowering("avg_pool2d_backward", "avg_pool1d_backward", 1, {"divisor_override"})
+           if one else lowering_pool3d.AVG_POOL3D_BACKWARD, description=f"gradient of {ndim}-D average pooling"),
+    ]
+
+
+# 1-D first, then 3-D: conv_transpose3d and conv3d_backward lower onto conv3d, registered before them
+for _op in sorted(_nd_records(1) + _nd_records(3), key=lambda op: ("pool" in op.name, "backward" in op.name,
+                                                                     "transpose" in op.name)):
+    register_op(_op)

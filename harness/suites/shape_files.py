@@ -28,6 +28,7 @@ from typing import NamedTuple
 from pathlib import Path
 
 from harness.ops.conv_spec import Conv2dSpec
+from harness.suites.volumes import VOLUME_COLUMNS, parse_volume_rows
 
 #: Columns of a named-layer CSV suite (see ``harness/suites``).
 CSV_COLUMNS = ("name", "N", "C", "H", "W", "O", "KH", "KW", "stride", "padding", "dilation", "groups", "op", "notes")
@@ -250,6 +251,8 @@ def parse_csv_rows(path: Path, prefix: str):
     """The :class:`Row` s of a named-layer CSV suite."""
     lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
     reader = csv.DictReader(lines)
+    if tuple(reader.fieldnames or ()) == VOLUME_COLUMNS:  # 3-D layers (harness/suites/volumes.py)
+        return [Row(*row) for row in parse_volume_rows(reader, path, prefix)]
     if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
         raise ValueError(f"{path}: expected columns {','.join(CSV_COLUMNS)}, got {reader.fieldnames}")
     rows, labels = [], set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from itertools import combinations
 
+import numpy as np
 import pandas as pd
 
 from harness.ops.table import op_info
@@ -63,7 +64,7 @@ def sizes_line(report: pd.DataFrame) -> str:
     if checked.empty:
         line = "sizes reached: none"
     else:
-        areas = checked.reach_plane.map(lambda p: int(p.split("x")[0]) * int(p.split("x")[1]))
+        areas = checked.reach_plane.map(lambda p: int(np.prod([int(v) for v in str(p).split("x")])))  # any rank
         line = (f"sizes reached: N {int(checked.reach_N.max())}, C/groups {int(checked.reach_C_per_group.max())}, "
                 f"groups {int(checked.reach_groups.max())}, plane {checked.reach_plane[areas.idxmax()]}, "
                 f"reduction {int(checked.reach_n_acc.max())}")

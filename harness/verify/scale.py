@@ -34,6 +34,7 @@ from harness.ops.cases.pool import AdaptiveAvgPool2dCase, AdaptiveMaxPool2dCase,
     MaxPool2dBackwardCase, MaxPool2dCase
 from harness.ops.cases.separable import DepthwiseSeparableCase, SpatiallySeparableCase
 from harness.ops.cases.transpose import ConvTranspose2dCase
+from harness.verify import scale_nd
 
 #: Suites whose real layers join conv2d's tier (conv2d rows only).
 SCALE_SUITES = ("resnet50", "mobilenetv2", "vgg16", "deeplab_dilated", "resnext")
@@ -156,6 +157,7 @@ def family_cases() -> dict[str, list]:
             S((32, 8, 28, 28), (3, 3), 8, 8, bias=True, padding=1),  # batch 32
             S((1, 128, 56, 56), (3, 3), 128, 128, groups=64, padding=1),  # 64 groups
         ],
+        **scale_nd.family_cases(),  # the 1-D and 3-D ops
     }
 
 
@@ -211,9 +213,9 @@ def sizes(case) -> dict:
             spec = getattr(spec, stage)  # the first stage sees the input
     x_shape = tuple(spec.x_shape) if hasattr(spec, "x_shape") else tuple(case.x_shape)
     groups = int(getattr(spec, "groups", 1))
-    N, C, H, W = x_shape[-4:] if len(x_shape) == 4 else (1,) + x_shape
+    N, C, *plane = x_shape if hasattr(spec, "x_shape") else (1,) + x_shape  # spec shapes are batched; any rank
     return {"N": int(N), "C_per_group": int(C) // max(1, groups), "groups": groups,
-            "plane": (int(H), int(W)), "n_acc": int(getattr(spec, "n_acc", 0) or 0)}
+            "plane": tuple(int(v) for v in plane), "n_acc": int(getattr(spec, "n_acc", 0) or 0)}
 
 
 class TimePlanner:
@@ -267,7 +269,7 @@ def largest(case_list) -> dict:
         "N": max(r["N"] for r in reached),
         "C_per_group": max(r["C_per_group"] for r in reached),
         "groups": max(r["groups"] for r in reached),
-        "plane": max((r["plane"] for r in reached), key=lambda p: p[0] * p[1]),
+        "plane": max((r["plane"] for r in reached), key=lambda p: int(np.prod(p))),  # any rank
         "n_acc": max(r["n_acc"] for r in reached),
     }
 

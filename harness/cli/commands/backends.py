@@ -29,6 +29,6 @@ def run(args) -> int:
         print("\nunavailable:\n" + "\n".join(notes))
     ops = op_matrix().replace({"native": "N", "lowered": "L", "": "."}).T
     print("\n" + wrap_text("ops, native or lowered: N = the backend's own, L = lowered by the harness onto its "
-                           "conv2d (harness/ops/lowering.py), . = absent"))
+                           "other ops (conv2d, the 2-D ops for 1-D and 3-D: harness/ops/lowering*.py), . = absent"))
     print(fit_table(ops.rename_axis("op"), index=True))
     return 0
