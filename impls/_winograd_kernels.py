@@ -66,6 +66,24 @@ def _input_plane(x, BT, m, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t):
                         dij[tx] = prow[tx * m + j]
             else:
                 d[i, :, r * tw : (r + 1) * tw] = 0
+    if m == 4:  # the F(4x4) matrix written out: 12 of its 36 entries are zero, 8 are +-1
+        for j in range(a):  # t = BT d: along H
+            _bt4(BT, d[0, j], d[1, j], d[2, j], d[3, j], d[4, j], d[5, j],
+                 t[0, j], t[1, j], t[2, j], t[3, j], t[4, j], t[5, j], Q)
+        p = n * Q
+        for k in range(a):  # V = t B: along W
+            _bt4(BT, t[k, 0], t[k, 1], t[k, 2], t[k, 3], t[k, 4], t[k, 5],
+                 V[k * a, c, p:], V[k * a + 1, c, p:], V[k * a + 2, c, p:], V[k * a + 3, c, p:],
+                 V[k * a + 4, c, p:], V[k * a + 5, c, p:], Q)
+        return
+    if m == 2:  # F(2x2): every entry is 0 or +-1
+        for j in range(a):
+            _bt2(d[0, j], d[1, j], d[2, j], d[3, j], t[0, j], t[1, j], t[2, j], t[3, j], Q)
+        p = n * Q
+        for k in range(a):
+            _bt2(t[k, 0], t[k, 1], t[k, 2], t[k, 3],
+                 V[k * a, c, p:], V[k * a + 1, c, p:], V[k * a + 2, c, p:], V[k * a + 3, c, p:], Q)
+        return
     for k in range(a):  # t = BT d: along H
         for j in range(a):
             tkj = t[k, j]
@@ -82,6 +100,32 @@ def _input_plane(x, BT, m, n0, n, c, top, left, ty0, rows, tw, V, prow, d, t):
                 for j in range(1, a):
                     acc += BT[l, j] * t[k, j, q]
                 out[q] = acc
+
+
+@njit(inline="always")
+def _bt4(BT, d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5, Q):
+    """``r = BT d`` for F(4x4, 3x3), elementwise over ``Q`` positions; the coefficients (4, 5,
+    2) come from ``BT`` itself, so they are in the data's dtype."""
+    c4, c5, c2 = BT[0, 0], -BT[0, 2], BT[3, 3]
+    for q in range(Q):
+        a1, a2, a3, a4 = d1[q], d2[q], d3[q], d4[q]
+        r0[q] = c4 * d0[q] - c5 * a2 + a4
+        r1[q] = (a3 + a4) - c4 * (a1 + a2)
+        r2[q] = (a4 - a3) + c4 * (a1 - a2)
+        r3[q] = (a4 - a2) - c2 * (a1 - a3)
+        r4[q] = (a4 - a2) + c2 * (a1 - a3)
+        r5[q] = c4 * a1 - c5 * a3 + d5[q]
+
+
+@njit(inline="always")
+def _bt2(d0, d1, d2, d3, r0, r1, r2, r3, Q):
+    """``r = BT d`` for F(2x2, 3x3), elementwise over ``Q`` positions."""
+    for q in range(Q):
+        a1, a2 = d1[q], d2[q]
+        r0[q] = d0[q] - a2
+        r1[q] = a1 + a2
+        r2[q] = a2 - a1
+        r3[q] = a1 - d3[q]
 
 
 @njit(**_SERIAL)
@@ -141,22 +185,36 @@ def _output_plane(M, AT, m, b, o, p0, dest, ty0, rows, tw, s, z):
     where this is inlined, so loops unroll."""
     OH, OW = dest.shape
     a, Q = m + 2, rows * tw
-    for rr in range(m):  # s = AT M: along H
+    if m == 4:  # the F(4x4) matrix written out: 4 of its 24 entries are zero, 10 are +-1
+        for l in range(a):  # s = AT M: along H
+            _at4(AT, M[l, o, p0:], M[a + l, o, p0:], M[2 * a + l, o, p0:], M[3 * a + l, o, p0:],
+                 M[4 * a + l, o, p0:], M[5 * a + l, o, p0:], 0.0, s[0, l], s[1, l], s[2, l], s[3, l], Q)
+        for rr in range(m):  # z = s A (+ bias): along W
+            _at4(AT, s[rr, 0], s[rr, 1], s[rr, 2], s[rr, 3], s[rr, 4], s[rr, 5], b,
+                 z[rr, 0], z[rr, 1], z[rr, 2], z[rr, 3], Q)
+    elif m == 2:  # F(2x2): every entry is 0 or +-1
         for l in range(a):
-            srl = s[rr, l]
-            for q in range(Q):
-                acc = AT[rr, 0] * M[l, o, p0 + q]
-                for k in range(1, a):
-                    acc += AT[rr, k] * M[k * a + l, o, p0 + q]
-                srl[q] = acc
-    for rr in range(m):  # z = s A (+ bias): along W
-        for cc in range(m):
-            zrc = z[rr, cc]
-            for q in range(Q):
-                acc = b + AT[cc, 0] * s[rr, 0, q]
-                for l in range(1, a):
-                    acc += AT[cc, l] * s[rr, l, q]
-                zrc[q] = acc
+            _at2(M[l, o, p0:], M[a + l, o, p0:], M[2 * a + l, o, p0:], M[3 * a + l, o, p0:], 0.0,
+                 s[0, l], s[1, l], Q)
+        for rr in range(m):
+            _at2(s[rr, 0], s[rr, 1], s[rr, 2], s[rr, 3], b, z[rr, 0], z[rr, 1], Q)
+    else:
+        for rr in range(m):  # s = AT M: along H
+            for l in range(a):
+                srl = s[rr, l]
+                for q in range(Q):
+                    acc = AT[rr, 0] * M[l, o, p0 + q]
+                    for k in range(1, a):
+                        acc += AT[rr, k] * M[k * a + l, o, p0 + q]
+                    srl[q] = acc
+        for rr in range(m):  # z = s A (+ bias): along W
+            for cc in range(m):
+                zrc = z[rr, cc]
+                for q in range(Q):
+                    acc = b + AT[cc, 0] * s[rr, 0, q]
+                    for l in range(1, a):
+                        acc += AT[cc, l] * s[rr, l, q]
+                    zrc[q] = acc
     full = min(tw, OW // m)  # tiles whose m columns all lie inside the output
     for r in range(rows):
         for rr in range(min(m, OH - (ty0 + r) * m)):
@@ -167,6 +225,29 @@ def _output_plane(M, AT, m, b, o, p0, dest, ty0, rows, tw, s, z):
             for tx in range(full, tw):  # the last tile column, cropped
                 for cc in range(min(m, OW - tx * m)):
                     row[tx * m + cc] = z[rr, cc, r * tw + tx]
+
+
+@njit(inline="always")
+def _at4(AT, m0, m1, m2, m3, m4, m5, b, r0, r1, r2, r3, Q):
+    """``r = AT m (+ b)`` for F(4x4, 3x3), elementwise over ``Q`` positions; the coefficients
+    (2, 4, 8) come from ``AT`` itself, so they are in the data's dtype."""
+    c2, c4, c8 = AT[1, 3], AT[2, 3], AT[3, 3]
+    bb = r0.dtype.type(b)
+    for q in range(Q):
+        p12, n12, p34, n34 = m1[q] + m2[q], m1[q] - m2[q], m3[q] + m4[q], m3[q] - m4[q]
+        r0[q] = bb + m0[q] + p12 + p34
+        r1[q] = bb + n12 + c2 * n34
+        r2[q] = bb + p12 + c4 * p34
+        r3[q] = bb + n12 + c8 * n34 + m5[q]
+
+
+@njit(inline="always")
+def _at2(m0, m1, m2, m3, b, r0, r1, Q):
+    """``r = AT m (+ b)`` for F(2x2, 3x3), elementwise over ``Q`` positions."""
+    bb = r0.dtype.type(b)
+    for q in range(Q):
+        r0[q] = bb + m0[q] + m1[q] + m2[q]
+        r1[q] = bb + m1[q] - m2[q] - m3[q]
 
 
 @njit(**_SERIAL)
