@@ -23,9 +23,10 @@ Transformed weights
     ``U = G g G^T`` (``alpha**2 / 9`` times the weights: 1.8x / 4x their size) is cached by
     content (:class:`_WeightCache`, :data:`WEIGHT_CACHE_BYTES`): inference calls the same
     weights layer after layer, as oneDNN's and cuDNN's Winograd paths do by transforming
-    weights ahead. Each call digests its weights (a 64-bit content hash, one pass at memory
-    speed) to find them; a miss transforms them (one parallel pass). Benchmarks therefore
-    time the warm case; ``WEIGHT_CACHE_BYTES = 0`` measures a transform per call.
+    weights ahead. Each call digests its weights (a 64-bit content hash over 8-byte words, one
+    pass near memory speed) to find them; the entry also holds the weights' largest exponent,
+    so a hit reads the weights only for the digest. A miss transforms them (one parallel
+    pass). Benchmarks therefore time the warm case; ``WEIGHT_CACHE_BYTES = 0`` measures a transform per call.
 
 Which tile
     F(4x4, 3x3) needs 36 multiplies per 16 outputs, F(2x2, 3x3) 16 per 4 — 2.25x against 4x
@@ -44,9 +45,10 @@ Which tile
 Cost
     Multiplies: ``N * tiles * alpha**2 * O * Cg`` in the GEMMs (against
     ``N * OH * OW * 9 * O * Cg`` direct: 2.25x / 4x fewer), plus the transforms,
-    ``2 * alpha**3`` multiply-adds per tile and input channel in (F(4x4): 432, zeros of ``BT``
-    included: the loops stay branch-free and vectorize), ``m * alpha * (alpha + m)`` per tile
-    and output channel out (F(4x4): 240), and ``3 * alpha * (3 + alpha)`` per filter for the
+    ``2 * alpha**3`` multiply-adds per tile and input channel in (F(4x4): 432 counting the
+    zeros of ``BT``; F(2x2) and F(4x4) skip them, written out in the kernels),
+    ``m * alpha * (alpha + m)`` per tile and output channel out (F(4x4): 240, zeros counted),
+    and ``3 * alpha * (3 + alpha)`` per filter for the
     weights on a cache miss.
     Memory: the cached ``U``, and per block the transformed input and the products
     (``alpha**2 * (C + O)`` values per tile).
