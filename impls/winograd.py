@@ -26,7 +26,8 @@ Transformed weights
     weights ahead. Each call digests its weights (a 64-bit content hash over 8-byte words, one
     pass near memory speed) to find them; the entry also holds the weights' largest exponent,
     so a hit reads the weights only for the digest. A miss transforms them (one parallel
-    pass). Benchmarks therefore time the warm case; ``WEIGHT_CACHE_BYTES = 0`` measures a transform per call.
+    pass). Benchmarks therefore time the warm case; ``WEIGHT_CACHE_BYTES = 0`` measures a
+    transform per call.
 
 Which tile
     F(4x4, 3x3) needs 36 multiplies per 16 outputs, F(2x2, 3x3) 16 per 4 — 2.25x against 4x
