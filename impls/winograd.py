@@ -23,9 +23,11 @@ Transformed weights
     ``U = G g G^T`` (``alpha**2 / 9`` times the weights: 1.8x / 4x their size) is cached by
     content (:class:`_WeightCache`, :data:`WEIGHT_CACHE_BYTES`): inference calls the same
     weights layer after layer, as oneDNN's and cuDNN's Winograd paths do by transforming
-    weights ahead. Each call digests its weights (a 64-bit content hash, one pass at memory
-    speed) to find them; a miss transforms them (one parallel pass). Benchmarks therefore
-    time the warm case; ``WEIGHT_CACHE_BYTES = 0`` measures a transform per call.
+    weights ahead. Each call digests its weights (a 64-bit content hash over 8-byte words, one
+    pass near memory speed) to find them; the entry also holds the weights' largest exponent,
+    so a hit reads the weights only for the digest. A miss transforms them (one parallel
+    pass). Benchmarks therefore time the warm case; ``WEIGHT_CACHE_BYTES = 0`` measures a
+    transform per call.
 
 Which tile
     F(4x4, 3x3) needs 36 multiplies per 16 outputs, F(2x2, 3x3) 16 per 4 — 2.25x against 4x
@@ -44,9 +46,10 @@ Which tile
 Cost
     Multiplies: ``N * tiles * alpha**2 * O * Cg`` in the GEMMs (against
     ``N * OH * OW * 9 * O * Cg`` direct: 2.25x / 4x fewer), plus the transforms,
-    ``2 * alpha**3`` multiply-adds per tile and input channel in (F(4x4): 432, zeros of ``BT``
-    included: the loops stay branch-free and vectorize), ``m * alpha * (alpha + m)`` per tile
-    and output channel out (F(4x4): 240), and ``3 * alpha * (3 + alpha)`` per filter for the
+    ``2 * alpha**3`` multiply-adds per tile and input channel in (F(4x4): 432 counting the
+    zeros of ``BT``; F(2x2) and F(4x4) skip them, written out in the kernels),
+    ``m * alpha * (alpha + m)`` per tile and output channel out (F(4x4): 240, zeros counted),
+    and ``3 * alpha * (3 + alpha)`` per filter for the
     weights on a cache miss.
     Memory: the cached ``U``, and per block the transformed input and the products
     (``alpha**2 * (C + O)`` values per tile).
@@ -82,7 +85,7 @@ from harness.backend.registry import Backend, CostModel
 from harness.ops.tolerance import ErrorModel, direct_bound, register_error_model
 from harness.support.timing import blas_pools
 
-from ._range_scaling import scaled, unit_exponents, unscale
+from ._range_scaling import SAFE_EXPONENT, max_exponent, scaled, unscale
 from ._winograd_transforms import TRANSFORMS, WinogradTransform
 from .numba_cpu import probe  # the same need: numba importable
 
@@ -156,17 +159,23 @@ def conv2d(x, w, bias, spec):
     y = np.empty(spec.out_shape, dtype=spec.dtype)
     if y.size == 0:
         return y
-    # data near the dtype's limits is scaled by powers of two (exact) so the transforms stay in range
-    ex, ew = unit_exponents(x, w, spec.dtype)
-    x, w, bias = scaled(x, ex), scaled(w, ew), scaled(bias, ex + ew)
     k, t = kernels(), TRANSFORMS[choose_tile(spec)]
+    # data near the dtype's limits is scaled by powers of two (exact) so the transforms stay in
+    # range; the weights' exponent comes with their cached transform (no pass over them)
+    U, ew = WEIGHT_CACHE.get(w, t)
+    ex = max_exponent(x)
+    if _needs_scaling(ex, ew, spec.dtype):
+        x, w, bias = scaled(x, ex), scaled(w, ew), scaled(bias, ex + ew)
+        U = transform_weights(w, t)
+    else:
+        ex = ew = 0
     m, a2, G = t.m, t.alpha**2, spec.groups
     Og, Cg = spec.O // G, spec.C // G
     if spec.padding_mode == "zeros":  # padded on the fly
         src, top, left = np.ascontiguousarray(x), spec.padding[0], spec.padding[2]
     else:
         src, top, left = np.ascontiguousarray(pad_input(x, spec)), 0, 0
-    U = transformed_weights(w, t).reshape(a2, G, Og, Cg)
+    U = U.reshape(a2, G, Og, Cg)
     b = np.empty(0, spec.dtype) if bias is None else np.ascontiguousarray(bias)
     BT, AT = t.in_dtype("BT", spec.dtype), t.in_dtype("AT", spec.dtype)
     tw = -(-spec.OW // m)
@@ -181,6 +190,13 @@ def conv2d(x, w, bias, spec):
                 ob = _channel_chunk(Og, a2 * V.shape[-1] * y.itemsize)
                 k.multiply_and_output(U, V, AT, b, ob, n.start, nb, r.start, nr, tw, y)
     return unscale(y, ex + ew)
+
+
+def _needs_scaling(ex: int, ew: int, dtype) -> bool:
+    """Whether ``x`` and ``w`` with these max exponents must be scaled for the transforms
+    (``_range_scaling.unit_exponents``'s rule, from exponents already known)."""
+    limit = SAFE_EXPONENT[str(np.dtype(dtype))]
+    return max(abs(ex), abs(ew), abs(ex + ew)) > limit
 
 
 def _block_steps(spec, t: WinogradTransform) -> tuple[int, int, int, int]:
@@ -225,10 +241,16 @@ def transform_weights(w, t: WinogradTransform) -> np.ndarray:
 class _WeightCache:
     """Transformed weights by content: inference calls with the same weights transform them once.
 
-    The key holds a 64-bit digest of the weights' bytes (``_winograd_kernels.fingerprint``), so
-    weights changed in place, or new arrays with other values, miss; two different weight
-    arrays collide with probability about 2**-64. Entries are read-only; the least recently
-    used go first when :data:`WEIGHT_CACHE_BYTES` would be exceeded.
+    The key holds a 64-bit digest of the weights' bytes (``_winograd_kernels.fingerprint``, over
+    8-byte words where the weights allow, else 4-byte ones), so weights changed in place, or
+    new arrays with other values, miss; two different weight arrays collide with probability
+    about 2**-64. An entry also holds the weights' largest exponent (for the range check, which
+    then needs no pass over the weights). Entries are read-only; the least recently used go
+    first when :data:`WEIGHT_CACHE_BYTES` would be exceeded.
+
+    Every call reads its weights once (the digest): the weights may be a read-only view of an
+    array the caller changes in place between calls, so neither the array object nor its
+    address says that the values are the same.
     """
 
     def __init__(self):
@@ -236,29 +258,35 @@ class _WeightCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, w, t: WinogradTransform) -> np.ndarray:
+    def get(self, w, t: WinogradTransform) -> tuple[np.ndarray, int]:
+        """``(U, e)``: the transform of ``w`` under ``t`` and ``max_exponent(w)``."""
         limit = WEIGHT_CACHE_BYTES
         if limit <= 0:
-            return transform_weights(w, t)
+            return transform_weights(w, t), max_exponent(w)
         w = np.ascontiguousarray(w)
-        words = w.reshape(-1).view(np.uint32 if w.itemsize == 4 else np.uint64)
-        key = (w.shape, w.dtype.str, t.m, int(kernels().fingerprint(words)))
+        flat = w.reshape(-1)
+        if w.nbytes % 8 == 0 and w.ctypes.data % 8 == 0:  # 8-byte words: half float32's hashing work
+            words = flat.view(np.uint64)
+        else:
+            words = flat.view(np.uint32 if w.nbytes % 4 == 0 else np.uint8)
+        key = (w.shape, w.dtype.str, t.m, words.dtype.str, int(kernels().fingerprint(words)))
         with self._lock:
-            U = self._entries.get(key)
-            if U is not None:
+            entry = self._entries.get(key)
+            if entry is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return U
+                return entry
             self.misses += 1
         U = transform_weights(w, t)
         U.flags.writeable = False
+        entry = (U, max_exponent(w))
         if U.nbytes <= limit:
             with self._lock:
-                self._entries[key] = U
-                total = sum(v.nbytes for v in self._entries.values())
+                self._entries[key] = entry
+                total = sum(v[0].nbytes for v in self._entries.values())
                 while total > limit:
-                    total -= self._entries.popitem(last=False)[1].nbytes
-        return U
+                    total -= self._entries.popitem(last=False)[1][0].nbytes
+        return entry
 
 
 WEIGHT_CACHE = _WeightCache()
@@ -266,7 +294,7 @@ WEIGHT_CACHE = _WeightCache()
 
 def transformed_weights(w, t: WinogradTransform) -> np.ndarray:
     """``U`` for ``w`` under transform ``t``, from :data:`WEIGHT_CACHE` when it holds them."""
-    return WEIGHT_CACHE.get(w, t)
+    return WEIGHT_CACHE.get(w, t)[0]
 
 
 def limits(op, spec) -> str | None:

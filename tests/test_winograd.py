@@ -148,7 +148,26 @@ def test_weight_cache_reuses_only_identical_weights(monkeypatch):
     assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
     assert cache.misses == 3
     for entry in cache._entries.values():
-        assert not entry.flags.writeable
+        assert not entry[0].flags.writeable  # (transformed weights, exponent)
+
+
+def test_weight_cache_keeps_the_range_check_and_any_alignment(monkeypatch):
+    # a hit skips the pass over the weights for their exponent: extreme inputs must still scale,
+    # and weights at an address that is not 8-byte aligned are digested as 4-byte words
+    monkeypatch.setattr(winograd, "WEIGHT_CACHE", winograd._WeightCache())
+    cache = winograd.WEIGHT_CACHE
+    x, w, b, kwargs = make(CASES[6], "float32")
+    first = harness.conv2d(x, w, b, backend=BACKEND, **kwargs)
+    huge = x * np.float32(2.0**100)  # the transforms would overflow float32 unscaled
+    y = harness.conv2d(huge, w, b, backend=BACKEND, **kwargs)
+    assert (cache.hits, cache.misses) == (1, 1) and np.isfinite(y).all()
+    assert_close(y, huge, w, b, error_model="winograd", **kwargs)
+    shifted = np.empty(w.size + 1, np.float32)[1:].reshape(w.shape)
+    shifted[...] = w
+    assert shifted.ctypes.data % 8 == 4
+    for _ in range(2):
+        np.testing.assert_array_equal(harness.conv2d(x, shifted, b, backend=BACKEND, **kwargs), first)
+    assert (cache.hits, cache.misses) == (2, 2)
 
 
 def test_weight_cache_is_bounded_and_can_be_switched_off(monkeypatch):
