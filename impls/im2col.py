@@ -48,6 +48,8 @@ from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.ops.metrics import conv2d_work
 
 from . import _im2col_ops
+from ._half import in_float32
+from harness.ops.args import DTYPES
 
 #: Column-buffer budget in MB; ``None`` reads ``CONVBENCH_IM2COL_BUDGET_MB`` (default 256).
 BUDGET_MB: float | None = None
@@ -170,8 +172,9 @@ BACKEND = Backend(
     name="im2col",
     device="cpu",
     # conv_transpose2d and conv2d_backward: GEMM + col2im, no zero-interleaving (impls/_im2col_ops.py)
-    ops={"conv2d": conv2d, "conv_transpose2d": _im2col_ops.conv_transpose2d,
-         "conv2d_backward": _im2col_ops.conv2d_backward},
+    ops={"conv2d": in_float32(conv2d), "conv_transpose2d": in_float32(_im2col_ops.conv_transpose2d),
+         "conv2d_backward": in_float32(_im2col_ops.conv2d_backward)},
+    dtypes=frozenset(DTYPES),  # float16/bfloat16: up-cast to float32 (SGEMM), rounded once (impls/_half.py)
     features={"conv2d": CONV2D_FEATURES, "conv_transpose2d": OP_FEATURES["conv_transpose2d"],
               "conv2d_backward": OP_FEATURES["conv2d_backward"]},
     exact=True,

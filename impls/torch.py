@@ -10,7 +10,10 @@ import numpy as np
 from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.ops.metrics import conv2d_work
 
-from ._torch_ops import conv2d_tensor, family_on, load_torch, to_tensor
+from ._torch_ops import conv2d_tensor, family_on, load_torch, to_numpy, to_tensor
+from harness.ops.args import DTYPES
+
+from ._half import in_float32
 
 def probe():
     try:
@@ -26,9 +29,21 @@ def conv2d_on(device):
             return np.zeros(spec.out_shape, dtype=spec.dtype)
         bt = None if bias is None else to_tensor(bias, device)
         y = conv2d_tensor(to_tensor(x, device), to_tensor(w, device), bt, spec)
-        return y.cpu().numpy()
+        return to_numpy(y)
 
     return conv2d
+
+
+def float16_in_float32(fn):
+    """``fn`` with float16 calls computed in float32 and rounded once: torch's CPU float16
+    transposed convolution adds its col2im columns in float16 (measured at 60x the float32-sum
+    bound by ``convbench verify --op conv_transpose2d --dtype float16``); bfloat16 sums in float32."""
+    upcast = in_float32(fn)
+
+    def run(*args):
+        return upcast(*args) if args[-1].dtype == "float16" else fn(*args)
+
+    return run
 
 
 def cost_features(op, spec) -> dict[str, float] | None:
@@ -45,8 +60,12 @@ COST = CostModel(cost_features, {"call": 3.23e-05, "inputs": 1.58e-10, "macs": 1
 BACKEND = Backend(
     name="torch",
     device="cpu",
-    ops={"conv2d": conv2d_on("cpu"), **family_on("cpu")},
+    ops={"conv2d": conv2d_on("cpu"), **family_on("cpu"),
+         "conv_transpose2d": float16_in_float32(family_on("cpu")["conv_transpose2d"])},
     features={op: OP_FEATURES[op] for op in ["conv2d", *family_on("cpu")]},
+    dtypes=frozenset(DTYPES),  # float16/bfloat16 as torch's own half tensors (sums in float32 on the CPU)
+    # bfloat16 (oneDNN) turns some Inf into NaN and spreads NaN past its windows (convbench verify)
+    nonfinite_dtypes=frozenset({"float32", "float64", "float16"}),
     exact=True,
     # run-to-run identical, but oneDNN's blocking follows the thread count: `convbench verify
     # --determinism` found e.g. a 1x5 stride-2 reflect-padded case differing between 1 and 2 threads
