@@ -53,7 +53,8 @@ class Pool2dSpec:
 
     ``kind`` is ``"max"`` or ``"avg"``; ``kernel``, ``stride``, ``padding`` (top, left: where
     windows start) and ``dilation`` are (height, width) pairs; ``padding_end`` is the (bottom,
-    right) padding when it differs from ``padding`` (None: symmetric); :attr:`pads` gives all four. ``count_include_pad`` and ``divisor_override``
+    right) padding when it differs from ``padding`` (None: symmetric); :attr:`pads` gives all four.
+    ``count_include_pad`` and ``divisor_override``
     matter for ``avg``; ``dilation`` and ``return_indices`` for ``max``.
     """
 
@@ -234,7 +235,8 @@ def _checked(spec: Pool2dSpec) -> Pool2dSpec:
         k, pad = spec.kernel[axis], max(pads[2 * axis], pads[2 * axis + 1])
         if pad > k // 2:
             raise ValueError(
-                f"pad should be at most half of the kernel size: got padding={spec.padding} with "
+                f"pad should be at most half of the kernel size: got padding (top, bottom, left, right)="
+                f"{spec.pads} with "
                 f"kernel_size={spec.kernel}; use padding <= kernel_size // 2"
             )
     if spec.divisor_override is not None and spec.divisor_override == 0:
@@ -244,7 +246,7 @@ def _checked(spec: Pool2dSpec) -> Pool2dSpec:
     if spec.OH < 1 or spec.OW < 1:
         raise ValueError(
             f"output size {spec.OH}x{spec.OW} is too small for input {spec.H}x{spec.W} with kernel "
-            f"{spec.kernel}, dilation {spec.dilation} and padding {spec.padding}; use a smaller kernel"
+            f"{spec.kernel}, dilation {spec.dilation} and padding {spec.pads}; use a smaller kernel"
         )
     return spec
 

@@ -297,7 +297,8 @@ def _two_stage_bounds(stages, stage_one):
             x4 = x if case.batched else x[np.newaxis]
             A1 = ctx.reference_conv2d(*_absolute([x4, w1, b1]), as_dtype(first, "float64"))
             # (a half-precision stage-one result is also rounded to half before stage two)
-            e1 = model_bound(ctx.model, [first], A1, largest(x, w1)) + np.max(output_rounding(spec.dtype, A1), initial=0)
+            e1 = (model_bound(ctx.model, [first], A1, largest(x, w1))
+                  + np.max(output_rounding(spec.dtype, A1), initial=0))
             reach = float(np.abs(np.asarray(w2, np.float64)).reshape(w2.shape[0], -1).sum(axis=1).max(initial=0))
             return (e1 * reach + model_bound(ctx.model, [second], A[0], largest(x, w1, w2)),)
         return (gamma(spec.dtype, first.n_acc + 1, A[0]) + gamma(spec.dtype, second.n_acc + 1, A[0])

@@ -183,7 +183,7 @@ def _checked(spec: ConvTranspose2dSpec) -> ConvTranspose2dSpec:
         raise ValueError(f"conv_transpose2d needs a non-empty image, got H={spec.H}, W={spec.W}")
     if spec.OH < 1 or spec.OW < 1:
         raise ValueError(
-            f"output size {spec.OH}x{spec.OW} is too small: padding {spec.padding} removes more than "
+            f"output size {spec.OH}x{spec.OW} is too small: padding {spec.pads} removes more than "
             f"the transposed convolution produces from a {spec.H}x{spec.W} input; use less padding"
         )
     return spec

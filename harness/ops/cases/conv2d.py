@@ -156,6 +156,10 @@ def error_inputs() -> list[tuple]:
         ("stride-bool", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), stride=True), TypeError, r"stride"),
         ("dilation-zero", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), dilation=0), ValueError, r"dilation must be positive"),
         ("padding-negative", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding=-1), ValueError, r"padding must be non-negative"),
+        ("padding-per-side-negative", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding=((0, -1), (1, 1))),
+         ValueError, r"padding must be non-negative"),
+        ("padding-per-side-triple", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding=((0, 1, 2), (1, 1))),
+         TypeError, r"\(\(top, bottom\), \(left, right\)\)"),
         ("padding-string", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding="half"), ValueError, r"same.*valid.*full"),
         ("same-strided", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding="same", stride=2), ValueError, r"strided"),
         ("no-input-channels", dict(x=arr(1, 0, 5, 5), w=arr(2, 0, 3, 3)), ValueError, r"no channels \(C=0"),
@@ -209,7 +213,8 @@ def table_cases() -> list[Conv2dCase]:
         C((1, 4, 12, 12), (4, 4, 3, 3), bias=True, padding=1, fill="near_max"),
     ]
     exact = [case for case in rows if case.fill == "exact"]
-    return both_dtypes([case for case in rows if case.fill != "exact"]) + exact + half_table_cases() + per_side_table_cases()
+    return (both_dtypes([case for case in rows if case.fill != "exact"]) + exact + half_table_cases()
+            + per_side_table_cases())
 
 
 def half_table_cases() -> list[Conv2dCase]:

@@ -293,6 +293,9 @@ def error_inputs(op: str) -> list[tuple]:
         ("avg_pool2d", dict(kernel_size=3, divisor_override=0), ValueError, "divisor_override must be non-zero"),
         ("avg_pool2d", dict(kernel_size=3, padding=2), ValueError, "at most half of the kernel"),
         ("avg_pool2d", dict(kernel_size=3, divisor_override=1.5), TypeError, "divisor_override must be an int"),
+        ("max_pool2d", dict(kernel_size=3, padding=((0, 2), (0, 0))), ValueError,
+         r"kernel size: got padding \(top, bottom, left, right\)=\(0, 2, 0, 0\)"),
+        ("avg_pool2d", dict(kernel_size=3, padding=((0, -1), (1, 1))), ValueError, r"non-negative, got \(\(0, -1\)"),
         ("adaptive_avg_pool2d", dict(output_size=-1), ValueError, "non-negative"),
         ("adaptive_max_pool2d", dict(output_size=(2, 2, 2)), TypeError, "output_size"),
     ]
