@@ -34,18 +34,6 @@ def conv2d_on(device):
     return conv2d
 
 
-def float16_in_float32(fn):
-    """``fn`` with float16 calls computed in float32 and rounded once: torch's CPU float16
-    transposed convolution adds its col2im columns in float16 (measured at 60x the float32-sum
-    bound by ``convbench verify --op conv_transpose2d --dtype float16``); bfloat16 sums in float32."""
-    upcast = in_float32(fn)
-
-    def run(*args):
-        return upcast(*args) if args[-1].dtype == "float16" else fn(*args)
-
-    return run
-
-
 def cost_features(op, spec) -> dict[str, float] | None:
     """Work for ``auto`` (with baselines included): multiply-adds, inputs read, outputs written."""
     if op != "conv2d":
@@ -61,7 +49,10 @@ BACKEND = Backend(
     name="torch",
     device="cpu",
     ops={"conv2d": conv2d_on("cpu"), **family_on("cpu"),
-         "conv_transpose2d": float16_in_float32(family_on("cpu")["conv_transpose2d"])},
+         # torch's CPU half transposed convolution (slow_conv_transpose2d: groups, dilation) adds its
+         # col2im columns in the half dtype, 60-70x the float32-sum bound (convbench verify --op
+         # conv_transpose2d --dtype float16,bfloat16): computed in float32 and rounded once instead
+         "conv_transpose2d": in_float32(family_on("cpu")["conv_transpose2d"])},
     features={op: OP_FEATURES[op] for op in ["conv2d", *family_on("cpu")]},
     dtypes=frozenset(DTYPES),  # float16/bfloat16 as torch's own half tensors (sums in float32 on the CPU)
     # bfloat16 (oneDNN) turns some Inf into NaN and spreads NaN past its windows (convbench verify)

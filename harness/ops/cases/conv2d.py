@@ -326,6 +326,10 @@ def draw_case(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int) 
                 else [0.7, 0.24, 0.015, 0.015, 0.015, 0.015, 0, 0])
     if dtype in HALF_DTYPES and fill in FILL_SCALES:  # 1e+-15 is outside float16's range
         fill = "normal"
+    if dtype == "bfloat16" and fill == "subnormal":
+        # bfloat16's subnormals are float32's (checked in float32 cases); torch's bfloat16 CPU
+        # kernels (oneDNN) read them as zero, a flush-to-zero this fill would report as a failure
+        fill = "normal"
     layout = pick(rng, ["contiguous", "channels_last", "strided"], p=[0.7, 0.15, 0.15])
     case = Conv2dCase(
         x_shape=(C, H, W) if unbatched else (N, C, H, W),
