@@ -100,3 +100,12 @@ def test_shape_files_carry_per_side_padding():
     _, spec, _ = parse_benchdnn('mb1ic8ih56oc16oh28kh3sh2ph0n"tf_same"')
     assert spec.padding == (0, 1, 0, 1) and spec.OH == 28
     assert "asymmetric_padding" in spec.features
+
+
+def test_avg_pool_per_side_counts_the_padding_on_the_padded_sides_only():
+    x = _normal(1, 2, 6, 7).astype(np.float64)
+    # count_include_pad=True without ceil_mode: every window lies in the padded image, divisor k*k
+    padded = F.pad(torch.tensor(x), (2, 0, 1, 0))
+    for backend in ("naive", "torch"):
+        y = harness.avg_pool2d(x, 4, 2, ((1, 0), (2, 0)), backend=backend)
+        assert np.allclose(y, F.avg_pool2d(padded, 4, 2).numpy(), rtol=1e-12, atol=1e-12)
