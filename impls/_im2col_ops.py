@@ -33,8 +33,9 @@ def _col2im(cols, out, channel0, KH, KW, stride, dilation, H, W):
 def conv_transpose2d(x, w, bias, spec):
     """Per group: cols = w_g^T @ x_g (GEMM), col2im onto the uncropped output, crop, add bias."""
     Cg, Og = spec.C // spec.groups, spec.O // spec.groups
-    (ph, pw) = spec.padding
-    full = np.zeros((spec.N, spec.O, spec.OH + 2 * ph, spec.OW + 2 * pw), dtype=spec.dtype)
+    top, bottom, left, right = spec.pads
+    ph, pw = top, left
+    full = np.zeros((spec.N, spec.O, spec.OH + top + bottom, spec.OW + left + right), dtype=spec.dtype)
     for g in range(spec.groups):
         xg = x[:, g * Cg:(g + 1) * Cg].transpose(1, 0, 2, 3).reshape(Cg, -1)  # (Cg, N*H*W)
         wg = w[g * Cg:(g + 1) * Cg].reshape(Cg, -1)  # (Cg, Og*KH*KW)

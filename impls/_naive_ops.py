@@ -16,12 +16,14 @@ from harness.ops.pool_spec import adaptive_windows, avg_divisors
 
 # -- transposed convolution ------------------------------------------------------------------------
 def conv_transpose2d(x, w, bias, spec):
-    """y[n, g*Og + o, i*sh + p*dh - ph, j*sw + q*dw - pw] += x[n, c, i, j] * w[c, o, p, q]."""
-    (sh, sw), (dh, dw), (ph, pw) = spec.stride, spec.dilation, spec.padding
+    """y[n, g*Og + o, i*sh + p*dh - top, j*sw + q*dw - left] += x[n, c, i, j] * w[c, o, p, q]."""
+    (sh, sw), (dh, dw) = spec.stride, spec.dilation
+    top, bottom, left, right = spec.pads
+    ph, pw = top, left
     Cg, Og = spec.C // spec.groups, spec.O // spec.groups
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    # the uncropped output: OH + 2*ph rows, of which padding crops ph at each end
-    full = np.zeros((spec.N, spec.O, spec.OH + 2 * ph, spec.OW + 2 * pw))
+    # the uncropped output: OH + top + bottom rows, of which padding crops top and bottom
+    full = np.zeros((spec.N, spec.O, spec.OH + top + bottom, spec.OW + left + right))
     with np.errstate(invalid="ignore", over="ignore"):
         for c in range(spec.C):
             g = c // Cg
@@ -39,7 +41,8 @@ def conv_transpose2d(x, w, bias, spec):
 # -- pooling -----------------------------------------------------------------------------------------
 def _taps(spec):
     """For each window tap (p, q): input rows (OH,), columns (OW,) and which are inside the input."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = spec.kernel, spec.stride, spec.padding, spec.dilation
+    (kh, kw), (sh, sw), (dh, dw) = spec.kernel, spec.stride, spec.dilation
+    ph, pw = spec.pads[0], spec.pads[2]  # windows start at -top, -left (the end padding only sets OH, OW)
     for p in range(kh):
         rows = np.arange(spec.OH) * sh - ph + p * dh
         for q in range(kw):

@@ -61,6 +61,8 @@ from harness.support.timing import blas_pools
 from ._range_scaling import scaled, unit_exponents, unscale
 
 from . import _fft_ops
+from ._half import in_float32
+from harness.ops.args import DTYPES
 
 #: Working-memory budget in MB; ``None`` reads ``CONVBENCH_FFT_BUDGET_MB`` (default 256).
 BUDGET_MB: float | None = None
@@ -332,7 +334,8 @@ BACKEND = Backend(
     name="fft",
     device="cpu",
     # conv2d_backward: grad_weight by FFT correlation (stride 1, no dilation), the rest lowered (impls/_fft_ops.py)
-    ops={"conv2d": conv2d, "conv2d_backward": _fft_ops.conv2d_backward},
+    ops={"conv2d": in_float32(conv2d), "conv2d_backward": in_float32(_fft_ops.conv2d_backward)},
+    dtypes=frozenset(DTYPES),  # float16/bfloat16: transforms in float32, rounded once (impls/_half.py)
     features={"conv2d": CONV2D_FEATURES, "conv2d_backward": OP_FEATURES["conv2d_backward"]},
     exact=False,
     deterministic=True,

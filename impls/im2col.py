@@ -55,6 +55,8 @@ from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.ops.metrics import conv2d_work
 
 from . import _im2col_nd_ops, _im2col_ops, _im2col_pack
+from ._half import in_float32
+from harness.ops.args import DTYPES
 
 #: Column-buffer budget in MB; ``None`` reads ``CONVBENCH_IM2COL_BUDGET_MB`` (default 256).
 BUDGET_MB: float | None = None
@@ -167,11 +169,12 @@ BACKEND = Backend(
     name="im2col",
     device="cpu",
     # conv_transpose2d and conv2d_backward: GEMM + col2im, no zero-interleaving (impls/_im2col_ops.py)
-    ops={"conv2d": conv2d, "conv_transpose2d": _im2col_ops.conv_transpose2d,
-         "conv2d_backward": _im2col_ops.conv2d_backward,
+    ops={"conv2d": in_float32(conv2d), "conv_transpose2d": in_float32(_im2col_ops.conv_transpose2d),
+         "conv2d_backward": in_float32(_im2col_ops.conv2d_backward),
          # conv3d and its transpose and backward: the N-d patch matrix (impls/_im2col_nd_ops.py); the
          # 1-D ops are left to the harness's lowering onto the 2-D ones above (an image of height 1)
-         **_im2col_nd_ops.ops_of_rank(3)},
+         **{op: in_float32(fn) for op, fn in _im2col_nd_ops.ops_of_rank(3).items()}},
+    dtypes=frozenset(DTYPES),  # float16/bfloat16: up-cast to float32 (SGEMM), rounded once (impls/_half.py)
     features={"conv2d": CONV2D_FEATURES, "conv_transpose2d": OP_FEATURES["conv_transpose2d"],
               "conv2d_backward": OP_FEATURES["conv2d_backward"],
               **{op: OP_FEATURES[op] for op in _im2col_nd_ops.ops_of_rank(3)}},

@@ -12,6 +12,7 @@ import numpy as np
 
 from harness.ops.padding import pad_input
 from harness.backend.registry import OP_FEATURES, Backend, CostModel
+from harness.ops.args import DTYPES
 from harness.ops.table import op_info
 
 from . import _naive_nd_ops, _naive_ops
@@ -85,6 +86,7 @@ BACKEND = Backend(
     features={op: OP_FEATURES[op] for op in (
         "conv2d", "conv_transpose2d", "conv2d_backward", "max_pool2d", "avg_pool2d", "adaptive_max_pool2d",
         "adaptive_avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward", *_naive_nd_ops.ops_of_rank(1, 3))},
+    dtypes=frozenset(DTYPES),  # float64 sums, rounded once to any output dtype
     exact=True,
     deterministic=True,
     role="reference",

@@ -28,6 +28,8 @@ from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.ops.metrics import conv2d_work
 
 from . import _numba_cpu_pool
+from ._half import in_float32
+from harness.ops.args import DTYPES
 
 #: Bytes of accumulator per output tile: 4 channels x tile elements stay well inside L1.
 _ACC_BYTES = 8192
@@ -194,12 +196,15 @@ BACKEND = Backend(
     name="numba_cpu",
     device="cpu",
     # pooling and its backward: one thread per plane, torch's window scan (impls/_numba_cpu_pool*.py)
-    ops={"conv2d": conv2d, "max_pool2d": _numba_cpu_pool.max_pool2d, "avg_pool2d": _numba_cpu_pool.avg_pool2d,
-         "max_pool2d_backward": _numba_cpu_pool.max_pool2d_backward,
-         "avg_pool2d_backward": _numba_cpu_pool.avg_pool2d_backward},
+    ops={op: in_float32(fn) for op, fn in {  # float16/bfloat16 computed in float32 (impls/_half.py)
+        "conv2d": conv2d, "max_pool2d": _numba_cpu_pool.max_pool2d, "avg_pool2d": _numba_cpu_pool.avg_pool2d,
+        "max_pool2d_backward": _numba_cpu_pool.max_pool2d_backward,
+        "avg_pool2d_backward": _numba_cpu_pool.avg_pool2d_backward}.items()},
+    dtypes=frozenset(DTYPES),
     features={"conv2d": CONV2D_FEATURES,
-              **{op: OP_FEATURES[op] for op in ("max_pool2d", "avg_pool2d", "max_pool2d_backward",
-                                                "avg_pool2d_backward")}},
+              # its pooling kernels place windows by one padding per axis: no per-side padding
+              **{op: OP_FEATURES[op] - {"asymmetric_padding"} for op in ("max_pool2d", "avg_pool2d",
+                                                                        "max_pool2d_backward", "avg_pool2d_backward")}},
     exact=True,
     deterministic=True,
     probe=probe,

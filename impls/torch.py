@@ -11,7 +11,10 @@ from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.ops.metrics import conv2d_work
 
 from ._torch_nd_ops import nd_family_on
-from ._torch_ops import conv2d_tensor, family_on, load_torch, to_tensor
+from ._torch_ops import conv2d_tensor, family_on, load_torch, to_numpy, to_tensor
+from harness.ops.args import DTYPES
+
+from ._half import in_float32
 
 def probe():
     try:
@@ -27,7 +30,7 @@ def conv2d_on(device):
             return np.zeros(spec.out_shape, dtype=spec.dtype)
         bt = None if bias is None else to_tensor(bias, device)
         y = conv2d_tensor(to_tensor(x, device), to_tensor(w, device), bt, spec)
-        return y.cpu().numpy()
+        return to_numpy(y)
 
     return conv2d
 
@@ -46,8 +49,15 @@ COST = CostModel(cost_features, {"call": 3.23e-05, "inputs": 1.58e-10, "macs": 1
 BACKEND = Backend(
     name="torch",
     device="cpu",
-    ops={"conv2d": conv2d_on("cpu"), **family_on("cpu"), **nd_family_on("cpu")},
+    ops={"conv2d": conv2d_on("cpu"), **family_on("cpu"), **nd_family_on("cpu"),
+         # torch's CPU half transposed convolution (slow_conv_transpose2d: groups, dilation) adds its
+         # col2im columns in the half dtype, 60-70x the float32-sum bound (convbench verify --op
+         # conv_transpose2d --dtype float16,bfloat16): computed in float32 and rounded once instead
+         "conv_transpose2d": in_float32(family_on("cpu")["conv_transpose2d"])},
     features={op: OP_FEATURES[op] for op in ["conv2d", *family_on("cpu"), *nd_family_on("cpu")]},
+    dtypes=frozenset(DTYPES),  # float16/bfloat16 as torch's own half tensors (sums in float32 on the CPU)
+    # bfloat16 (oneDNN) turns some Inf into NaN and spreads NaN past its windows (convbench verify)
+    nonfinite_dtypes=frozenset({"float32", "float64", "float16"}),
     exact=True,
     # run-to-run identical, but oneDNN's blocking follows the thread count: `convbench verify
     # --determinism` found e.g. a 1x5 stride-2 reflect-padded case differing between 1 and 2 threads

@@ -84,7 +84,7 @@ BENCH = ["bench", "--backends", "torch", "--suite", "smoke", "--no-progress"]
     ["verify", "--backend", "torch", "--seed", "-1"],
     [*BENCH, "--threads", "-1"],
     [*BENCH, "--repeat", "0"],
-    [*BENCH, "--dtype", "float16"],
+    [*BENCH, "--dtype", "float8"],
     [*BENCH, "--batch", "0"],
     [*BENCH, "--budget", "-1"],
     [*BENCH, "--limit", "nan"],

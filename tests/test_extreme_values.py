@@ -103,7 +103,7 @@ def test_the_verifier_catches_intermediates_that_overflow_where_the_output_does_
 
     harness.register_backend("scaled_up", conv2d=scaled_up)
     try:
-        near_max = [c for c in table_cases() if c.fill == "near_max"]
+        near_max = [c for c in table_cases() if c.fill == "near_max" and c.dtype in ("float32", "float64")]
         assert all(check_case("scaled_up", c).status == "failed" for c in near_max)
         normal = next(c for c in table_cases() if c.fill == "normal")
         assert check_case("scaled_up", normal).status == "passed"

@@ -137,7 +137,8 @@ def test_a_user_backend_with_only_conv2d_gets_the_family():
         assert declared.lowered >= {"conv_transpose2d", "conv2d_backward"}
         assert "depthwise_separable_conv2d" not in declared.ops  # it needs a depthwise conv2d
         # lowered features follow from what the conv2d declares
-        assert declared.features["conv_transpose2d"] == {"stride", "padding", "output_padding", "dilation", "bias"}
+        assert declared.features["conv_transpose2d"] == {"stride", "padding", "asymmetric_padding", "output_padding",
+                                                         "dilation", "bias"}
         x, w = np.ones((1, 2, 3, 3)), np.ones((2, 2, 2, 2))
         np.testing.assert_allclose(harness.conv_transpose2d(x, w, stride=2, backend="only_conv"),
                                    harness.conv_transpose2d(x, w, stride=2, backend="torch"))

@@ -34,7 +34,8 @@ def test_default_budget_reaches_every_feature_dtype_and_argument_form():
     for arg in ("stride", "dilation", "padding"):
         forms = {type(getattr(c, arg)).__name__ for c in cases}
         assert {"int", "tuple"} <= forms, (arg, forms)
-    assert {c.padding for c in cases if isinstance(c.padding, str)} == {"same", "valid", "full"}
+    assert {c.padding for c in cases if isinstance(c.padding, str)} == {"same", "same_lower", "valid", "full"}
+    assert any(isinstance(c.padding, tuple) and isinstance(c.padding[0], tuple) for c in cases)  # per side
     assert {c.fill for c in cases} == {"normal", "exact", "nan", "inf", "huge", "near_max", "tiny", "subnormal"}
     assert {c.layout for c in cases} == {"contiguous", "channels_last", "strided"}
     assert any(not c.batched for c in cases) and any(c.x_shape[0] == 0 for c in cases if c.batched)

@@ -67,7 +67,8 @@ def _backend_for(name, op, spec, *arrays):
         return resolve_backend(name, op, spec)
     auto_memory_check(op, spec)
     picked = resolve_backend(name, op, spec)
-    return picked if picked.nonfinite or all_finite(*arrays) else resolve_backend(name, op, spec, finite=False)
+    return (picked if picked.propagates_nonfinite(spec.dtype) or all_finite(*arrays)
+            else resolve_backend(name, op, spec, finite=False))
 
 
 def conv_transpose2d(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,

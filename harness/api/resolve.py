@@ -34,7 +34,7 @@ def resolve_backend(name, op: str, spec, finite: bool = True):
     if choice is not None:
         return get_backend(choice.backend)
     candidates = [b for b in backends() if b.available and b.unsupported_reason(op, spec) is None
-                  and (finite or b.nonfinite)]
+                  and (finite or b.propagates_nonfinite(spec.dtype))]
     if not candidates:
         raise Unsupported(f"no available backend supports {op} on {spec}")
     return min(candidates, key=lambda b: (b.auto_rank, b.name))

@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 
 from harness.backend.dispatch import run_op
 from harness.errors import Unsupported
-from harness.ops.args import FLOAT_DTYPES
+from harness.ops.args import DTYPES, FLOAT_DTYPES
 from harness.ops.table import OPS, table_version
 from harness.ops.tolerance import ErrorModel, error_model as as_error_model
 
@@ -107,7 +107,9 @@ class Backend:
     features : Mapping[str, frozenset[str]]
         Op name -> the optional features it implements (see ``OP_FEATURES``).
     dtypes : frozenset[str]
-        Array dtypes it accepts.
+        Array dtypes it accepts (default float32 and float64). ``float16`` and ``bfloat16``
+        only when declared: a call in a dtype the backend does not declare raises
+        ``Unsupported`` rather than being silently up-cast.
     exact : bool
         True when integer-valued data whose partial sums are exactly representable gives a
         bit-exact result (direct summation, GEMM). False for FFT and Winograd, whose
@@ -117,6 +119,10 @@ class Backend:
     nonfinite : bool
         NaN/Inf in the input reach exactly the outputs whose window holds them, as in torch.
         False for transform methods (FFT, Winograd) that smear one NaN over a whole tile.
+    nonfinite_dtypes : frozenset[str] or None
+        The dtypes ``nonfinite`` holds for (None: all it takes). torch's bfloat16 convolutions
+        on the CPU turn some Inf into NaN and spread NaN beyond their windows, so torch leaves
+        bfloat16 out; the verifier reports such cases *unsupported* with the reason.
     error_model : str
         Which rounding-error bound the verifier applies (see ``harness.ops.tolerance``).
     probe : Callable[[], str | None]
@@ -145,6 +151,7 @@ class Backend:
     exact: bool = True
     deterministic: bool = True
     nonfinite: bool = True
+    nonfinite_dtypes: frozenset[str] | None = None
     error_model: str | ErrorModel = "direct"
     role: str = "candidate"
     cost: CostModel | None = None
@@ -162,6 +169,10 @@ class Backend:
     def model(self) -> ErrorModel:
         """The error model the verifier holds this backend to."""
         return as_error_model(self.error_model)
+
+    def propagates_nonfinite(self, dtype: str) -> bool:
+        """NaN/Inf reach exactly the outputs whose window holds them, in ``dtype`` (see ``nonfinite``)."""
+        return self.nonfinite and (self.nonfinite_dtypes is None or dtype in self.nonfinite_dtypes)
 
     def op_impl(self, op: str) -> str | None:
         """``"native"``, ``"lowered"`` (provided by the harness), or None when ``op`` is absent."""
@@ -393,9 +404,9 @@ def register_backend(
         description=description,
         origin="user",
     )
-    unknown = declared.dtypes - set(FLOAT_DTYPES)
+    unknown = declared.dtypes - set(DTYPES)
     if unknown:
-        raise ValueError(f"unsupported dtypes {sorted(unknown)}; choose from {FLOAT_DTYPES}")
+        raise ValueError(f"unsupported dtypes {sorted(unknown)}; choose from {DTYPES}")
     _check_declaration(declared)
     _REGISTRY[name] = declared
     _revised()

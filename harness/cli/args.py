@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 
-FLOAT_DTYPES = ("float32", "float64")
+from harness.ops.args import DTYPES as FLOAT_DTYPES  # float32, float64, float16, bfloat16
 
 
 def _int(text: str) -> int:
@@ -78,12 +78,12 @@ def positive_int_list_text(text: str) -> str:
 
 
 def float_dtype_list(text: str) -> list[str]:
-    """Comma-separated float dtypes the backends take (``float32``, ``float64``), at least one."""
+    """Comma-separated float dtypes (``float32``, ``float64``, ``float16``, ``bfloat16``), at least one."""
     items = [item.strip() for item in str(text).split(",") if item.strip()]
     wrong = [item for item in items if item not in FLOAT_DTYPES]
     if not items or wrong:
         raise argparse.ArgumentTypeError(
-            f"expected {' or '.join(FLOAT_DTYPES)} (comma-separated for both), got {text!r}")
+            f"expected {', '.join(FLOAT_DTYPES)} (one, or several comma-separated), got {text!r}")
     return list(dict.fromkeys(items))
 
 

@@ -27,7 +27,7 @@ from harness.distributed.shipping import check_workers, ensure_loaded, loaded_pl
 from harness.support.timing import pinned_threads
 from harness.verify import scale as scale_tier
 from harness.verify.verifier import CASE_TIME_LIMIT_S, check_planned, finish_report, more_random, not_reached, \
-    planned_cases, result_row, run_settings
+    planned_cases, result_row, run_settings, wanted_dtypes
 
 #: Most cases per task: what an interrupted or lost task can take with it, and the grain of load balancing.
 SHARD_CASES = 25
@@ -76,7 +76,8 @@ def check_shard(backend: str, op: str, items, *, seed: int, time_limit_s, deadli
 def verify_on_cluster(client, backend, op: str = "conv2d", cases: int | None = None, seed: int = 0, *,
                       table: bool = True, shrink_failures: bool = True, max_failures: int | None = None,
                       time_limit_s: float | None = CASE_TIME_LIMIT_S, on_result=None, progress: bool = False,
-                      scale: bool | None = None, budget_s: float | None = None, shard_size: int | None = None):
+                      scale: bool | None = None, budget_s: float | None = None, shard_size: int | None = None,
+                      dtypes=None):
     """:func:`harness.verify.verifier.verify` with the cases checked on the workers of ``client``.
 
     Same parameters and the same report (rows in the serial run's order); ``client`` is a
@@ -97,7 +98,8 @@ def verify_on_cluster(client, backend, op: str = "conv2d", cases: int | None = N
     from distributed import CancelledError, KilledWorker, as_completed
 
     declared, cases, scale = run_settings(backend, op, cases, budget_s, scale)
-    todo = planned_cases(declared, op, cases, seed, table=table, scale=scale)
+    wanted = wanted_dtypes(declared, dtypes)
+    todo = planned_cases(declared, op, cases, seed, table=table, scale=scale, dtypes=wanted)
     plugins = loaded_plugins()
     try:
         check_workers(client, plugins)
@@ -141,7 +143,7 @@ def verify_on_cluster(client, backend, op: str = "conv2d", cases: int | None = N
             if max_failures is not None and n_failed >= max_failures:
                 break
             if deadline is not None and pending.count() < workers and time.time() < deadline:
-                batch = more_random(declared, op, cases + extras_drawn, seed)
+                batch = more_random(declared, op, cases + extras_drawn, seed, wanted)
                 extras_drawn += len(batch)
                 items = [(total + k, source, case) for k, (source, case) in enumerate(batch)]
                 total += len(items)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.ops.args import FLOAT_DTYPES, check_array, is_int, pair, positive_int
-from harness.ops.padding import full_pads, same_pads
+from harness.ops.args import check_array, check_dtype, is_int, pair, positive_int
+from harness.ops.padding import full_pads, per_side_pads, same_lower_pads, same_pads
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-PADDING_STRINGS = ("same", "valid", "full")
+PADDING_STRINGS = ("same", "same_lower", "valid", "full")
 
 #: Every feature a conv2d call can require beyond a plain, unpadded, dense convolution.
 #: A backend declares the subset it implements; :attr:`Conv2dSpec.features` says what a call needs.
@@ -151,8 +151,7 @@ class Conv2dSpec:
         N, C, H, W = x_shape
         O, Cg, KH, KW = w_shape
         groups = positive_int(groups, "groups")
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
+        dtype = check_dtype(dtype)
         if C % groups:
             raise ValueError(f"input channels C={C} are not divisible by groups={groups}")
         if O % groups:
@@ -173,7 +172,7 @@ class Conv2dSpec:
         stride = pair(stride, "stride")
         dilation = pair(dilation, "dilation")
         padding_mode = _padding_mode(padding_mode)
-        pads = _resolve_padding(padding, (KH, KW), stride, dilation)
+        pads = _resolve_padding(padding, (KH, KW), stride, dilation, (H, W))
         spec = cls(N, C, H, W, O, KH, KW, stride, pads, dilation, groups, padding_mode, bool(bias), dtype)
         return _checked(spec)
 
@@ -220,7 +219,13 @@ def conv2d_spec(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     return spec, batched
 
 
-def _resolve_padding(padding, kernel, stride, dilation) -> tuple[int, int, int, int]:
+def _resolve_padding(padding, kernel, stride, dilation, size=None) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` from an int, an (h, w) pair, ``((top, bottom), (left, right))``
+    or a string: 'same' (torch: the odd extra row/column after = ONNX SAME_UPPER, stride 1 only),
+    'same_lower' (ONNX SAME_LOWER: the extra one before; any stride), 'valid', 'full'."""
+    if isinstance(padding, str) and padding == "same_lower":
+        return (same_lower_pads(size[0], kernel[0], stride[0], dilation[0])
+                + same_lower_pads(size[1], kernel[1], stride[1], dilation[1]))
     if isinstance(padding, str):
         if padding not in PADDING_STRINGS:
             raise ValueError(
@@ -235,6 +240,9 @@ def _resolve_padding(padding, kernel, stride, dilation) -> tuple[int, int, int, 
             )
         split = same_pads if padding == "same" else full_pads
         return split(kernel[0], dilation[0]) + split(kernel[1], dilation[1])
+    per_side = per_side_pads(padding)
+    if per_side is not None:
+        return per_side
     ph, pw = pair(padding, "padding", minimum=0)
     return (ph, ph, pw, pw)
 

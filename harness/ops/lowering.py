@@ -53,8 +53,9 @@ def sub_op(declared, op: str, parent: str, run: Callable) -> Callable:
 def transpose_as_conv2d_spec(t: ConvTranspose2dSpec) -> Conv2dSpec:
     """The stride-1 conv2d that computes ``t`` on the interleaved, padded input."""
     (sh, sw), (dh, dw) = t.stride, t.dilation
-    H = (t.H - 1) * sh + 1 + 2 * dh * (t.KH - 1) + t.output_padding[0] - 2 * t.padding[0]
-    W = (t.W - 1) * sw + 1 + 2 * dw * (t.KW - 1) + t.output_padding[1] - 2 * t.padding[1]
+    top, bottom, left, right = t.pads
+    H = (t.H - 1) * sh + 1 + 2 * dh * (t.KH - 1) + t.output_padding[0] - top - bottom
+    W = (t.W - 1) * sw + 1 + 2 * dw * (t.KW - 1) + t.output_padding[1] - left - right
     return Conv2dSpec(t.N, t.C, H, W, t.O, t.KH, t.KW, dilation=t.dilation, groups=t.groups, bias=t.bias,
                       dtype=t.dtype)
 
@@ -70,8 +71,8 @@ def interleave_and_pad(x: np.ndarray, t: ConvTranspose2dSpec) -> np.ndarray:
     full = np.zeros((t.N, t.C, (t.H - 1) * sh + 1 + 2 * eh + t.output_padding[0],
                      (t.W - 1) * sw + 1 + 2 * ew + t.output_padding[1]), dtype=x.dtype)
     full[:, :, eh:eh + (t.H - 1) * sh + 1:sh, ew:ew + (t.W - 1) * sw + 1:sw] = x
-    ph, pw = t.padding
-    return full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
+    top, bottom, left, right = t.pads
+    return full[:, :, top:full.shape[2] - bottom, left:full.shape[3] - right]
 
 
 def flip_transpose(w: np.ndarray, groups: int) -> np.ndarray:
@@ -92,7 +93,7 @@ def conv_transpose2d_lowered(declared, run) -> Callable:
 
 def conv_transpose2d_lowered_features(conv2d_features) -> frozenset[str]:
     """Stride, padding and output_padding become data movement; the rest passes to conv2d."""
-    return frozenset({"stride", "padding", "output_padding"}) | (
+    return frozenset({"stride", "padding", "asymmetric_padding", "output_padding"}) | (
         conv2d_features & {"bias", "dilation", "groups", "depthwise"})
 
 

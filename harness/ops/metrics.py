@@ -210,8 +210,8 @@ def transpose_params(spec) -> int:
 
 def transpose_forward_pair(spec) -> Conv2dSpec:
     """The conv2d whose input gradient this transposed conv computes (same MACs when output_padding < stride)."""
-    ph, pw = spec.padding
-    return Conv2dSpec(spec.N, spec.O, spec.OH, spec.OW, spec.C, spec.KH, spec.KW, spec.stride, (ph, ph, pw, pw),
+    pads = getattr(spec, "pads", None) or (spec.padding[0], spec.padding[0], spec.padding[1], spec.padding[1])
+    return Conv2dSpec(spec.N, spec.O, spec.OH, spec.OW, spec.C, spec.KH, spec.KW, spec.stride, pads,
                       spec.dilation, spec.groups, dtype=spec.dtype)
 
 

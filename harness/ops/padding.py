@@ -9,9 +9,34 @@ NUMPY_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "
 
 
 def same_pads(kernel: int, dilation: int) -> tuple[int, int]:
-    """torch's 'same' split: the smaller half before, the remainder after."""
+    """torch's 'same' split: the smaller half before, the remainder after (= ONNX's SAME_UPPER)."""
     total = dilation * (kernel - 1)
     return total // 2, total - total // 2
+
+
+def same_lower_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """ONNX's ``auto_pad=SAME_LOWER``: ``ceil(size / stride)`` outputs, the odd extra row/column
+    of padding *before* (top/left): ``P = (ceil(size/stride) - 1) * stride + dilation*(k-1) + 1 - size``
+    split ``(ceil(P/2), floor(P/2))``. At stride 1 it is torch's 'same' mirrored."""
+    out = -(-size // stride)
+    total = max(0, (out - 1) * stride + dilation * (kernel - 1) + 1 - size)
+    return total - total // 2, total // 2
+
+
+def per_side_pads(padding, name: str = "padding"):
+    """``((top, bottom), (left, right))`` (JAX ``lax`` style) as ``(top, bottom, left, right)``,
+    or None when ``padding`` is not of that form; ValueError for a negative side."""
+    if not (isinstance(padding, (tuple, list)) and len(padding) == 2
+            and all(isinstance(side, (tuple, list)) for side in padding)):
+        return None
+    from harness.ops.args import is_int
+
+    if not all(len(side) == 2 and all(is_int(v) for v in side) for side in padding):
+        raise TypeError(f"{name} per side must be ((top, bottom), (left, right)) of ints, got {padding!r}")
+    pads = tuple(int(v) for side in padding for v in side)
+    if min(pads) < 0:
+        raise ValueError(f"{name} must be non-negative, got {padding!r}")
+    return pads
 
 
 def full_pads(kernel: int, dilation: int) -> tuple[int, int]:

@@ -5,8 +5,15 @@ Window placement along one axis (torch's ``pooling_output_shape``)::
     out = floor_or_ceil((size + 2*pad - dilation*(k - 1) - 1) / stride) + 1
     with ceil_mode, drop the last window if it would start past the input and left padding
 
+Padding may differ per side: ``padding=((top, bottom), (left, right))`` (JAX ``lax`` style,
+ONNX ``pads``); with ``before``/``after`` for the two sides of an axis, ``2*pad`` above becomes
+``before + after`` and ceil_mode's last window is dropped if it starts at or past
+``size + before`` (torch's ``pooling_output_shape_pad_lr``). Windows are placed from ``-before``;
+taps in the padding are skipped (max) or count as zeros in the divisor only with
+``count_include_pad`` (average), as in torch and ONNX.
+
 Torch's other rules, enforced here with the same meaning: kernel, stride, dilation positive
-(stride defaults to the kernel), ``0 <= pad <= kernel // 2``, ``divisor_override != 0``, a
+(stride defaults to the kernel), ``0 <= pad <= kernel // 2`` (on each side), ``divisor_override != 0``, a
 non-empty image, and an output of at least one element per axis. Adaptive pooling splits
 ``size`` into ``out`` windows ``[floor(i*size/out), ceil((i+1)*size/out))``.
 """
@@ -18,17 +25,22 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.ops.args import FLOAT_DTYPES, check_array, is_int, pair
+from harness.ops.args import check_array, is_int, pair
+from harness.ops.padding import per_side_pads
 
-MAX_POOL2D_FEATURES = frozenset({"stride", "padding", "dilation", "ceil_mode", "return_indices"})
-AVG_POOL2D_FEATURES = frozenset({"stride", "padding", "ceil_mode", "count_include_pad=False", "divisor_override"})
+MAX_POOL2D_FEATURES = frozenset({"stride", "padding", "asymmetric_padding", "dilation", "ceil_mode", "return_indices"})
+AVG_POOL2D_FEATURES = frozenset({"stride", "padding", "asymmetric_padding", "ceil_mode", "count_include_pad=False",
+                                 "divisor_override"})
 ADAPTIVE_POOL2D_FEATURES = frozenset({"uneven", "return_indices"})
 INDEX_DTYPE = "int64"
 
 
-def pooled_size(size: int, k: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
-    """Output length along one axis, as torch computes it."""
-    span = size + 2 * pad - dilation * (k - 1) - 1
+def pooled_size(size: int, k: int, stride: int, pad: int, dilation: int, ceil_mode: bool,
+                pad_after: int | None = None) -> int:
+    """Output length along one axis, as torch computes it (``pad`` before, ``pad_after`` after;
+    None: the same as before)."""
+    after = pad if pad_after is None else pad_after
+    span = size + pad + after - dilation * (k - 1) - 1
     out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
     if ceil_mode and (out - 1) * stride >= size + pad:
         out -= 1  # the last window would start in the right padding only
@@ -39,8 +51,10 @@ def pooled_size(size: int, k: int, stride: int, pad: int, dilation: int, ceil_mo
 class Pool2dSpec:
     """A resolved max or average pooling problem on an (N, C, H, W) input.
 
-    ``kind`` is ``"max"`` or ``"avg"``; ``kernel``, ``stride``, ``padding`` (symmetric) and
-    ``dilation`` are (height, width) pairs. ``count_include_pad`` and ``divisor_override``
+    ``kind`` is ``"max"`` or ``"avg"``; ``kernel``, ``stride``, ``padding`` (top, left: where
+    windows start) and ``dilation`` are (height, width) pairs; ``padding_end`` is the (bottom,
+    right) padding when it differs from ``padding`` (None: symmetric); :attr:`pads` gives all four.
+    ``count_include_pad`` and ``divisor_override``
     matter for ``avg``; ``dilation`` and ``return_indices`` for ``max``.
     """
 
@@ -58,14 +72,23 @@ class Pool2dSpec:
     divisor_override: int | None = None
     return_indices: bool = False
     dtype: str = "float32"
+    padding_end: tuple[int, int] | None = None
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """Explicit ``(top, bottom, left, right)``."""
+        bottom, right = self.padding if self.padding_end is None else self.padding_end
+        return (self.padding[0], bottom, self.padding[1], right)
 
     @property
     def OH(self) -> int:
-        return pooled_size(self.H, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0], self.ceil_mode)
+        top, bottom, _, _ = self.pads
+        return pooled_size(self.H, self.kernel[0], self.stride[0], top, self.dilation[0], self.ceil_mode, bottom)
 
     @property
     def OW(self) -> int:
-        return pooled_size(self.W, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1], self.ceil_mode)
+        _, _, left, right = self.pads
+        return pooled_size(self.W, self.kernel[1], self.stride[1], left, self.dilation[1], self.ceil_mode, right)
 
     @property
     def x_shape(self) -> tuple[int, int, int, int]:
@@ -104,8 +127,11 @@ class Pool2dSpec:
         need = set()
         if self.stride != self.kernel:
             need.add("stride")
-        if any(self.padding):
+        top, bottom, left, right = self.pads
+        if any(self.pads):
             need.add("padding")
+        if top != bottom or left != right:
+            need.add("asymmetric_padding")
         if self.ceil_changes_shape:
             need.add("ceil_mode")
         if self.kind == "max":
@@ -116,7 +142,7 @@ class Pool2dSpec:
         else:
             if self.divisor_override is not None:
                 need.add("divisor_override")
-            elif not self.count_include_pad and (any(self.padding) or self.ceil_changes_shape):
+            elif not self.count_include_pad and (any(self.pads) or self.ceil_changes_shape):
                 need.add("count_include_pad=False")
         return frozenset(need)
 
@@ -186,11 +212,12 @@ def avg_divisors(spec) -> np.ndarray:
     """
     if spec.divisor_override is not None:
         return np.full((spec.OH, spec.OW), float(spec.divisor_override))
+    top, bottom, left, right = spec.pads
     per_axis = []
-    for out, size, k, s, pad in ((spec.OH, spec.H, spec.kernel[0], spec.stride[0], spec.padding[0]),
-                                  (spec.OW, spec.W, spec.kernel[1], spec.stride[1], spec.padding[1])):
-        start = np.arange(out) * s - pad
-        end = np.minimum(start + k, size + pad)
+    for out, size, k, s, before, after in ((spec.OH, spec.H, spec.kernel[0], spec.stride[0], top, bottom),
+                                           (spec.OW, spec.W, spec.kernel[1], spec.stride[1], left, right)):
+        start = np.arange(out) * s - before
+        end = np.minimum(start + k, size + after)
         if not spec.count_include_pad:
             start, end = np.maximum(start, 0), np.minimum(end, size)
         per_axis.append((end - start).astype(np.float64))
@@ -203,11 +230,13 @@ def max_adaptive_window(size: int, out: int) -> int:
 
 # -- validation of public arguments ----------------------------------------------------------
 def _checked(spec: Pool2dSpec) -> Pool2dSpec:
+    pads = spec.pads
     for axis in (0, 1):
-        k, pad = spec.kernel[axis], spec.padding[axis]
+        k, pad = spec.kernel[axis], max(pads[2 * axis], pads[2 * axis + 1])
         if pad > k // 2:
             raise ValueError(
-                f"pad should be at most half of the kernel size: got padding={spec.padding} with "
+                f"pad should be at most half of the kernel size: got padding (top, bottom, left, right)="
+                f"{spec.pads} with "
                 f"kernel_size={spec.kernel}; use padding <= kernel_size // 2"
             )
     if spec.divisor_override is not None and spec.divisor_override == 0:
@@ -217,7 +246,7 @@ def _checked(spec: Pool2dSpec) -> Pool2dSpec:
     if spec.OH < 1 or spec.OW < 1:
         raise ValueError(
             f"output size {spec.OH}x{spec.OW} is too small for input {spec.H}x{spec.W} with kernel "
-            f"{spec.kernel}, dilation {spec.dilation} and padding {spec.padding}; use a smaller kernel"
+            f"{spec.kernel}, dilation {spec.dilation} and padding {spec.pads}; use a smaller kernel"
         )
     return spec
 
@@ -239,8 +268,14 @@ def pool2d_spec(kind, x, kernel_size, stride=None, padding=0, dilation=1, ceil_m
         else pair(stride, "stride")
     if divisor_override is not None and not is_int(divisor_override):
         raise TypeError(f"divisor_override must be an int or None, got {divisor_override!r}")
+    per_side = per_side_pads(padding)
+    if per_side is not None:
+        top, bottom, left, right = per_side
+        padding, padding_end = (top, left), ((bottom, right) if (bottom, right) != (top, left) else None)
+    else:
+        padding, padding_end = pair(padding, "padding", minimum=0), None
     spec = Pool2dSpec(
-        kind, *shape, kernel=kernel, stride=stride, padding=pair(padding, "padding", minimum=0),
+        kind, *shape, kernel=kernel, stride=stride, padding=padding, padding_end=padding_end,
         dilation=pair(dilation, "dilation"), ceil_mode=_flag(ceil_mode, "ceil_mode"),
         count_include_pad=_flag(count_include_pad, "count_include_pad"),
         divisor_override=None if divisor_override is None else int(divisor_override),

@@ -29,7 +29,7 @@ from harness.ops.pool_spec import (ADAPTIVE_POOL2D_FEATURES, AVG_POOL2D_FEATURES
                                    AdaptivePool2dSpec, Pool2dSpec, adaptive_pool2d_spec, pool2d_spec)
 from harness.ops.separable import (DEPTHWISE_SEPARABLE_FEATURES, DepthwiseSeparableSpec, SpatiallySeparableSpec,
                                    depthwise_separable_spec, spatially_separable_spec)
-from harness.ops.tolerance import gamma, largest, model_bound, worst_case
+from harness.ops.tolerance import gamma, largest, model_bound, output_rounding, storage_roundings, worst_case
 from harness.ops.transpose_spec import CONV_TRANSPOSE2D_FEATURES, ConvTranspose2dSpec, conv_transpose2d_spec
 
 
@@ -247,15 +247,22 @@ def _backward_bounds(ctx, case, arrays, A):
     fold = 9 if spec.padding_mode != "zeros" else 1
     lengths = [spec.O // spec.groups * spec.KH * spec.KW * fold, max(1, spec.N * spec.OH * spec.OW),
                max(1, spec.N * spec.OH * spec.OW)]
+    # in a half dtype, the padded input's gradient is rounded to it and its border folded in it
+    # (torch's F.pad backward and the lowering alike): twice the positions that fold onto one pixel
+    top, bottom, left, right = spec.padding
+    folded = 2 * (1 + top + bottom) * (1 + left + right) if spec.padding_mode != "zeros" else 0
     if not ctx.model.elementwise:
         x, w, go = arrays
         bounds = [model_bound(ctx.model, [lowering.transpose_as_conv2d_spec(lowering.grad_input_spec(spec))], A[0],
                               largest(go, w)),
                   model_bound(ctx.model, [lowering.grad_weight_spec(spec)], A[1], largest(x, go))]
+        bounds[0] += np.max(storage_roundings(spec.dtype, folded, A[0]), initial=0)
         if spec.bias:  # grad_bias is a plain sum in the lowering
             bounds.append(gamma(spec.dtype, lengths[2], A[2]))
         return tuple(bounds)
-    return tuple(gamma(spec.dtype, n, a) for n, a in zip(lengths, A))
+    bounds = [gamma(spec.dtype, n, a) for n, a in zip(lengths, A)]
+    bounds[0] = bounds[0] + storage_roundings(spec.dtype, folded, A[0])
+    return tuple(bounds)
 
 
 def _exact_bounds(ctx, case, arrays, A):
@@ -269,8 +276,10 @@ def _average_bounds(ctx, case, arrays, A):
 
 
 def _pool_backward_bounds(ctx, case, arrays, A):
-    """Each pixel sums at most one share per covering window (+ the division for average pooling)."""
-    return (worst_case(case.dtype, case.spec.window + 2, A[0]),)
+    """Each pixel sums at most one share per covering window (+ the division for average pooling);
+    in a half dtype torch keeps the shares and their sum in it (charged as half roundings)."""
+    n = case.spec.window + 2
+    return (worst_case(case.dtype, n, A[0]) + storage_roundings(case.dtype, n, A[0]),)
 
 
 def _pool_backward_magnitudes(arrays):
@@ -287,10 +296,13 @@ def _two_stage_bounds(stages, stage_one):
             x, w1, w2, b1 = stage_one(arrays)
             x4 = x if case.batched else x[np.newaxis]
             A1 = ctx.reference_conv2d(*_absolute([x4, w1, b1]), as_dtype(first, "float64"))
-            e1 = model_bound(ctx.model, [first], A1, largest(x, w1))
+            # (a half-precision stage-one result is also rounded to half before stage two)
+            e1 = (model_bound(ctx.model, [first], A1, largest(x, w1))
+                  + np.max(output_rounding(spec.dtype, A1), initial=0))
             reach = float(np.abs(np.asarray(w2, np.float64)).reshape(w2.shape[0], -1).sum(axis=1).max(initial=0))
             return (e1 * reach + model_bound(ctx.model, [second], A[0], largest(x, w1, w2)),)
-        return (gamma(spec.dtype, first.n_acc + 1, A[0]) + gamma(spec.dtype, second.n_acc + 1, A[0]),)
+        return (gamma(spec.dtype, first.n_acc + 1, A[0]) + gamma(spec.dtype, second.n_acc + 1, A[0])
+                + output_rounding(spec.dtype, A[0]),)  # stage one's result rounded to a half dtype
 
     return bounds
 
@@ -309,9 +321,11 @@ def transpose_from_layer(spec):
     kernel, stride, padding and dilation, in a Conv2dSpec's fields (see ``harness/suites``)."""
     if not isinstance(spec, Conv2dSpec):
         return spec
-    top, _, left, _ = spec.padding
+    top, bottom, left, right = spec.padding
+    end = (bottom, right) if (bottom, right) != (top, left) else None  # per-side padding carried through
     return ConvTranspose2dSpec(spec.N, spec.C, spec.H, spec.W, spec.O, spec.KH, spec.KW, spec.stride,
-                               (top, left), (0, 0), spec.dilation, spec.groups, spec.bias, spec.dtype).with_()
+                               (top, left), (0, 0), spec.dilation, spec.groups, spec.bias, spec.dtype,
+                               end).with_()
 
 
 def _outputs(spec):

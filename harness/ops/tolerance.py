@@ -34,6 +34,22 @@ A backend names its model (``Backend.error_model``): ``direct`` (the formula abo
 brings itself with :func:`register_error_model` (Winograd's lives in ``impls/winograd.py``).
 An :class:`ErrorModel` is ``bound(spec, A) -> array`` for a conv2d; the other ops' bounds
 (:func:`op_bounds`) are built from it.
+
+Half precision
+--------------
+float16 and bfloat16 ops store inputs, weights and outputs in 16 bits and sum in float32 (as
+torch's CPU kernels do): the products of two half values are exact in float32 (11 + 11 and
+8 + 8 significant bits fit in its 24), the sums round as float32's, and the result is rounded
+once to the half dtype. So the bound of a half op is the float32 bound of the same sums (``u``
+and ``eta`` of the *accumulation* dtype, :func:`harness.ops.args.accumulation_dtype`), which
+every error model and op bound gets from :func:`unit` and :func:`underflow`, plus the one final
+rounding, charged to the output itself: :func:`output_rounding`, ``u_half * |y| + eta_half / 2``
+with ``u_half`` = 2**-11 (float16) or 2**-8 (bfloat16) and ``y`` the reference output (the
+verifier adds it, :func:`half_output_bound`). The reference is computed in float64 from the same
+half inputs, so the inputs' own rounding is no error of the backend's; an op that rounds an
+intermediate result to half precision (a two-stage lowering) charges that rounding itself.
+An accumulator kept in half precision errs by about ``u_half * sqrt(n)`` times its partial sums,
+many times ``u_half * |y|``: caught (``harness.verify.mutants.half_precision_accumulation``).
 """
 
 from __future__ import annotations
@@ -43,26 +59,58 @@ from typing import Callable
 
 import numpy as np
 
+from harness.ops.args import HALF_DTYPES, accumulation_dtype
+
 #: Unit roundoff (half the machine epsilon) per dtype.
-UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53}
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53, "float16": 2.0**-11, "bfloat16": 2.0**-8}
 #: Smallest subnormal per dtype: the absolute error of one rounding in the underflow range is half of it.
-SMALLEST_SUBNORMAL = {"float32": float(np.finfo(np.float32).smallest_subnormal),
-                      "float64": float(np.finfo(np.float64).smallest_subnormal)}
+SMALLEST_SUBNORMAL = {name: float(np.finfo(name).smallest_subnormal)
+                      for name in ("float32", "float64", "float16", "bfloat16")}
 K_SIGMA = 3.0
 
 
 def unit(dtype: str) -> float:
-    """Rounding of the backend's dtype plus the float64 reference's."""
-    return UNIT_ROUNDOFF[dtype] + UNIT_ROUNDOFF["float64"]
+    """Rounding of the dtype the backend sums in (float32 for half dtypes) plus the float64 reference's."""
+    return UNIT_ROUNDOFF[accumulation_dtype(dtype)] + UNIT_ROUNDOFF["float64"]
 
 
 def underflow(dtype: str, n_terms) -> float:
     """Absolute error from ``n_terms + 2`` roundings that may land among the subnormals."""
-    return (np.asarray(n_terms, dtype=np.float64) + 2.0) * SMALLEST_SUBNORMAL[dtype]
+    return (np.asarray(n_terms, dtype=np.float64) + 2.0) * SMALLEST_SUBNORMAL[accumulation_dtype(dtype)]
+
+
+def output_rounding(dtype: str, y) -> np.ndarray | float:
+    """The one rounding of a float32 result ``y`` to a half-precision output: ``u_half * |y|``
+    plus half a half-precision subnormal (0 for float32/float64, whose outputs are the sums)."""
+    if dtype not in HALF_DTYPES:
+        return 0.0
+    return UNIT_ROUNDOFF[dtype] * np.abs(np.asarray(y, dtype=np.float64)) + 0.5 * SMALLEST_SUBNORMAL[dtype]
+
+
+def half_output_bound(dtype: str, bound, expected):
+    """``bound`` (of the sums) plus the final rounding to a half-precision output ``expected``.
+
+    An exact op (bound 0: maxima, indices) rounds nothing and keeps its bound of 0.
+    """
+    if dtype not in HALF_DTYPES or np.all(np.asarray(bound) == 0):
+        return bound
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bound + output_rounding(dtype, np.where(np.isfinite(expected), expected, 0.0))
+
+
+def storage_roundings(dtype: str, n_roundings, A) -> np.ndarray | float:
+    """``n`` roundings of intermediate results kept in a half dtype, each at most ``u_half * A``
+    (0 for float32/float64). For algorithms that store partial results in the op's dtype by
+    construction: a padding mode's backward folds border gradients in it, and torch's pooling
+    backward sums window shares in it."""
+    if dtype not in HALF_DTYPES:
+        return 0.0
+    return UNIT_ROUNDOFF[dtype] * float(n_roundings) * np.abs(np.asarray(A, dtype=np.float64))
 
 
 def gamma(dtype: str, n_terms, A) -> np.ndarray:
-    """The one formula: bound of a sum of ``n_terms`` rounded products of magnitude ``A``."""
+    """The one formula: bound of a sum of ``n_terms`` rounded products of magnitude ``A``
+    (in the accumulation dtype: float32 for a half dtype; see :func:`half_output_bound`)."""
     return unit(dtype) * (K_SIGMA * np.sqrt(n_terms) + 2.0) * np.abs(A) + underflow(dtype, n_terms)
 
 

@@ -6,6 +6,10 @@ the kernel, scaled by itself, into the output at ``stride`` steps. Sizes per axi
 
     OH = (H - 1) * stride - 2 * padding + dilation * (KH - 1) + output_padding + 1
 
+Per-side padding ``padding=((top, bottom), (left, right))`` (JAX ``lax`` / ONNX ``pads``
+style; torch has none for transposed convolutions) crops ``top`` rows of the uncropped output
+at the top and ``bottom`` at the bottom (``2 * padding`` above becomes ``top + bottom``).
+
 ``output_padding`` adds rows/columns at the bottom/right only; it picks one of the ``stride``
 input sizes that the forward conv maps to the same output size, so torch demands
 ``output_padding < stride`` or ``output_padding < dilation`` on each axis.
@@ -15,11 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from harness.ops.args import FLOAT_DTYPES, check_array, is_int, pair, positive_int
+from harness.ops.args import check_array, check_dtype, is_int, pair, positive_int
+from harness.ops.padding import per_side_pads
 
 #: Every feature a conv_transpose2d call can need beyond a plain stride-1 unpadded one.
 CONV_TRANSPOSE2D_FEATURES = frozenset(
-    {"bias", "stride", "padding", "output_padding", "dilation", "groups", "depthwise"}
+    {"bias", "stride", "padding", "asymmetric_padding", "output_padding", "dilation", "groups", "depthwise"}
 )
 
 
@@ -27,8 +32,9 @@ CONV_TRANSPOSE2D_FEATURES = frozenset(
 class ConvTranspose2dSpec:
     """A resolved conv_transpose2d problem. ``x`` is (N, C, H, W); ``w`` is (C, O/groups, KH, KW).
 
-    ``padding`` and ``output_padding`` are (height, width) pairs (torch allows no asymmetric
-    padding here).
+    ``padding`` (top, left) and ``output_padding`` are (height, width) pairs; ``padding_end``
+    is the (bottom, right) padding when it differs (None: symmetric, torch's only form);
+    :attr:`pads` gives all four.
     """
 
     N: int
@@ -45,14 +51,23 @@ class ConvTranspose2dSpec:
     groups: int = 1
     bias: bool = False
     dtype: str = "float32"
+    padding_end: tuple[int, int] | None = None
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """Explicit ``(top, bottom, left, right)`` cropped from the uncropped output."""
+        bottom, right = self.padding if self.padding_end is None else self.padding_end
+        return (self.padding[0], bottom, self.padding[1], right)
 
     @property
     def OH(self) -> int:
-        return _out_size(self.H, self.KH, self.stride[0], self.padding[0], self.output_padding[0], self.dilation[0])
+        top, bottom, _, _ = self.pads
+        return _out_size(self.H, self.KH, self.stride[0], top + bottom, self.output_padding[0], self.dilation[0])
 
     @property
     def OW(self) -> int:
-        return _out_size(self.W, self.KW, self.stride[1], self.padding[1], self.output_padding[1], self.dilation[1])
+        _, _, left, right = self.pads
+        return _out_size(self.W, self.KW, self.stride[1], left + right, self.output_padding[1], self.dilation[1])
 
     @property
     def x_shape(self) -> tuple[int, int, int, int]:
@@ -88,8 +103,11 @@ class ConvTranspose2dSpec:
             need.add("bias")
         if self.stride != (1, 1):
             need.add("stride")
-        if any(self.padding):
+        top, bottom, left, right = self.pads
+        if any(self.pads):
             need.add("padding")
+        if top != bottom or left != right:
+            need.add("asymmetric_padding")
         if any(self.output_padding):
             need.add("output_padding")
         if self.dilation != (1, 1):
@@ -110,8 +128,7 @@ class ConvTranspose2dSpec:
             raise ValueError(f"expected a 4-D input shape (N, C, H, W), got {x_shape}")
         if len(w_shape) != 4:
             raise ValueError(f"expected a 4-D weight shape (C, O/groups, KH, KW), got {w_shape}")
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
+        dtype = check_dtype(dtype)
         N, C, H, W = x_shape
         Cw, Og, KH, KW = w_shape
         groups = positive_int(groups, "groups")
@@ -129,8 +146,15 @@ class ConvTranspose2dSpec:
         if Og == 0:
             raise ValueError(f"weight has no output channels (O/groups=0, shape {w_shape}); "
                              "conv_transpose2d needs O >= 1")
+        per_side = per_side_pads(padding)
+        padding_end = None
+        if per_side is not None:
+            top, bottom, left, right = per_side
+            padding = (top, left)
+            padding_end = (bottom, right) if (bottom, right) != (top, left) else None
         spec = cls(
             N, C, H, W, Og * groups, KH, KW,
+            padding_end=padding_end,
             stride=pair(stride, "stride"),
             padding=pair(padding, "padding", minimum=0),
             output_padding=pair(output_padding, "output_padding", minimum=0),
@@ -140,8 +164,8 @@ class ConvTranspose2dSpec:
         return _checked(spec)
 
 
-def _out_size(size, k, stride, pad, out_pad, dilation) -> int:
-    return (size - 1) * stride - 2 * pad + dilation * (k - 1) + out_pad + 1
+def _out_size(size, k, stride, both_pads, out_pad, dilation) -> int:
+    return (size - 1) * stride - both_pads + dilation * (k - 1) + out_pad + 1
 
 
 def _checked(spec: ConvTranspose2dSpec) -> ConvTranspose2dSpec:
@@ -159,7 +183,7 @@ def _checked(spec: ConvTranspose2dSpec) -> ConvTranspose2dSpec:
         raise ValueError(f"conv_transpose2d needs a non-empty image, got H={spec.H}, W={spec.W}")
     if spec.OH < 1 or spec.OW < 1:
         raise ValueError(
-            f"output size {spec.OH}x{spec.OW} is too small: padding {spec.padding} removes more than "
+            f"output size {spec.OH}x{spec.OW} is too small: padding {spec.pads} removes more than "
             f"the transposed convolution produces from a {spec.H}x{spec.W} input; use less padding"
         )
     return spec

@@ -4,7 +4,8 @@ Two file formats live here:
 
 * ``<suite>.csv`` — one named layer per row, columns
   ``name,N,C,H,W,O,KH,KW,stride,padding,dilation,groups,op,notes``. ``stride``,
-  ``padding`` and ``dilation`` are ``k`` or ``h x w`` pairs written ``2x1``; ``N`` is empty
+  ``padding`` and ``dilation`` are ``k`` or ``h x w`` pairs written ``2x1`` (``padding`` also per
+  side, ``top:bottom`` or ``top:bottomxleft:right`` as in ``0:1x1:0``); ``N`` is empty
   unless the source fixes the batch; ``op`` is ``conv2d`` or an op the harness does not
   have yet (``conv_transpose2d``), which the benchmarks then skip with the reason.
 * ``<suite>.deepbench`` and ``<suite>.benchdnn`` — shape files in those tools' own

@@ -263,10 +263,9 @@ def parse_csv_rows(path: Path, prefix: str):
                 raise ValueError(f"duplicate layer name {row['name']!r}")
             labels.add(label)
             kh, kw = int(row["KH"]), int(row["KW"])
-            ph, pw = _pair(row["padding"])
             spec = Conv2dSpec(
                 N=1, C=int(row["C"]), H=int(row["H"]), W=int(row["W"]), O=int(row["O"]), KH=kh, KW=kw,
-                stride=_pair(row["stride"]), padding=(ph, ph, pw, pw),
+                stride=_pair(row["stride"]), padding=_pads(row["padding"]),
                 dilation=_pair(row["dilation"]), groups=int(row["groups"] or 1),
             ).with_()  # with_() re-validates
             own_batch = int(row["N"]) if row["N"].strip() else None
@@ -274,6 +273,24 @@ def parse_csv_rows(path: Path, prefix: str):
             raise ValueError(f"{path}, data row {lineno - 1}: {exc}") from None
         rows.append(Row(label, row["op"].strip() or "conv2d", spec, row["notes"].strip(), own_batch))
     return rows
+
+
+def _pads(text: str) -> tuple[int, int, int, int]:
+    """A CSV ``padding`` cell as ``(top, bottom, left, right)``: ``k``, ``hxw``, or per side
+    ``top:bottom`` (both axes) or ``top:bottomxleft:right`` (e.g. ``0:1x1:0``)."""
+    if ":" not in text:
+        ph, pw = _pair(text)
+        return (ph, ph, pw, pw)
+    axes = text.strip().lower().split("x")
+    if len(axes) == 1:
+        axes = axes * 2
+    sides = [axis.split(":") for axis in axes]
+    if len(sides) != 2 or any(len(side) != 2 for side in sides):
+        raise ValueError(f"expected per-side padding top:bottom or top:bottomxleft:right, got {text!r}")
+    pads = tuple(int(v) for side in sides for v in side)
+    if min(pads) < 0:
+        raise ValueError(f"padding must be non-negative, got {text!r}")
+    return pads
 
 
 def _pair(text: str) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness.ops.args import DTYPES, FLOAT_DTYPES, HALF_DTYPES
 from harness.ops.padding import pad_input
 from harness.backend.registry import get_backend, register_backend, unregister_backend, with_role
 from harness.verify.verifier import DEFAULT_CASES, verify
@@ -121,6 +122,21 @@ def float16_accumulation(x, w, b, spec):
     return y if b is None else y + b[:, None, None]
 
 
+def half_precision_accumulation(x, w, b, spec):
+    # float16/bfloat16: each input channel's products summed in float32, but the running sum over
+    # the channels kept in the half dtype (a kernel whose accumulator has the storage type)
+    if spec.dtype not in HALF_DTYPES:
+        return _correct(x, w, b, spec)
+    G, Cg = spec.groups, spec.C // spec.groups
+    one_channel = spec.with_(C=G, dtype="float32", bias=False)  # channel c of every group
+    acc = np.zeros(spec.out_shape, dtype=spec.dtype)
+    for c in range(Cg):
+        partial = _correct(np.ascontiguousarray(x[:, c::Cg], dtype=np.float32),
+                           np.ascontiguousarray(w[:, c:c + 1], dtype=np.float32), None, one_channel)
+        acc = acc + partial.astype(spec.dtype)  # rounded to the half dtype after every channel
+    return acc if b is None else acc + b[:, None, None]
+
+
 def wrong_output_dtype(x, w, b, spec):
     return _correct(x.astype(np.float64), w.astype(np.float64), None if b is None else b.astype(np.float64),
                     spec.with_(dtype="float64"))
@@ -206,6 +222,9 @@ SCALE_MUTANTS = ("channel_block_past_1024_dropped", "tile_past_64_columns_shifte
                  "group_index_past_32_wrapped", "depthwise_past_512_channels_wrapped",
                  "reduction_past_8192_truncated")
 
+#: Dtypes a mutant is registered with, where not float32 and float64 (the half-precision bugs).
+MUTANT_DTYPES = {"half_precision_accumulation": DTYPES}
+
 #: Every planted bug, by name.
 MUTANTS = {
     fn.__name__: fn
@@ -213,7 +232,7 @@ MUTANTS = {
         flipped_kernel, hw_swapped_kernel, padding_off_by_one_top, same_split_reversed,
         stride_ignored_on_width, dilation_ignored_on_width, groups_mapped_wrongly,
         depth_multiplier_mapped_wrongly, bias_dropped, bias_doubled, reflect_as_symmetric,
-        batch_elements_mixed, channel_block_dropped_for_large_c, float16_accumulation,
+        batch_elements_mixed, channel_block_dropped_for_large_c, float16_accumulation, half_precision_accumulation,
         wrong_output_dtype, input_modified_in_place, nan_turned_into_zero, last_output_row_cropped,
         channel_block_past_1024_dropped, tile_past_64_columns_shifted, batch_split_past_16_offset,
         group_index_past_32_wrapped, depthwise_past_512_channels_wrapped, reduction_past_8192_truncated,
@@ -233,7 +252,8 @@ def kill_report(cases: int = DEFAULT_CASES, seed: int = 0, names=None, *, table:
     rows = []
     for name in names or MUTANTS:
         backend = f"mutant_{name}"
-        register_backend(backend, conv2d=MUTANTS[name], replace=True, description=f"planted bug: {name}")
+        register_backend(backend, conv2d=MUTANTS[name], replace=True, description=f"planted bug: {name}",
+                         dtypes=MUTANT_DTYPES.get(name, FLOAT_DTYPES))
         try:
             report = verify(backend, cases=cases, seed=seed, max_failures=1, shrink_failures=False, table=table,
                             scale=scale)

@@ -45,7 +45,7 @@ def axis_columns(spec) -> dict:
         pair = getattr(inner, name, None)
         if isinstance(pair, tuple) and len(pair) == 2:
             out[f"{name}_h"], out[f"{name}_w"] = map(int, pair)
-    padding = getattr(inner, "padding", None)
+    padding = getattr(inner, "pads", None) or getattr(inner, "padding", None)  # pads: per-side pooling/transposed
     if isinstance(padding, tuple) and len(padding) == 4:
         out.update(zip(("pad_top", "pad_bottom", "pad_left", "pad_right"), map(int, padding)))
     elif isinstance(padding, tuple) and len(padding) == 2:  # pooling and transposed: symmetric per axis

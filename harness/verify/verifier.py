@@ -26,7 +26,7 @@ from harness.backend.plugins import plugin_file
 from harness.backend.registry import REFERENCE_OVERRIDES, get_backend, with_role
 from harness.errors import Unsupported
 from harness.ops.table import BoundContext, as_dtype, op_info, op_of
-from harness.ops.tolerance import compare, error_model
+from harness.ops.tolerance import compare, error_model, half_output_bound
 from harness.support.thread_alarm import interrupt_after
 from harness.verify import scale as scale_tier
 from harness.verify.sampled_check import conv2d_at, plane_magnitude_bound, sample_outputs, sampled_bound
@@ -130,8 +130,9 @@ def check_case(backend, case, *, reference: str | None = None,
     reference = get_backend(reference or reference_backend(declared.name))
     spec = case.spec
     why = declared.unsupported_reason(op.name, spec) or (
-        None if declared.nonfinite or case.fill not in ("nan", "inf")
-        else f"backend {declared.name!r} does not propagate NaN/Inf element-wise ({declared.model} error model)"
+        None if declared.propagates_nonfinite(case.dtype) or case.fill not in ("nan", "inf")
+        else f"backend {declared.name!r} does not propagate NaN/Inf element-wise in {case.dtype} "
+             f"({declared.model} error model)"
     )
     if why:
         return CaseResult(case, "unsupported", np.nan, np.nan, why, 0.0, False)
@@ -187,7 +188,9 @@ def expected_and_bounds(op: str, case, arrays, reference, model, exact: bool = F
             return [e.astype(spec.dtype).astype(np.float64) for e in expected], [0.0] * len(expected)
         A = run_case(reference, op, spec64, case.batched, info.magnitude_inputs(arrays64))
         ctx = BoundContext(model, lambda x, w, b, s: run_conv2d(reference, x, w, b, s))
-        return expected, list(info.bounds(ctx, case, arrays, A))
+        bounds = info.bounds(ctx, case, arrays, A)
+        # a half-precision output is rounded once more, from float32: charged to the output itself
+        return expected, [half_output_bound(spec.dtype, b, e) for b, e in zip(bounds, expected)]
 
 
 def shrink(backend, case, *, reference: str | None = None, attempts: int = SHRINK_ATTEMPTS):
@@ -234,6 +237,7 @@ def verify(
     progress: bool = False,
     scale: bool | None = None,
     budget_s: float | None = None,
+    dtypes=None,
 ) -> pd.DataFrame:
     """Cross-check ``backend`` against the float64 reference, one row per case.
 
@@ -258,6 +262,10 @@ def verify(
         ("not reached within the budget"); the extra random cases have no rows.
     seed : int
         Seeds the random cases; the same seed gives the same cases and data.
+    dtypes : iterable of str, optional
+        Only cases in these dtypes (table, random and scale tier); the random cases use those
+        the backend declares. Default: every dtype the backend declares (the table's rows in
+        other dtypes show as ``unsupported``).
     max_failures : int, optional
         Stop after this many failed cases (the rows run so far are returned).
     time_limit_s : float, optional
@@ -276,7 +284,8 @@ def verify(
         seconds, the case's fields, features, n_acc, reproducer and minimal.
     """
     declared, cases, scale = run_settings(backend, op, cases, budget_s, scale)
-    todo = planned_cases(declared, op, cases, seed, table=table, scale=scale)
+    wanted = wanted_dtypes(declared, dtypes)
+    todo = planned_cases(declared, op, cases, seed, table=table, scale=scale, dtypes=wanted)
     deadline = None if budget_s is None else time.perf_counter() + budget_s
     planner = scale_tier.TimePlanner(declared.name)
     results = []
@@ -300,7 +309,7 @@ def verify(
             break
         i += 1
         if i == len(todo) and deadline is not None and time.perf_counter() < deadline:
-            todo += _more_random(declared, op, cases + sum(s == "extra" for s, _ in todo), seed)
+            todo += _more_random(declared, op, cases + sum(s == "extra" for s, _ in todo), seed, wanted)
     if progress:
         sys.stderr.write("\n")
     return finish_report(declared, op, results, shrink_failures=shrink_failures)
@@ -329,7 +338,8 @@ def run_settings(backend, op: str, cases, budget_s, scale):
     return declared, cases, scale
 
 
-def planned_cases(declared, op: str, cases: int, seed: int, *, table: bool = True, scale: bool = False) -> list:
+def planned_cases(declared, op: str, cases: int, seed: int, *, table: bool = True, scale: bool = False,
+                  dtypes=None) -> list:
     """The ``(source, case)`` pairs a run checks, in order: the table, the random cases, the scale tier.
 
     Random case ``i`` is a function of ``(seed, i)`` alone (each index draws from its own generator,
@@ -337,9 +347,11 @@ def planned_cases(declared, op: str, cases: int, seed: int, *, table: bool = Tru
     list is what a serial run checks at those positions, whichever process checks it.
     """
     info = op_info(op)
-    todo = [("table", c) for c in (info.table_cases() if table else [])]
-    todo += [("random", c) for c in random_cases_within_limits(declared, op, cases, seed, declared.nonfinite)]
-    todo += [("scale", c) for c in (scale_tier.cases_for(declared, op, seed) if scale else [])]
+    todo = [("table", c) for c in (info.table_cases() if table else []) if dtypes is None or c.dtype in dtypes]
+    todo += [("random", c) for c in random_cases_within_limits(declared, op, cases, seed, declared.nonfinite,
+                                                               dtypes=dtypes)]
+    todo += [("scale", c) for c in (scale_tier.cases_for(declared, op, seed) if scale else [])
+             if dtypes is None or c.dtype in dtypes]
     return todo
 
 
@@ -357,9 +369,9 @@ def not_reached(case, budget_s: float) -> CaseResult:
     return CaseResult(case, "skipped", np.nan, np.nan, f"not reached within the budget of {budget_s:g} s", 0.0, False)
 
 
-def more_random(declared, op: str, done: int, seed: int) -> list:
+def more_random(declared, op: str, done: int, seed: int, dtypes=None) -> list:
     """The next :data:`EXTRA_CHUNK` ``("extra", case)`` pairs of the seeded random sequence after the first ``done``."""
-    return _more_random(declared, op, done, seed)
+    return _more_random(declared, op, done, seed, dtypes)
 
 
 def result_row(name: str, op: str, source: str, result: CaseResult) -> dict:
@@ -383,10 +395,23 @@ def finish_report(declared, op: str, results, *, shrink_failures: bool = True) -
     return report
 
 
-def _more_random(declared, op: str, done: int, seed: int) -> list:
+def _more_random(declared, op: str, done: int, seed: int, dtypes=None) -> list:
     """The next random cases of the seeded sequence after the first ``done`` (for a time budget)."""
-    more = random_cases_within_limits(declared, op, done + EXTRA_CHUNK, seed, declared.nonfinite)[done:]
+    more = random_cases_within_limits(declared, op, done + EXTRA_CHUNK, seed, declared.nonfinite, dtypes=dtypes)[done:]
     return [("extra", case) for case in more]
+
+
+def wanted_dtypes(declared, dtypes):
+    """``dtypes`` as a tuple of names (None: no restriction); Unsupported when the backend declares none of them."""
+    if dtypes is None:
+        return None
+    from harness.ops.args import check_dtype
+
+    wanted = tuple(dict.fromkeys(check_dtype(d) for d in ([dtypes] if isinstance(dtypes, str) else dtypes)))
+    if not set(wanted) & set(declared.dtypes):
+        raise Unsupported(f"backend {declared.name!r} does not support dtype(s) {', '.join(wanted)} "
+                          f"(it declares {', '.join(sorted(declared.dtypes))})")
+    return wanted
 
 
 def _check_tier_case(declared, case, planner, seed: int) -> CaseResult:
@@ -455,6 +480,7 @@ def check_case_sampled(backend, case, *, seed: int = 0,
         expected, bound = expected.astype(spec.dtype).astype(np.float64), 0.0
     else:
         bound = sampled_bound(declared.model, spec, A, index, plane_magnitude_bound(x4, w, b, spec))
+        bound = half_output_bound(spec.dtype, bound, expected)
     verdict = compare(np.asarray(y4[index], dtype=np.float64), expected, bound)
     status = "passed" if verdict.passed else "failed"
     message = verdict.message
@@ -469,7 +495,7 @@ def check_case_sampled(backend, case, *, seed: int = 0,
     return CaseResult(case, status, verdict.max_units, verdict.max_abs_err, message, seconds, exact)
 
 
-def random_cases_within_limits(declared, op: str, count: int, seed: int, nonfinite: bool) -> list:
+def random_cases_within_limits(declared, op: str, count: int, seed: int, nonfinite: bool, dtypes=None) -> list:
     """``count`` seeded random cases of ``op`` on ``declared``'s features and dtypes, within its limits.
 
     A backend with limits beyond its features (``Backend.limits``: Winograd's 3x3 stride-1
@@ -479,9 +505,10 @@ def random_cases_within_limits(declared, op: str, count: int, seed: int, nonfini
     """
     info = op_info(op)
     features = declared.features.get(op, ())
+    declared_dtypes = declared.dtypes if dtypes is None else frozenset(declared.dtypes) & set(dtypes)
     drawn = count
     while True:
-        pool = info.random_cases(features, declared.dtypes, drawn, seed, nonfinite=nonfinite)
+        pool = info.random_cases(features, declared_dtypes, drawn, seed, nonfinite=nonfinite)
         within = [case for case in pool if declared.limits(op, case.spec) is None]
         if len(within) >= count or len(pool) < drawn or drawn >= 64 * max(count, 1):
             return within[:count]

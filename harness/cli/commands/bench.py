@@ -39,7 +39,7 @@ def register(sub) -> None:
                              "'auto:estimate' by the cost model, 'auto:torch' with torch a candidate")
     parser.add_argument("--batch", type=positive_int_list, default=None,
                         help="batch size(s), comma-separated (default: the file's own, else 1,8)")
-    parser.add_argument("--dtype", type=float_dtype_list, default="float32", help="float32, float64 or both comma-separated")
+    parser.add_argument("--dtype", type=float_dtype_list, default="float32", help="float32, float64, float16, bfloat16 (comma-separated for several; a backend that does not declare a dtype skips its rows with the reason)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="threads for every backend (default: the cores other processes leave free)")
     parser.add_argument("--repeat", type=positive_int, default=paired.MIN_ROUNDS, metavar="N",

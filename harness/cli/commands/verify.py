@@ -16,7 +16,7 @@ from harness.backend.registry import backends, get_backend
 from harness.support.results_io import REPORTS, RunHistory, write_csv
 from harness.support.render import fit_table
 from harness.verify.verifier import DEFAULT_CASES, summarize, verify
-from harness.cli.args import non_negative_int, positive_float
+from harness.cli.args import float_dtype_list, non_negative_int, positive_float
 from harness.cli.cluster_options import add_cluster_options, cluster_from_args
 from harness.distributed.errors import ClusterError
 
@@ -49,6 +49,9 @@ def register(sub) -> None:
     parser.add_argument("--op", action="append", default=[], metavar="OP",
                         help="op to verify (repeatable or comma-separated; 'all' = every op; default conv2d). "
                              "A backend without the op is skipped; NAME:lowered verifies a backend's lowered path")
+    parser.add_argument("--dtype", type=float_dtype_list, default=None, metavar="DTYPE",
+                        help="only cases in these dtypes (float32, float64, float16, bfloat16; comma-separated); "
+                             "default: every dtype each backend declares. A backend declaring none of them is skipped")
     parser.add_argument("--out", default=None, metavar="CSV",
                         help="write every case's row here (default reports/verify.csv)")
     parser.add_argument("--determinism", action="store_true",
@@ -119,11 +122,16 @@ def run(args) -> int:
                         if (len(ops) == 1 or op == "conv2d") and not name.endswith(":lowered"):
                             raise Unsupported(f"backend {name!r} does not implement {op}")
                         continue
+                    if args.dtype and not set(args.dtype) & set(get_backend(name).dtypes):
+                        print(f"skipping {name} {op}: it declares none of the dtypes {', '.join(args.dtype)}",
+                              file=sys.stderr)
+                        continue
                     how = get_backend(name).op_impl(op)
                     print(f"verifying {name} {op} ({how}; {plan}, seed {args.seed})", file=sys.stderr)
                     reports.append(_verifier(client)(
                         name, op=op, cases=args.cases, seed=args.seed, budget_s=args.budget_seconds,
-                        scale=False if args.no_scale else None, on_result=lambda row: history.add([row]),
+                        scale=False if args.no_scale else None, dtypes=args.dtype,
+                        on_result=lambda row: history.add([row]),
                         progress=not args.no_progress and sys.stderr.isatty()))
     except KeyboardInterrupt:
         history.save_finished()
@@ -134,6 +142,8 @@ def run(args) -> int:
         history.save_finished()
         raise ClusterError(f"{exc}; the {len(history.rows)} finished case(s) are in {out} and {history.path}") \
             from None
+    if not reports:  # every backend was skipped: none declares the dtypes asked for
+        raise Unsupported(f"no backend among {', '.join(names)} declares the dtype(s) {', '.join(args.dtype or [])}")
     report = pd.concat(reports, ignore_index=True)
     write_csv(report, out)
     if getattr(args, "json", False):

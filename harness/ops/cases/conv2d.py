@@ -25,13 +25,15 @@ import numpy as np
 
 from harness.ops.cases.tools import CaseBase, as_pair, both_dtypes, draw_cases, in_layout, pair_arg, pick, plain_args, \
     plant_nonfinite, set_axis, shrink_image, valid
+from harness.ops.args import HALF_DTYPES
 from harness.ops.conv_spec import Conv2dSpec
 from harness.ops.cases.extreme import EXTREME_FILLS, bias_scale, input_scale, near_max_conv2d
 
 EXACT_X_MAX = 32
 EXACT_W_MAX = 32
 EXACT_B_MAX = 1024
-MANTISSA_BITS = {"float32": 24, "float64": 53}
+#: Significant bits of the dtype the sums are carried in (half dtypes sum in float32, then round once).
+MANTISSA_BITS = {"float32": 24, "float64": 53, "float16": 24, "bfloat16": 24}
 
 FILL_SCALES = {"huge": 1e15, "tiny": 1e-15}
 
@@ -154,6 +156,10 @@ def error_inputs() -> list[tuple]:
         ("stride-bool", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), stride=True), TypeError, r"stride"),
         ("dilation-zero", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), dilation=0), ValueError, r"dilation must be positive"),
         ("padding-negative", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding=-1), ValueError, r"padding must be non-negative"),
+        ("padding-per-side-negative", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding=((0, -1), (1, 1))),
+         ValueError, r"padding must be non-negative"),
+        ("padding-per-side-triple", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding=((0, 1, 2), (1, 1))),
+         TypeError, r"\(\(top, bottom\), \(left, right\)\)"),
         ("padding-string", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding="half"), ValueError, r"same.*valid.*full"),
         ("same-strided", dict(x=arr(1, 3, 5, 5), w=arr(2, 3, 3, 3), padding="same", stride=2), ValueError, r"strided"),
         ("no-input-channels", dict(x=arr(1, 0, 5, 5), w=arr(2, 0, 3, 3)), ValueError, r"no channels \(C=0"),
@@ -207,7 +213,39 @@ def table_cases() -> list[Conv2dCase]:
         C((1, 4, 12, 12), (4, 4, 3, 3), bias=True, padding=1, fill="near_max"),
     ]
     exact = [case for case in rows if case.fill == "exact"]
-    return both_dtypes([case for case in rows if case.fill != "exact"]) + exact
+    return (both_dtypes([case for case in rows if case.fill != "exact"]) + exact + half_table_cases()
+            + per_side_table_cases())
+
+
+def half_table_cases() -> list[Conv2dCase]:
+    """float16 and bfloat16 rows: long reductions (where a half-precision accumulator drifts),
+    exact integer data (bit-exact after the one final rounding), bias, groups, 'same'."""
+    C = Conv2dCase
+    rows = [
+        C((2, 4, 7, 7), (6, 4, 3, 3), bias=True, padding=1),
+        C((1, 64, 6, 6), (4, 64, 3, 3), padding=1),  # 576 terms
+        C((1, 130, 4, 4), (3, 130, 3, 3), bias=True, padding=1, fill="exact"),
+        C((2, 4, 6, 6), (6, 2, 3, 3), bias=True, groups=2, stride=2),
+        C((1, 4, 6, 6), (8, 1, 3, 3), groups=4, padding="same"),
+        C((1, 3, 10, 10), (4, 3, 2, 2), padding=((0, 1), (1, 0))),
+        C((1, 4, 12, 12), (4, 4, 3, 3), bias=True, padding=1, fill="near_max"),
+        C((1, 3, 6, 6), (2, 3, 3, 3), padding=1, fill="nan"),
+    ]
+    return [replace(case, dtype=dt) for case in rows for dt in HALF_DTYPES]
+
+
+def per_side_table_cases() -> list[Conv2dCase]:
+    """Explicit per-side padding ``((top, bottom), (left, right))`` and ONNX's SAME_LOWER split."""
+    C = Conv2dCase
+    return [
+        C((1, 3, 7, 8), (4, 3, 3, 3), padding=((0, 2), (1, 0))),
+        C((2, 3, 7, 8), (4, 3, 3, 2), bias=True, stride=2, padding=((2, 1), (0, 3))),
+        C((1, 2, 6, 6), (3, 2, 3, 3), padding=((1, 2), (2, 0)), padding_mode="reflect"),
+        C((1, 2, 6, 6), (3, 2, 3, 3), padding=((0, 1), (1, 1)), padding_mode="circular", dilation=2),
+        C((1, 3, 9, 9), (4, 3, 2, 3), padding="same_lower", dilation=3),
+        C((1, 3, 10, 10), (4, 3, 2, 2), padding="same_lower"),
+        C((3, 6, 6), (2, 3, 2, 2), bias=True, padding="same_lower", padding_mode="replicate"),
+    ]
 
 
 # -- the random sampler ------------------------------------------------------------------
@@ -222,6 +260,14 @@ def random_cases(features, dtypes, count: int, seed: int, nonfinite: bool = True
         return draw_case(rng, wanted, forced, dtype, nonfinite_ok, seed=int(rng.integers(2**31)))
 
     return draw_cases(draw, features, dtypes, count, seed, nonfinite)
+
+
+def per_side_padding(rng) -> tuple:
+    """A random ``((top, bottom), (left, right))`` in 0..3 with at least one axis uneven."""
+    top, bottom, left, right = (int(v) for v in rng.integers(0, 4, size=4))
+    if top == bottom and left == right:
+        bottom = (top + 1) % 4
+    return ((top, bottom), (left, right))
 
 
 def draw_case(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int) -> Conv2dCase | None:
@@ -243,11 +289,18 @@ def draw_case(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int) 
     stride = pair_arg(rng, 1, 4) if "stride" in wanted else pick(rng, [1, (1, 1)])
     dilation = pair_arg(rng, 1, 4) if "dilation" in wanted else 1
     strided = stride not in (1, (1, 1))
-    # padding: 'same' is the only source of asymmetric padding and needs stride 1
+    # asymmetric padding: 'same' / 'same_lower' (odd d*(k-1)) or explicit ((top, bottom), (left, right))
     padding_mode = "zeros"
-    if "asymmetric_padding" in wanted and not strided:
-        padding = "same"
-        KH += (KH % 2 == 1 and as_pair(dilation)[0] % 2 == 1)  # make d*(k-1) odd on the height axis
+    if "asymmetric_padding" in wanted:
+        form = pick(rng, ["same", "same_lower", "per_side"] if not strided else ["same_lower", "per_side"])
+        if form == "per_side":
+            padding = per_side_padding(rng)
+        else:
+            padding = form
+            KH += (KH % 2 == 1 and as_pair(dilation)[0] % 2 == 1)  # make d*(k-1) odd on the height axis
+        modes = sorted(f.split("=")[1] for f in wanted if f.startswith("padding_mode="))
+        if modes and rng.random() < 0.5:
+            padding_mode = pick(rng, modes)
     elif "padding" in wanted or any(f.startswith("padding_mode=") for f in wanted):
         padding = pick(rng, ["int", "pair", "same", "full"])
         if padding in ("same",) and strided:
@@ -271,6 +324,12 @@ def draw_case(rng, wanted: set, forced, dtype: str, nonfinite: bool, seed: int) 
     fills = ["normal", "exact", "huge", "near_max", "tiny", "subnormal", "nan", "inf"]
     fill = pick(rng, fills, p=[0.62, 0.24, 0.015, 0.015, 0.015, 0.015, 0.04, 0.04] if nonfinite
                 else [0.7, 0.24, 0.015, 0.015, 0.015, 0.015, 0, 0])
+    if dtype in HALF_DTYPES and fill in FILL_SCALES:  # 1e+-15 is outside float16's range
+        fill = "normal"
+    if dtype == "bfloat16" and fill == "subnormal":
+        # bfloat16's subnormals are float32's (checked in float32 cases); torch's bfloat16 CPU
+        # kernels (oneDNN) read them as zero, a flush-to-zero this fill would report as a failure
+        fill = "normal"
     layout = pick(rng, ["contiguous", "channels_last", "strided"], p=[0.7, 0.15, 0.15])
     case = Conv2dCase(
         x_shape=(C, H, W) if unbatched else (N, C, H, W),

@@ -164,6 +164,12 @@ def max_pool_table(backward: bool = False) -> list:
         cls((1, 2, 6, 6), 3, 2, 1, fill="nan"),
         cls((1, 2, 6, 6), 2, fill="inf", dtype="float64"),
         cls((1, 1, 1, 1), 1),
+        # per-side padding ((top, bottom), (left, right)): windows start at -top, overhang is clipped
+        cls((1, 2, 7, 9), 3, 2, ((0, 1), (1, 0)), fill="ties"),
+        cls((1, 2, 7, 9), (3, 2), 2, ((1, 0), (0, 1)), (1, 2), ceil_mode=True),
+        cls((2, 2, 6, 7), 4, (3, 2), ((2, 0), (1, 2)), ceil_mode=True, fill="inf", dtype="float64"),
+        cls((1, 2, 5, 6), 3, 2, ((1, 0), (0, 1)), dtype="float16"),
+        cls((1, 2, 5, 6), 2, 1, dtype="bfloat16", fill="ties"),
     ]
     return rows
 
@@ -186,6 +192,13 @@ def avg_pool_table(backward: bool = False) -> list:
         cls((1, 2, 6, 6), 3, 2, 1, fill="nan"),
         cls((1, 2, 6, 6), 2, fill="inf", dtype="float64"),
         cls((1, 2, 2, 2), 3, 3, 1, ceil_mode=True),  # one window, mostly padding
+        # per-side padding: divisors count the padding on the padded side only
+        cls((1, 2, 7, 8), 3, 2, ((0, 1), (1, 0))),
+        cls((1, 2, 7, 8), 3, 2, ((1, 0), (0, 1)), ceil_mode=True, count_include_pad=False),
+        cls((1, 2, 7, 8), (4, 3), (3, 2), ((2, 0), (1, 1)), ceil_mode=True, dtype="float64"),
+        cls((1, 2, 7, 8), 3, 2, ((0, 1), (1, 1)), divisor_override=4),
+        cls((2, 3, 6, 6), 3, 2, 1, dtype="float16"),
+        cls((2, 3, 6, 6), 3, 2, ((1, 0), (1, 0)), dtype="bfloat16", count_include_pad=False),
     ]
     return rows
 
@@ -212,6 +225,10 @@ def pool_random_cases(cls, features, dtypes, count: int, seed: int, nonfinite: b
         stride = pair_arg(rng, 1, 4) if "stride" in wanted else pick(rng, [None, kernel_arg])
         padding = (int(rng.integers(0, kernel[0] // 2 + 1)), int(rng.integers(0, kernel[1] // 2 + 1))) \
             if "padding" in wanted else 0
+        if "asymmetric_padding" in wanted:  # ((top, bottom), (left, right)), each side <= kernel // 2
+            top, bottom, left, right = (int(rng.integers(0, k // 2 + 1)) for k in (kernel[0], kernel[0],
+                                                                                   kernel[1], kernel[1]))
+            padding = ((top, bottom), (left, right))
         dilation = pair_arg(rng, 1, 3) if "dilation" in wanted and cls.KIND == "max" else 1
         divisor = int(pick(rng, [-3, -1, 1, 2, 5])) if "divisor_override" in wanted else None
         extent = [d * (k - 1) + 1 for d, k in zip(as_pair(dilation), kernel)]
@@ -276,6 +293,9 @@ def error_inputs(op: str) -> list[tuple]:
         ("avg_pool2d", dict(kernel_size=3, divisor_override=0), ValueError, "divisor_override must be non-zero"),
         ("avg_pool2d", dict(kernel_size=3, padding=2), ValueError, "at most half of the kernel"),
         ("avg_pool2d", dict(kernel_size=3, divisor_override=1.5), TypeError, "divisor_override must be an int"),
+        ("max_pool2d", dict(kernel_size=3, padding=((0, 2), (0, 0))), ValueError,
+         r"kernel size: got padding \(top, bottom, left, right\)=\(0, 2, 0, 0\)"),
+        ("avg_pool2d", dict(kernel_size=3, padding=((0, -1), (1, 1))), ValueError, r"non-negative, got \(\(0, -1\)"),
         ("adaptive_avg_pool2d", dict(output_size=-1), ValueError, "non-negative"),
         ("adaptive_max_pool2d", dict(output_size=(2, 2, 2)), TypeError, "output_size"),
     ]

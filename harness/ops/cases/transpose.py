@@ -8,6 +8,7 @@ import numpy as np
 
 from harness.ops.cases.tools import CaseBase, as_pair, both_dtypes, draw_cases, fill, laid_out, pair_arg, pick, plain_args, \
     shrink_image, valid
+from harness.ops.args import HALF_DTYPES
 from harness.ops.cases.conv2d import exact_term_limit
 from harness.ops.transpose_spec import ConvTranspose2dSpec
 
@@ -111,7 +112,16 @@ def table_cases() -> list[ConvTranspose2dCase]:
     ]
     exact = [T((1, 96, 4, 4), (96, 3, 3, 3), bias=True, stride=2, fill="exact"),
              T((2, 3, 5, 5), (3, 2, 3, 3), padding=1, fill="exact", dtype="float64")]
-    return both_dtypes(rows) + exact
+    per_side = [  # ((top, bottom), (left, right)): the uncropped output cropped unevenly
+        T((1, 3, 5, 6), (3, 2, 3, 3), stride=2, padding=((0, 1), (1, 0)), output_padding=1),
+        T((2, 4, 4, 5), (4, 2, 3, 2), bias=True, stride=(2, 3), padding=((2, 0), (0, 1)), groups=2),
+        T((1, 3, 4, 4), (3, 2, 3, 3), dilation=2, padding=((3, 1), (0, 2))),  # crops past the dilated kernel
+    ]
+    half = [T((2, 4, 5, 5), (4, 3, 3, 3), bias=True, stride=2, padding=1, output_padding=1),
+            T((1, 96, 4, 4), (96, 3, 3, 3), bias=True, stride=2, fill="exact"),
+            T((1, 3, 5, 6), (3, 2, 3, 3), stride=2, padding=((0, 1), (1, 0)))]
+    return (both_dtypes(rows + per_side) + exact
+            + [replace(case, dtype=dt) for case in half for dt in HALF_DTYPES])
 
 
 def random_cases(features, dtypes, count: int, seed: int, nonfinite: bool = True) -> list[ConvTranspose2dCase]:
@@ -141,6 +151,9 @@ def _draw(rng, wanted, forced, dtype, nonfinite):
     padding = (int(rng.integers(0, 3)), int(rng.integers(0, 3))) if "padding" in wanted else 0
     if isinstance(padding, tuple) and padding[0] == padding[1] and rng.random() < 0.5:
         padding = padding[0]
+    if "asymmetric_padding" in wanted:  # ((top, bottom), (left, right))
+        top, bottom, left, right = (int(v) for v in rng.integers(0, 3, size=4))
+        padding = ((top, bottom), (left, (right + 1) % 3 if (top, left) == (bottom, right) else right))
     H, W = (int(v) for v in rng.integers(1, 10, size=2))
     N = pick(rng, [0, 1, 2, 3], p=[0.05, 0.45, 0.3, 0.2])
     unbatched = N == 1 and rng.random() < 0.2
