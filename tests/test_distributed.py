@@ -114,6 +114,29 @@ def test_the_per_case_limit_also_stops_a_case_in_a_worker_thread():
     assert caught == ["no result after the per-case limit of 0.2 s", "after"]
 
 
+def test_a_delivered_interrupt_is_not_withdrawn(monkeypatch):
+    # withdrawing (SetAsyncExc with NULL) after delivery left CPython 3.11's pending flag set once the
+    # thread was gone: every thread then ran the eval loop's slow path (a later hypothesis test hung)
+    from harness.support import thread_alarm
+
+    calls = []
+    real = thread_alarm._set_async_exc
+    monkeypatch.setattr(thread_alarm, "_set_async_exc", lambda tid, exc: calls.append(exc) or real(tid, exc))
+
+    def spin():
+        try:
+            with thread_alarm.interrupt_after(0.1, lambda: CaseTimeout("stop")):
+                while True:
+                    pass
+        except CaseTimeout:
+            pass
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive() and len(calls) == 1 and calls[0] is not None
+
+
 # -- on a local cluster of two worker processes --------------------------------------------
 def test_sharded_run_checks_the_serial_cases_and_reaches_the_same_verdicts(client, tmp_path):
     serial = harness.verify("naive", cases=16, seed=5, scale=False)

@@ -193,6 +193,12 @@ def resolve_padding(padding, kernel, stride, dilation) -> tuple:
     return tuple((p, p) for p in ntuple(padding, n, "padding", minimum=0))
 
 
+def _check_nd_dtype(op: str, dtype: str) -> None:
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op} takes float32 or float64, got {dtype!r} (half precision is implemented for the "
+                        "2-D ops only: up-cast the arrays with .astype(np.float32))")
+
+
 def conv_nd_from_shapes(op: str, x_shape, w_shape, *, bias=False, stride=1, padding=0, dilation=1, groups=1,
                         padding_mode="zeros", dtype="float32") -> ConvNdSpec:
     """Resolve torch-style arguments for a batched input shape (N, C, *size) and a weight shape."""
@@ -203,8 +209,7 @@ def conv_nd_from_shapes(op: str, x_shape, w_shape, *, bias=False, stride=1, padd
     N, C, *size = x_shape
     O, Cg, *kernel = w_shape
     groups = positive_int(groups, "groups")
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
+    _check_nd_dtype(op, dtype)
     if C % groups:
         raise ValueError(f"input channels C={C} are not divisible by groups={groups}")
     if O % groups:
@@ -339,8 +344,7 @@ def conv_transpose_nd_from_shapes(op: str, x_shape, w_shape, *, bias=False, stri
     n = len(w_shape) - 2
     if n < 1 or len(x_shape) != n + 2:
         raise ValueError(f"{op}: input shape {x_shape} and weight shape {w_shape} do not have matching ranks")
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
+    _check_nd_dtype(op, dtype)
     N, C, *size = x_shape
     Cw, Og, *kernel = w_shape
     groups = positive_int(groups, "groups")

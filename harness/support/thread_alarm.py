@@ -57,15 +57,21 @@ def interrupt_after(seconds: float, make_exception, *, postpone=None, postpone_s
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
     timer.start()
+    delivered = False
     try:
         yield
+    except BaseException as exc:
+        delivered = "raised" in state and isinstance(exc, state["raised"])
+        raise
     finally:
         with lock:
             state["inside"] = False
             timer.cancel()
-            if "raised" in state:
-                # fired but maybe not yet delivered (the block ended first): withdraw it, so it cannot
-                # surface later in unrelated code
+            if "raised" in state and not delivered:
+                # fired but not delivered (the block ended first): withdraw it, so it cannot surface
+                # later in unrelated code. Only then: on CPython 3.11 a withdrawal leaves the
+                # interpreter's "async exception pending" flag set once the thread is gone, and every
+                # thread then takes the eval loop's slow path for good (hypothesis ran 1000x slower).
                 _set_async_exc(target, None)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.ops.cases.conv_nd import n_arg, shrink_nd
+from harness.ops.cases.conv_nd import n_arg, nd_dtypes, shrink_nd
 from harness.ops.cases.tools import CaseBase, draw_cases, fill, laid_out, pick, plain_args, valid
 from harness.ops.pool_nd_spec import pool_nd_spec
 
@@ -158,7 +158,7 @@ def pool_nd_random_cases(cls):
                 return None
             return case
 
-        return draw_cases(draw, features, dtypes, count, seed, nonfinite)
+        return draw_cases(draw, features, nd_dtypes(dtypes), count, seed, nonfinite)
 
     return random_cases
 
