@@ -19,6 +19,8 @@ import numpy as np
 from harness.ops.lowering_nd import pad_nd, pad_nd_adjoint, tap_window
 from harness.ops.pool_nd_spec import avg_divisors_nd
 
+from ._naive_ops import max_scan
+
 ALL = slice(None)
 
 
@@ -102,8 +104,7 @@ def _max_pool(x64, spec):
     index = np.full(spec.out_shape, -1, dtype=np.int64)
     for where, inside, flat in _window_taps(spec):
         value = x64[(ALL, ALL, *where)]
-        take = inside & ((value > best) | np.isnan(value) | (index < 0))  # torch's scan
-        best, index = np.where(take, value, best), np.where(take, flat, index)
+        best, index = max_scan(best, index, value, flat, inside)
     return best, index
 
 

@@ -51,7 +51,7 @@ def _taps(spec):
             yield np.clip(rows, 0, spec.H - 1), np.clip(cols, 0, spec.W - 1), inside
 
 
-def _max_scan(best, index, value, flat, inside):
+def max_scan(best, index, value, flat, inside):
     """One step of torch's scan: take a value that is larger, or NaN, or the window's first."""
     take = inside & ((value > best) | np.isnan(value) | (index < 0))
     return np.where(take, value, best), np.where(take, flat, index)
@@ -62,7 +62,7 @@ def _max_pool_indices(x64, spec):
     index = np.full(spec.out_shape, -1, dtype=np.int64)
     for rows, cols, inside in _taps(spec):
         value = x64[:, :, rows[:, None], cols[None, :]]
-        best, index = _max_scan(best, index, value, rows[:, None] * spec.W + cols[None, :], inside)
+        best, index = max_scan(best, index, value, rows[:, None] * spec.W + cols[None, :], inside)
     return best, index
 
 
@@ -103,7 +103,7 @@ def adaptive_max_pool2d(x, spec):
             where = np.full(spec.out_shape[:2], -1, dtype=np.int64)
             for r in range(r0, r1):
                 for c in range(c0, c1):
-                    best, where = _max_scan(best, where, x64[:, :, r, c], r * spec.W + c, everywhere)
+                    best, where = max_scan(best, where, x64[:, :, r, c], r * spec.W + c, everywhere)
             y[:, :, i, j], index[:, :, i, j] = best, where
     return y.astype(spec.dtype), (index if spec.return_indices else None)
 
