@@ -18,6 +18,7 @@ from harness.cli import main
 from harness.distributed.cluster import cluster_client
 from harness.distributed.errors import ClusterError, WorkerPluginError
 from harness.distributed.sharded_verify import shards, verify_on_cluster
+from harness.verify.scale import work as scale_work
 from harness.ops.table import op_info
 from harness.report import fleet as fleet_report
 from harness.support.thread_alarm import interrupt_after
@@ -82,12 +83,17 @@ def test_random_case_i_is_a_function_of_seed_and_i_alone():
     assert info.random_cases({"stride"}, {"float32"}, 30, 3)[:20] == info.random_cases({"stride"}, {"float32"}, 20, 3)
 
 
-def test_shards_cover_the_plan_once_in_order_with_the_scale_tier_whole():
+def test_shards_cover_the_plan_once_in_order_with_the_scale_tier_dealt_evenly():
     declared = harness.get_backend("naive")
     todo = planned_cases(declared, "conv2d", 30, 0, table=True, scale=True)
     parts = shards(todo, workers=2)
     tier = [p for p in parts if p[0][1] == "scale"]
-    assert len(tier) == 1 and [s for _, s, _ in tier[0]] == ["scale"] * sum(s == "scale" for s, _ in todo)
+    assert len(tier) == 2 and all(s == "scale" for p in tier for _, s, _ in p)
+    assert sum(len(p) for p in tier) == sum(s == "scale" for s, _ in todo)
+    assert abs(len(tier[0]) - len(tier[1])) <= 1
+    work = [sum(scale_work(c) for _, _, c in p) for p in tier]  # the largest two cases go to different tasks
+    assert max(work) / min(work) < 3
+    assert len(shards(todo, workers=1)[0]) == len(tier[0]) + len(tier[1])  # one worker: the tier whole
     flat = sorted(item[0] for part in parts for item in part)
     assert flat == list(range(len(todo)))
     assert all([i for i, _, _ in p] == sorted(i for i, _, _ in p) for p in parts)  # contiguous runs, in order

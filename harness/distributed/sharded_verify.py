@@ -4,8 +4,9 @@ The client plans the run exactly as :func:`harness.verify.verifier.verify` does
 (:func:`~harness.verify.verifier.planned_cases`: table, random cases, scale tier; random case
 ``i`` is a function of the seed and ``i`` alone) and sends the planned cases, a few dozen per
 task, to the workers, which build each case's arrays from its own seed and judge it with the
-verifier's own checks. The scale tier stays one task, run in order: its time planner skips a
-case from the rates measured on the smaller tier cases before it, as in a serial run.
+verifier's own checks. The scale tier (most of a slow backend's time) is dealt over one task
+per worker, each in order of size: each task's time planner skips a case from the rates measured
+on the smaller tier cases before it in that task, as a serial run does on all of them.
 
 Results stream back as tasks finish (``as_completed``); only the client writes them (through
 ``on_result``), so a run interrupted, or a worker lost, keeps every case already returned. A
@@ -16,9 +17,11 @@ worker that dies takes its running task with it; the scheduler gives that task t
 from __future__ import annotations
 
 import math
+import os
 import socket
 import sys
 import time
+from collections import Counter
 
 from harness.backend.registry import get_backend
 from harness.distributed.cluster import cancel_unfinished
@@ -38,8 +41,8 @@ TASKS_PER_WORKER = 4
 def shards(todo, workers: int, size: int | None = None) -> list[list[tuple]]:
     """Cut planned ``(source, case)`` pairs into tasks of ``(position, source, case)`` items.
 
-    The scale tier is one task, in order (its time planner reads the cases before each one);
-    the other cases go in contiguous runs of ``size`` (default: enough for
+    The scale tier is dealt over ``workers`` tasks (:func:`tier_shards`), each in the plan's order
+    of size; the other cases go in contiguous runs of ``size`` (default: enough for
     :data:`TASKS_PER_WORKER` tasks per worker, at most :data:`SHARD_CASES` cases).
     """
     items = [(position, source, case) for position, (source, case) in enumerate(todo)]
@@ -47,19 +50,45 @@ def shards(todo, workers: int, size: int | None = None) -> list[list[tuple]]:
     rest = [item for item in items if item[1] != "scale"]
     if size is None:
         size = max(1, min(SHARD_CASES, math.ceil(len(rest) / (TASKS_PER_WORKER * max(1, workers)))))
-    return ([tier] if tier else []) + [rest[k:k + size] for k in range(0, len(rest), size)]
+    return tier_shards(tier, workers) + [rest[k:k + size] for k in range(0, len(rest), size)]
+
+
+def tier_shards(tier: list, workers: int) -> list[list]:
+    """The tier's items (smallest work first) dealt over ``workers`` tasks back and forth
+    (0, 1, .., w-1, w-1, .., 0, ..), so that the tasks get about the same work and each still
+    runs its cases smallest first, learning its rate before the large ones."""
+    parts = [[] for _ in range(max(1, min(workers, len(tier))))]
+    for k, item in enumerate(tier):
+        lap, place = divmod(k, len(parts))
+        parts[place if lap % 2 == 0 else len(parts) - 1 - place].append(item)
+    return [part for part in parts if part]
+
+
+def cores_per_worker(client) -> dict[str, int]:
+    """``{worker address: threads}``: each machine's cores shared among the worker processes on it."""
+    cores = client.run(os.cpu_count)
+    hosts = Counter(_host(address) for address in cores)
+    return {address: max(1, (count or 1) // hosts[_host(address)]) for address, count in cores.items()}
+
+
+def _host(address: str) -> str:
+    return address.rsplit(":", 1)[0]
 
 
 def check_shard(backend: str, op: str, items, *, seed: int, time_limit_s, deadline: float | None,
-                budget_s: float | None, plugins=(), threads: int | None = None) -> dict:
+                budget_s: float | None, plugins=(), threads: int | dict | None = None) -> dict:
     """On a worker: judge each ``(position, source, case)`` of ``items`` in order, with ``threads``
-    threads in BLAS, torch and numba (None: as the libraries start, every core).
+    threads in BLAS, torch and numba (None: as the libraries start, every core; a dict: the entry
+    of the worker running the task, by address, see :func:`cores_per_worker`).
 
     Returns ``{"host": ..., "results": [(position, source, CaseResult or None), ...]}``; a planned case
     reached after ``deadline`` (``time.time()``) is *skipped* as in a serial run, an extra one past it
     gives None (no row).
     """
     ensure_loaded(plugins)
+    if isinstance(threads, dict):
+        from distributed import get_worker
+        threads = threads.get(get_worker().address)
     declared = get_backend(backend)
     planner = scale_tier.TimePlanner(declared.name)
     out = []
@@ -103,18 +132,19 @@ def verify_on_cluster(client, backend, op: str = "conv2d", cases: int | None = N
     plugins = loaded_plugins()
     try:
         check_workers(client, plugins)
-        workers = max(1, len(client.scheduler_info()["workers"]))
+        tier_threads = cores_per_worker(client)
+        workers = max(1, len(tier_threads))
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"the Dask scheduler did not answer ({type(exc).__name__}: {exc})") from None
     deadline = None if budget_s is None else time.time() + budget_s
     common = dict(seed=seed, time_limit_s=time_limit_s, deadline=deadline, budget_s=budget_s, plugins=plugins)
 
     def submit(items):
-        # the tier (one long task of large cases) starts first, with every core; the short tasks of small
-        # cases fill the other workers around it, one thread each (the workers are the parallelism)
+        # the tier's tasks (long, of large cases) start first, each with its share of its machine's cores;
+        # the short tasks of small cases fill in around them, one thread each (the workers are the parallelism)
         tier = items[0][1] == "scale"
         return client.submit(check_shard, declared.name, op, items, pure=False, priority=1 if tier else 0,
-                             threads=None if tier else 1, **common)
+                             threads=tier_threads if tier else 1, **common)
 
     futures = {submit(items): items for items in shards(todo, workers, shard_size)}
     pending = as_completed(list(futures), loop=client.loop)
