@@ -168,9 +168,10 @@ def forget() -> None:
     _calibration.cache_clear()
 
 
-#: The cost model's form: bumped when the features change (2: :func:`group_features`), so that a
-#: calibration fitted without them is made again rather than kept with those constants at zero.
-MODEL_FORM = 2
+#: The cost model's form: bumped when the features change (2: :func:`group_features`; 3: im2col's
+#: ``weight_reads``), so that a calibration fitted without them is made again rather than kept with
+#: those constants at zero.
+MODEL_FORM = 3
 
 
 def calibration_key() -> str:
@@ -299,29 +300,66 @@ def _thread_token() -> tuple:
     return (numba.get_num_threads(),) if numba is not None else ()
 
 
-def fit(samples) -> dict[str, dict[str, float]]:
+#: Weight of the prior in :func:`fit`, in samples: each constant the backend ships is pulled toward
+#: (its value x the backend's overall speed on this machine) as strongly as this many samples'
+#: squared relative error. With 10-30 probe layers per backend and 5-8 features, least squares alone
+#: fitted some constants to zero from two or three samples (winograd's transforms; a fold without
+#: a suite's layers), and a held-out layer then got a pick 1.5-1.7x slower than the best.
+PRIOR_WEIGHT = 1.0
+
+
+def fit(samples, prior_weight: float | None = None) -> dict[str, dict[str, float]]:
     """Cost-model constants from measured times: ``{backend: {feature: seconds per unit}}``.
 
     ``samples`` is an iterable of ``(backend, op, spec, seconds)``. Per backend, non-negative
     least squares on the *relative* error ``(predicted - measured) / measured``, so that small
     layers count as much as large ones (a choice is as wrong on a 0.1 ms layer as on a 1 s one).
+
+    With ``prior_weight`` > 0, the backend's shipped constants (``CostModel.defaults``) act as a
+    prior: they are first scaled by one factor to this machine (the median of measured over
+    shipped-predicted time), and each shipped, non-zero constant adds a row asking the fitted one
+    to equal its scaled value, weighted like ``prior_weight`` samples. Features the backend ships
+    no constant for are fitted from the samples alone. ``prior_weight=0``: plain least squares;
+    None: :data:`PRIOR_WEIGHT`.
     """
     from scipy.optimize import nnls
 
+    prior_weight = PRIOR_WEIGHT if prior_weight is None else prior_weight
     rows: dict[str, list] = {}
     for backend, op, spec, seconds in samples:
         counts = features(backend, op, spec)
         if counts is not None and seconds > 0 and math.isfinite(seconds):
             rows.setdefault(backend, []).append((counts, seconds))
+    shipped = default_constants() if prior_weight > 0 else {}
     constants = {}
     for backend, data in rows.items():
         names = sorted({name for counts, _ in data for name in counts})
         A = np.array([[counts.get(n, 0.0) / t for n in names] for counts, t in data])
+        b = np.ones(len(data))
+        prior = _scaled_prior(shipped.get(backend, {}), data)
+        picked = [(k, prior[n]) for k, n in enumerate(names) if prior.get(n, 0.0) > 0]
+        if picked:
+            extra = np.zeros((len(picked), len(names)))
+            for row, (k, value) in enumerate(picked):
+                extra[row, k] = math.sqrt(prior_weight) / value
+            A = np.vstack([A, extra])
+            b = np.concatenate([b, np.full(len(picked), math.sqrt(prior_weight))])
         scale = np.linalg.norm(A, axis=0)
         scale[scale == 0] = 1.0  # a feature that is always zero keeps a zero constant
-        solution, _ = nnls(A / scale, np.ones(len(data)))
+        solution, _ = nnls(A / scale, b)
         constants[backend] = {n: float(c) for n, c in zip(names, solution / scale)}
     return constants
+
+
+def _scaled_prior(shipped: dict, data) -> dict[str, float]:
+    """The shipped constants times the median of measured / shipped-predicted time over ``data``
+    (``{}`` when the shipped constants predict none of the samples)."""
+    ratios = [t / p for counts, t in data
+              if (p := sum(shipped.get(n, 0.0) * v for n, v in counts.items())) > 0]
+    if not ratios:
+        return {}
+    factor = float(np.median(ratios))
+    return {n: c * factor for n, c in shipped.items() if c > 0}
 
 
 # -- measure -----------------------------------------------------------------------------

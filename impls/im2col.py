@@ -154,15 +154,38 @@ def _gather(xp, spec, i0: int, i1: int) -> np.ndarray:
 
 
 def cost_features(op, spec) -> dict[str, float] | None:
-    """Work for ``auto``: the GEMMs' multiply-adds, the gathered columns, one GEMM per group."""
+    """Work for ``auto``: the GEMMs' multiply-adds, the gathered columns, one GEMM per group, and
+    the weights each GEMM packs again (``weight_reads``: blocks x O x C/groups x KH x KW).
+
+    The last term is what large kernels cost beyond their multiply-adds: at 11x11 or 15x15 a block
+    of :data:`_CACHE_BLOCK_BYTES` holds one output row, so each of OH GEMMs (O x 7,000-8,000 by a few
+    dozen columns) packs all the weights again, as many bytes as the columns themselves; without
+    the term ``auto`` took im2col there at 1.3-1.9x numba_cpu's time (2 threads, 2026-12-02).
+    """
     if op != "conv2d":
         return None
-    plain = spec.KH == spec.KW == 1 and spec.stride == (1, 1) and not any(spec.padding)
+    plain = _is_plain_gemm(spec)
     cols = 0.0 if plain else spec.N * spec.C * spec.KH * spec.KW * spec.OH * spec.OW
-    return {**conv2d_work(spec), "groups": float(spec.groups), "cols": float(cols)}
+    blocks = 1 if plain else _block_count(spec, min(budget_bytes(), _CACHE_BLOCK_BYTES))
+    return {**conv2d_work(spec), "groups": float(spec.groups), "cols": float(cols),
+            "weight_reads": float(blocks * spec.O * spec.n_acc)}
 
 
-COST = CostModel(cost_features, {"cols": 3.25e-10, "groups": 3.86e-07, "macs": 2.25e-11, "thin_macs": 4.17e-11},
+def _block_count(spec, budget: int) -> int:
+    """How many blocks :func:`_tiles` cuts the call into (without walking them)."""
+    width = _im2col_pack.layout(spec)[1] if _im2col_pack.packs_runs(spec) else spec.OW
+    row_bytes = max(1, spec.C * spec.KH * spec.KW * width * np.dtype(spec.dtype).itemsize)
+    image_bytes = row_bytes * max(1, spec.OH)
+    if image_bytes <= budget:
+        return -(-spec.N // max(1, budget // image_bytes))
+    return spec.N * -(-spec.OH // max(1, budget // row_bytes))
+
+
+#: ``weight_reads`` was added later: 0.44 x ``cols``, the ratio of the two in this machine's calibration with
+#: 36 probe layers (2 threads, OpenBLAS SkylakeX kernel, 2026-12-02), so that a calibration whose layers
+#: lack large dense kernels still charges the term (through the prior of ``harness.autoselect.fit``).
+COST = CostModel(cost_features, {"cols": 3.25e-10, "groups": 3.86e-07, "macs": 2.25e-11, "thin_macs": 4.17e-11,
+                                 "weight_reads": 1.4e-10},
                  source="convbench calibrate --threads 1 (non-negative least squares on relative error) from convbench bench --suite resnet50,vgg16,mobilenetv2,large_kernels --batch 1 --threads 1 on the project machine (2-core AMD Zen 5 VM, OpenBLAS with the OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides, numpy 2.4, numba 0.68, torch 2.13 CPU), 2026-11-25: median fit error 1.13x (im2col) to 1.46x (fft)")
 
 BACKEND = Backend(

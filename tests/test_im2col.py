@@ -114,6 +114,21 @@ def test_memory_budget_tiles(monkeypatch, budget_mb):
     row_bytes = spec.C * spec.KH * spec.KW * spec.OW * 4
     assert all((n1 - n0) * (i1 - i0) * row_bytes <= max(im2col.budget_bytes(), row_bytes) for n0, n1, i0, i1 in tiles)
     assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, **kwargs)
+    assert im2col._block_count(spec, im2col.budget_bytes()) == len(tiles)  # what auto's cost model counts
+
+
+def test_the_cost_model_counts_the_blocks_and_the_weights_each_packs():
+    from harness.ops.conv_spec import Conv2dSpec
+
+    for x_shape, w_shape, padding, stride in [((1, 32, 32, 32), (32, 32, 15, 15), 7, 1),
+                                              ((8, 3, 224, 224), (64, 3, 7, 7), 3, 2),
+                                              ((4, 64, 56, 56), (64, 64, 3, 3), 1, 1)]:
+        spec = Conv2dSpec.from_shapes(x_shape, w_shape, padding=padding, stride=stride)
+        blocks = len(list(im2col._tiles(spec, im2col._CACHE_BLOCK_BYTES)))
+        assert blocks > 1
+        assert im2col.cost_features("conv2d", spec)["weight_reads"] == blocks * spec.O * spec.n_acc
+    plain = Conv2dSpec.from_shapes((2, 64, 14, 14), (128, 64, 1, 1))  # one GEMM per image: weights packed once
+    assert im2col.cost_features("conv2d", plain)["weight_reads"] == 128 * 64
 
 
 def test_budget_from_environment(monkeypatch):

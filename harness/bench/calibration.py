@@ -11,7 +11,8 @@
 * :func:`time_probes` keeps it to about a minute: each (backend, layer) is timed once, best of
   a few calls within :data:`MEASURE_S` after the thread pools settle, not in interleaved rounds
   (a calibration ranks backends that differ by tens of percent or more); a candidate that the
-  shipped constants predict :data:`RULED_OUT` times slower than the fastest is not timed, and one whose
+  shipped constants predict :data:`RULED_OUT` times slower than the fastest is not timed (unless it
+  has fewer than :data:`REGIME_MIN` layers of that regime so far), and one whose
   first call is :data:`SLOW_FIRST` times the best so far keeps that one call as its time; the
   samples furthest above the first fit are timed once more (:func:`retime_outliers`).
 * :func:`held_out`: for each suite, fit on every other suite's layers and let the estimate
@@ -52,6 +53,11 @@ PROBE = (
     "regnetx_400mf.s2_3x3@1", "regnetx_400mf.s4_3x3@1", "regnetx_400mf.s3_3x3_s2@1", "regnetx_400mf.s4_1x1@1",
     "resnext.x50_conv2_3x3@1", "resnext.x50_conv4_3x3@1",
     "efficientnet_b0.stem@1", "efficientnet_b0.s3_dw5@1", "efficientnet_b0.s6_expand@1",
+    # more of the regimes whose picks are close calls: 3x3 stride 1 (winograd against im2col and
+    # numba_cpu), a 3-channel 3x3, two-group and 32-group 3x3, and dense kernels where im2col's
+    # weight packing grows (7x7, 15x15)
+    "resnet34.layer1_3x3@1", "resnet34.layer3_3x3@1", "vgg16.conv1_1@1", "alexnet.conv5@1",
+    "resnext.x50_conv3_3x3@1", "large_kernels.dense_7x7@1", "large_kernels.dense_15x15@1",
 )
 
 #: Timed seconds per (backend, layer) after the pools settle (best of at least 3 calls).
@@ -62,6 +68,10 @@ SETTLE_S = 0.1
 #: A candidate that the shipped constants predict this many times slower than the fastest is not
 #: timed (they fit the machine they came from within 1.1-1.5x, median: 8x leaves room for another).
 RULED_OUT = 8.0
+#: A backend is timed on its first this many layers of each regime (dense, grouped, depthwise: :func:`regime`)
+#: even when predicted over :data:`RULED_OUT`: with fewer, a leave-one-suite-out fold can lack the
+#: regime's samples and fit its constants as zero (winograd then picked on a grouped layer 1.6x slower).
+REGIME_MIN = 2
 #: A candidate whose first call takes this many times the best time so far is not timed further.
 SLOW_FIRST = 4.0
 
@@ -134,6 +144,7 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
     """
     samples, skipped = [], []
     shipped = autoselect.default_constants()
+    seen: dict = {}  # (backend, regime) -> layers timed
     cases = _round_robin(cases)
     stop_at = time.monotonic() + total_s if total_s is not None else math.inf
     with pinned_threads(threads):
@@ -154,7 +165,13 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
                 if progress:
                     print(f"calibrating [{i + 1}/{len(cases)}] {layer.label} N={layer.spec.N} {name}".ljust(79),
                           end="\r", file=sys.stderr, flush=True)
-                seconds, reason = _time_one(name, layer, spec, predicted[name], fastest, best, budget_s, limit_s, seed)
+                # a regime's first few layers are timed whatever the prediction: a backend never timed on
+                # grouped (or depthwise) layers would get zero for their constants, and be picked there
+                needed = seen.get((name, regime(spec)), 0) < REGIME_MIN
+                seconds, reason = _time_one(name, layer, spec, None if needed else predicted[name], fastest, best,
+                                            budget_s, limit_s, seed)
+                if seconds is not None:
+                    seen[(name, regime(spec))] = seen.get((name, regime(spec)), 0) + 1
                 if seconds is None:
                     skipped.append({"layer": layer.label, "batch": layer.spec.N, "backend": name, "reason": reason})
                     continue
@@ -163,6 +180,15 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
     if progress:
         print(" " * 79, end="\r", file=sys.stderr)
     return samples, skipped
+
+
+def regime(spec) -> str:
+    """``dense``, ``grouped`` or ``depthwise``: the convolutions whose constants the cost model fits apart
+    (:func:`harness.autoselect.group_features`)."""
+    groups = getattr(spec, "groups", 1)
+    if groups <= 1:
+        return "dense"
+    return "depthwise" if spec.C == groups else "grouped"
 
 
 def _round_robin(cases) -> list:
@@ -189,7 +215,9 @@ def _time_one(name, layer, spec, predicted, fastest, best, budget_s, limit_s, se
     if first > limit_s:
         return None, f"first call took {first:.1f} s, over the limit of {limit_s:g} s"
     if first > SLOW_FIRST * best:
-        return first, None  # clearly slower than a candidate already timed: one call tells enough
+        first = min(first, time_once(case.fn, case.args, case.sync))  # one call can be slowed by a burst
+        if first > SLOW_FIRST * best:
+            return first, None  # clearly slower than a candidate already timed: two calls tell enough
     slow = first >= SETTLE_S  # a call that long has let the other pools stop spinning by itself
     timing = time_call(case.fn, case.args, sync=case.sync, budget_s=budget_s, min_runs=2 if slow else 3,
                        warmup=0 if slow else 1, settle_s=0.0 if slow else SETTLE_S, first_call_s=first)
