@@ -51,7 +51,7 @@ from harness.backend.registry import backends, get_backend
 from harness.errors import Unsupported
 from harness.support import machine as _machine
 from harness.support.results_io import write_atomic
-from harness.support.timing import set_threads, time_call, time_once
+from harness.support.timing import set_threads, threads_set, time_call, time_once
 
 #: The calibration file; None: ``calibration.json`` in :func:`cache_dir` (see :func:`calibration_path`).
 CALIBRATION_PATH: Path | None = None
@@ -289,10 +289,15 @@ def _estimate(op: str, spec, include_torch: bool) -> Choice | None:
 
 
 def _thread_token() -> tuple:
-    """The thread count in force, as cheaply as it can be read: torch's (0.05 us), which
-    ``harness.support.timing.set_threads`` sets together with BLAS's and numba's; reading those
-    two costs microseconds each (threadpoolctl, numba's launch check), more than the look-up it
-    keys. Without torch loaded, numba's count (or none)."""
+    """The thread count in force, as cheaply as it can be read: the count convbench's own
+    ``harness.support.timing.set_threads`` (``pinned_threads``) put in force for BLAS, torch and
+    numba alike (a list read); else torch's (0.05-0.7 us), which a caller may set directly;
+    reading BLAS's or numba's costs microseconds each (threadpoolctl, numba's launch check), more
+    than the look-up it keys. A count changed directly in a library while convbench's pin is in
+    force keeps the decisions made for the pinned count. Without torch loaded, numba's (or none)."""
+    pinned = threads_set()
+    if pinned is not None:
+        return (pinned,)
     torch = sys.modules.get("torch")
     if torch is not None:
         return (torch.get_num_threads(),)

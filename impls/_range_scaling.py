@@ -25,13 +25,19 @@ SAFE_EXPONENT = {"float32": 32, "float64": 256}
 
 def max_exponent(a) -> int:
     """``e`` with ``max |a| = m * 2**e``, ``0.5 <= m < 1``, over its finite elements (0 if none)."""
+    return exponent_and_finite(a)[0]
+
+
+def exponent_and_finite(a) -> tuple[int, bool]:
+    """``(max_exponent(a), no NaN or Inf in a)``, from the same pass (min and max propagate both)."""
     if a is None or a.size == 0:
-        return 0
+        return 0, True
     top = max(float(np.max(a)), -float(np.min(a)))
-    if not np.isfinite(top):  # NaN or Inf present: the finite ones set the scale
-        finite = np.abs(a[np.isfinite(a)])
-        top = float(finite.max()) if finite.size else 0.0
-    return int(np.frexp(top)[1]) if top > 0 else 0
+    finite = bool(np.isfinite(top))
+    if not finite:  # NaN or Inf present: the finite ones set the scale
+        values = np.abs(a[np.isfinite(a)])
+        top = float(values.max()) if values.size else 0.0
+    return (int(np.frexp(top)[1]) if top > 0 else 0), finite
 
 
 def unit_exponents(x, w, dtype) -> tuple[int, int]:

@@ -85,7 +85,9 @@ from harness.backend.registry import Backend, CostModel
 from harness.ops.tolerance import ErrorModel, direct_bound, register_error_model
 from harness.support.timing import blas_pools
 
-from ._range_scaling import SAFE_EXPONENT, max_exponent, scaled, unscale
+from harness.support.finite_guard import NonFiniteData, finite_required
+
+from ._range_scaling import SAFE_EXPONENT, exponent_and_finite, scaled, unscale
 from ._winograd_transforms import TRANSFORMS, WinogradTransform
 from .numba_cpu import probe  # the same need: numba importable
 
@@ -162,8 +164,10 @@ def conv2d(x, w, bias, spec):
     k, t = kernels(), TRANSFORMS[choose_tile(spec)]
     # data near the dtype's limits is scaled by powers of two (exact) so the transforms stay in
     # range; the weights' exponent comes with their cached transform (no pass over them)
-    U, ew = WEIGHT_CACHE.get(w, t)
-    ex = max_exponent(x)
+    U, ew, w_finite = WEIGHT_CACHE.get(w, t)
+    ex, x_finite = exponent_and_finite(x)
+    if finite_required() and not (x_finite and w_finite and (bias is None or np.isfinite(bias).all())):
+        raise NonFiniteData("winograd would smear NaN/Inf over whole tiles")  # auto reruns on another backend
     if _needs_scaling(ex, ew, spec.dtype):
         x, w, bias = scaled(x, ex), scaled(w, ew), scaled(bias, ex + ew)
         U = transform_weights(w, t)
@@ -258,11 +262,12 @@ class _WeightCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, w, t: WinogradTransform) -> tuple[np.ndarray, int]:
-        """``(U, e)``: the transform of ``w`` under ``t`` and ``max_exponent(w)``."""
+    def get(self, w, t: WinogradTransform) -> tuple[np.ndarray, int, bool]:
+        """``(U, e, finite)``: the transform of ``w`` under ``t``, ``max_exponent(w)`` and whether every
+        value of ``w`` is finite."""
         limit = WEIGHT_CACHE_BYTES
         if limit <= 0:
-            return transform_weights(w, t), max_exponent(w)
+            return (transform_weights(w, t), *exponent_and_finite(w))
         w = np.ascontiguousarray(w)
         flat = w.reshape(-1)
         if w.nbytes % 8 == 0 and w.ctypes.data % 8 == 0:  # 8-byte words: half float32's hashing work
@@ -279,7 +284,7 @@ class _WeightCache:
             self.misses += 1
         U = transform_weights(w, t)
         U.flags.writeable = False
-        entry = (U, max_exponent(w))
+        entry = (U, *exponent_and_finite(w))
         if U.nbytes <= limit:
             with self._lock:
                 self._entries[key] = entry
@@ -381,6 +386,7 @@ BACKEND = Backend(
     exact=False,
     deterministic=True,
     nonfinite=False,  # one NaN/Inf spreads over its whole transform (tile or image)
+    checks_finite=True,  # its range check reads every input value: auto needs no scan of its own
     error_model=ERROR_MODEL,
     probe=probe,
     workspace_bytes=workspace_bytes,

@@ -157,3 +157,40 @@ def test_auto_with_nan_data_keeps_torch_semantics():
     w = np.ones((4, 4, 15, 15), np.float32)  # a large kernel: fft's territory on finite data
     y = harness.conv2d(x, w, padding=7, backend="auto")
     assert np.isnan(y[0, :, 20, 20]).all() and np.isfinite(y[0, :, 0, 0]).all()
+
+
+@pytest.mark.parametrize("where", ["x", "w", "bias"])
+def test_auto_lets_winograd_find_nan_itself_and_reruns_on_a_propagating_backend(monkeypatch, where):
+    from harness import autoselect
+    from harness.api import conv as api_conv
+    from harness.support.finite_guard import NonFiniteData
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 8, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    from harness.api import resolve
+
+    monkeypatch.setattr(resolve, "estimate", lambda op, spec, include_torch=False:
+                        autoselect.Choice("winograd", {"winograd": 1.0}))
+    monkeypatch.setattr(api_conv, "all_finite", lambda *a: pytest.fail("auto scanned the data before winograd"))
+    finite = harness.conv2d(x, w, b, padding=1, backend="auto")  # winograd ran: no scan, no rerun
+    np.testing.assert_array_equal(finite, harness.conv2d(x, w, b, padding=1, backend="winograd"))
+    {"x": x, "w": w, "bias": b}[where].flat[5] = np.nan
+    raised = []
+    real = harness.get_backend("winograd").ops["conv2d"]
+
+    def spy(*args):
+        try:
+            return real(*args)
+        except NonFiniteData:
+            raised.append(True)
+            raise
+
+    monkeypatch.setitem(harness.get_backend("winograd").ops, "conv2d", spy)
+    y = harness.conv2d(x, w, b, padding=1, backend="auto")
+    assert raised == [True]  # winograd found the NaN in its own pass and gave no result
+    torch_y = harness.conv2d(x, w, b, padding=1, backend="torch")
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(torch_y))  # NaN exactly where torch has it
+    smeared = harness.conv2d(x, w, b, padding=1, backend="winograd")  # by name: as before, no check
+    assert np.isnan(smeared).sum() >= np.isnan(torch_y).sum()

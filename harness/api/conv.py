@@ -15,6 +15,7 @@ from harness.ops.args import check_array
 from harness.ops.conv_spec import conv2d_spec
 from harness.ops.separable import depthwise_separable_spec, spatially_separable_spec
 from harness.ops.transpose_spec import conv_transpose2d_spec
+from harness.support.finite_guard import NonFiniteData, requiring_finite
 
 
 def conv2d(
@@ -56,19 +57,33 @@ def conv2d(
         The inputs are never modified.
     """
     spec, batched = conv2d_spec(x, w, bias, stride, padding, dilation, groups, padding_mode)
-    (y,) = run_case(_backend_for(backend, "conv2d", spec, x, w, bias), "conv2d", spec, batched, (x, w, bias))
+    arrays = (x, w, bias)
+    picked, guarded = _backend_for(backend, "conv2d", spec, *arrays)
+    if not guarded:
+        (y,) = run_case(picked, "conv2d", spec, batched, arrays)
+        return y
+    try:
+        with requiring_finite():
+            (y,) = run_case(picked, "conv2d", spec, batched, arrays)
+    except NonFiniteData:  # the pick found NaN/Inf in its own pass over the data
+        (y,) = run_case(resolve_backend("auto", "conv2d", spec, finite=False), "conv2d", spec, batched, arrays)
     return y
 
 
 def _backend_for(name, op, spec, *arrays):
-    """The backend for a call: for 'auto', memory is checked, then the data is scanned for NaN/Inf
-    only when the pick would smear them (a full pass over the data costs more than the decision)."""
+    """``(backend, guarded)`` for a call. For 'auto', memory is checked; a pick that would smear
+    NaN/Inf either checks the data itself while running (``checks_finite``: ``guarded`` is True,
+    the caller runs it under :func:`requiring_finite`) or the data is scanned first (a full pass
+    over it, which costs more than the decision)."""
     if name != "auto":
-        return resolve_backend(name, op, spec)
+        return resolve_backend(name, op, spec), False
     auto_memory_check(op, spec)
     picked = resolve_backend(name, op, spec)
-    return (picked if picked.propagates_nonfinite(spec.dtype) or all_finite(*arrays)
-            else resolve_backend(name, op, spec, finite=False))
+    if picked.propagates_nonfinite(spec.dtype):
+        return picked, False
+    if picked.checks_finite:
+        return picked, True
+    return (picked if all_finite(*arrays) else resolve_backend(name, op, spec, finite=False)), False
 
 
 def conv_transpose2d(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,

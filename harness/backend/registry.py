@@ -119,6 +119,10 @@ class Backend:
     nonfinite : bool
         NaN/Inf in the input reach exactly the outputs whose window holds them, as in torch.
         False for transform methods (FFT, Winograd) that smear one NaN over a whole tile.
+    checks_finite : bool
+        For a backend with ``nonfinite`` False: it reads every input value anyway and, under
+        :func:`harness.support.finite_guard.requiring_finite`, raises ``NonFiniteData`` for NaN/Inf,
+        so ``auto`` need not scan the data first (see that module).
     nonfinite_dtypes : frozenset[str] or None
         The dtypes ``nonfinite`` holds for (None: all it takes). torch's bfloat16 convolutions
         on the CPU turn some Inf into NaN and spread NaN beyond their windows, so torch leaves
@@ -151,6 +155,7 @@ class Backend:
     exact: bool = True
     deterministic: bool = True
     nonfinite: bool = True
+    checks_finite: bool = False
     nonfinite_dtypes: frozenset[str] | None = None
     error_model: str | ErrorModel = "direct"
     role: str = "candidate"
@@ -326,6 +331,7 @@ def register_backend(
     exact: bool = False,
     deterministic: bool = False,
     nonfinite: bool = True,
+    checks_finite: bool = False,
     error_model="direct",
     probe: Callable[[], str | None] | None = None,
     sync: Callable[[], None] | None = None,
@@ -350,6 +356,10 @@ def register_backend(
     exact, deterministic : bool
         Claims the verifier holds you to (bit-exact integer results; same bits every run).
         Off by default: claim them once your backend earns them.
+    nonfinite, checks_finite : bool
+        Whether NaN/Inf reach exactly the outputs whose windows hold them, as in torch; if not,
+        whether your op raises ``harness.support.finite_guard.NonFiniteData`` for them while
+        ``finite_required()`` is on (so ``auto`` need not scan the data before calling it).
     limits : callable, optional
         ``limits(op, spec)`` -> None, or why a call outside your backend's limits (say, kernel
         sizes it does not handle) is unsupported; the verifier then draws cases within them.
@@ -394,6 +404,7 @@ def register_backend(
         exact=exact,
         deterministic=deterministic,
         nonfinite=nonfinite,
+        checks_finite=checks_finite and not nonfinite,
         error_model=error_model,
         probe=probe or _always_available,
         sync=sync or _nothing_to_sync,

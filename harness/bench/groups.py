@@ -249,7 +249,9 @@ def decision_cost(layers, repeats: int = 2000) -> str:
         def decide():  # what harness.conv2d does before running the backend it picks
             auto_memory_check(layer.op, spec)
             picked = resolve_backend("auto", layer.op, spec)
-            return picked if picked.nonfinite or all_finite(x, w) else resolve_backend("auto", layer.op, spec, False)
+            if picked.nonfinite or picked.checks_finite:  # the latter checks NaN/Inf in its own pass
+                return picked
+            return picked if all_finite(x, w) else resolve_backend("auto", layer.op, spec, False)
 
         call()
         call_s = min(time_once(call) for _ in range(5))
