@@ -36,6 +36,8 @@ def test_the_table_reports_ratios_peak_and_auto_against_the_best():
     assert f"{100 * flops / 1e-3 / 1e9 / 400:.0f}" in row
     assert "1.33  1.50" in row  # auto's pick: x torch, / best
     assert "auto within 10% of the best on 0/1 layers" in text
+    # per batch: the geomean with its interval (a layer's paired range read as its 95% interval, in log space)
+    assert f"batch {layer.spec.N} (1 layers): best candidate 2.00x [1.63, 2.45], auto 1.33x [1.12, 1.58]" in text
     assert "%peak is wrong" not in text
     stale = groups.report([("3x3 s1", layer, measured)], peak=flops / 1e-3 / 1e9 / 2)  # best ran at 2x the "peak"
     assert "%peak is wrong: 1 layer(s) ran faster than the stored SGEMM peak (resnet50.res2_3x3 N=" in stale

@@ -7,9 +7,10 @@ kernels, and the 7x7 stride-2 stem. Per layer, torch and every candidate backend
 *paired*: in each of ``--rounds`` rounds every backend runs (best of a few calls) in turn, so
 load that comes and goes hits them alike; a backend's time is its best round. Printed per
 layer: torch's GFLOP/s, the best candidate's GFLOP/s, ratio to torch with the range of the
-per-round paired ratios (``[lo-hi]``; harness.bench offers no interval of its own here), % of
+per-round paired ratios (``[lo-hi]``), % of
 the measured SGEMM peak (``convbench env``), and ``auto``'s pick (:func:`harness.autoselect.estimate`,
-the path ``backend="auto"`` takes) with its time over the best candidate's. Per group: geomeans.
+the path ``backend="auto"`` takes) with its time over the best candidate's. Per group: geomeans,
+and per batch with an approximate 95% interval (each layer's paired range taken as its interval).
 
 Weights: by default every call sees the same weights (inference: a backend may keep work
 derived from them, e.g. transformed weights, between calls). ``--fresh-weights`` changes one
@@ -195,7 +196,8 @@ def report(rows, peak: float) -> str:
         by_group.setdefault(group, []).append((layer, m))
     for group, items in by_group.items():
         lines.append(f"[{group}]")
-        summary = {"best": [], "auto": [], "within": 0, "n": 0}
+        summary = {"best": [], "auto": [], "within": 0, "n": 0, "lo": [], "hi": [], "auto_lo": [], "auto_hi": [],
+                   "batch": []}
         for layer, m in items:
             flops = op_info(layer.op).counts(m["spec"])["flops_dense"]
             base, best, picked, t = m["baseline"], m["best"], m["picked"], m["best_time"]
@@ -210,8 +212,15 @@ def report(rows, peak: float) -> str:
             lo, hi = _ratio_range(m["times"], base, best) if base in t else (math.nan, math.nan)
             auto_ratio = t[base] / t[picked] if base in t and picked in t else math.nan
             vs_best = t[picked] / t[best] if picked in t else math.nan
+            auto_lo, auto_hi = (_ratio_range(m["times"], base, picked) if base in t and picked in t
+                                else (math.nan, math.nan))
             summary["best"].append(ratio)
             summary["auto"].append(auto_ratio)
+            summary["lo"].append(lo)
+            summary["hi"].append(hi)
+            summary["auto_lo"].append(auto_lo)
+            summary["auto_hi"].append(auto_hi)
+            summary["batch"].append(layer.spec.N)
             summary["n"] += 1
             summary["within"] += int(vs_best <= 1.10)
             lines.append(f"  {layer.label:<36} {layer.spec.N:>2} {torch_gf:>10.1f} {best:<10} {gf:>7.1f} "
@@ -219,12 +228,30 @@ def report(rows, peak: float) -> str:
                          f"{auto_ratio:>7.2f} {vs_best:>5.2f}")
         lines.append(f"  geomean x torch: best candidate {paired.geomean(summary['best']):.2f}, auto {paired.geomean(summary['auto']):.2f}; "
                      f"auto within 10% of the best on {summary['within']}/{summary['n']} layers")
+        lines += _batch_geomeans(summary)
         lines.append("")
     if above_peak:
         lines.append(f"%peak is wrong: {len(above_peak)} layer(s) ran faster than the stored SGEMM peak "
                      f"({', '.join(above_peak[:3])}{', ...' if len(above_peak) > 3 else ''}); the peak was "
                      "measured while the machine was busy: rerun 'convbench env --remeasure' or --remeasure here")
     return "\n".join(lines)
+
+
+def _batch_geomeans(summary) -> list[str]:
+    """Per batch: geomean x torch of the best candidate and of auto, each with an approximate 95%
+    interval (:func:`harness.bench.paired.geomean_interval`, each layer's paired range read as its interval)."""
+    out = []
+    for n in sorted(set(summary["batch"])):
+        pick = [i for i, b in enumerate(summary["batch"]) if b == n]
+
+        def part(key, lo, hi):
+            g, g_lo, g_hi = paired.geomean_interval([summary[key][i] for i in pick], [summary[lo][i] for i in pick],
+                                                    [summary[hi][i] for i in pick])
+            return paired.format_ratio(g, g_lo, g_hi)
+
+        out.append(f"  batch {n} ({len(pick)} layers): best candidate {part('best', 'lo', 'hi')}, "
+                   f"auto {part('auto', 'auto_lo', 'auto_hi')}")
+    return out
 
 
 def decision_cost(layers, repeats: int = 2000) -> str:
