@@ -46,7 +46,9 @@ Accuracy
 
 from __future__ import annotations
 
+import glob
 import os
+from functools import lru_cache
 
 import numpy as np
 
@@ -64,9 +66,42 @@ _DEFAULT_BUDGET_MB = 256.0
 
 #: Columns are gathered in blocks of about this size even under a larger budget, so the GEMM
 #: reads them back from cache. On this machine (2-core Xeon, 2 MB L2 per core) a 64 x 3136
-#: GEMM (dense 7x7, 64 channels) ran 113 GFLOP/s per core on 64-256 columns (up to 3.2 MB),
-#: 89 on 512 (6.4 MB) and 56 on 1024; a 64 x 147 GEMM (the stem) did not care (85-99).
+#: GEMM (dense 7x7, 64 channels) ran 113 GFLOP/s per core on 64-256 columns (up to 3.2 MB), 89 on
+#: 512 (6.4 MB) and 56 on 1024; a 64 x 147 GEMM (the stem) did not care (85-99). On a 2-core AMD
+#: EPYC (1 MB L2 per core, 32 MB L3, 2026-12-02) 4 MB blocks against 2 MB ones ranged from 0.89x to
+#: 1.10x on 3x3 layers and the stem from one run to the next: no gain that repeats, so 2 MB stays.
 _CACHE_BLOCK_BYTES = 2 * 2**20
+#: A block holds at least this many columns (so it grows, up to half the last-level cache, 16 MB when
+#: that is unknown): every GEMM packs all the weights again, which at 11x11 or 15x15 (7,000-8,000
+#: rows) cost as much as the columns themselves in 2 MB blocks of 70 columns. On the AMD machine,
+#: 4-16 MB blocks took 0.78-0.84x the time of 2 MB ones on dense 7x7, 11x11 and 15x15 layers (64, 64
+#: and 32 channels), in each of three runs; 512 columns give them 6.4, 15.9 and 14.7 MB.
+_MIN_BLOCK_COLUMNS = 512
+
+
+@lru_cache(maxsize=1)
+def _last_level_cache_bytes() -> int | None:
+    """The largest CPU cache of cpu0 in bytes (Linux sysfs), or None when it cannot be read."""
+    sizes = []
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            text = open(path).read().strip().upper()
+        except OSError:
+            continue
+        unit = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        digits = text[:-1] if text[-1:] in "KMG" else text
+        if digits.isdigit():
+            sizes.append(int(digits) * unit)
+    return max(sizes) if sizes else None
+
+
+def block_bytes(spec) -> int:
+    """The bytes of columns gathered per GEMM for ``spec`` (see :data:`_CACHE_BLOCK_BYTES` and
+    :data:`_MIN_BLOCK_COLUMNS`), before the memory budget caps it."""
+    llc = _last_level_cache_bytes() or 32 * 2**20
+    wide = spec.C * spec.KH * spec.KW * np.dtype(spec.dtype).itemsize * _MIN_BLOCK_COLUMNS
+    return max(_CACHE_BLOCK_BYTES, min(wide, llc // 2))
+
 
 #: Below this many output positions per image, images share one GEMM (see module docstring).
 #: 196 (14x14) is where N separate GEMMs stopped losing to one wide one on this machine.
@@ -95,7 +130,7 @@ def conv2d(x, w, bias, spec):
         np.matmul(wg, cols, out=y.reshape(spec.N, G, Og, spec.H * spec.W))
     else:
         xp = _im2col_pack.source(x, spec)  # padded, flat, maybe split into stride phases
-        for n0, n1, i0, i1 in _tiles(spec, min(budget_bytes(), _CACHE_BLOCK_BYTES)):
+        for n0, n1, i0, i1 in _tiles(spec, min(budget_bytes(), block_bytes(spec))):
             _gemm_rows(xp[n0:n1], wg, spec, i0, i1, out=y[n0:n1, :, i0:i1])
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
@@ -158,7 +193,7 @@ def cost_features(op, spec) -> dict[str, float] | None:
     the weights each GEMM packs again (``weight_reads``: blocks x O x C/groups x KH x KW).
 
     The last term is what large kernels cost beyond their multiply-adds: at 11x11 or 15x15 a block
-    of :data:`_CACHE_BLOCK_BYTES` holds one output row, so each of OH GEMMs (O x 7,000-8,000 by a few
+    of 2 MB holds one output row, so each of OH GEMMs (O x 7,000-8,000 by a few
     dozen columns) packs all the weights again, as many bytes as the columns themselves; without
     the term ``auto`` took im2col there at 1.3-1.9x numba_cpu's time (2 threads, 2026-12-02).
     """
@@ -166,7 +201,7 @@ def cost_features(op, spec) -> dict[str, float] | None:
         return None
     plain = _is_plain_gemm(spec)
     cols = 0.0 if plain else spec.N * spec.C * spec.KH * spec.KW * spec.OH * spec.OW
-    blocks = 1 if plain else _block_count(spec, min(budget_bytes(), _CACHE_BLOCK_BYTES))
+    blocks = 1 if plain else _block_count(spec, min(budget_bytes(), block_bytes(spec)))
     return {**conv2d_work(spec), "groups": float(spec.groups), "cols": float(cols),
             "weight_reads": float(blocks * spec.O * spec.n_acc)}
 

@@ -124,11 +124,25 @@ def test_the_cost_model_counts_the_blocks_and_the_weights_each_packs():
                                               ((8, 3, 224, 224), (64, 3, 7, 7), 3, 2),
                                               ((4, 64, 56, 56), (64, 64, 3, 3), 1, 1)]:
         spec = Conv2dSpec.from_shapes(x_shape, w_shape, padding=padding, stride=stride)
-        blocks = len(list(im2col._tiles(spec, im2col._CACHE_BLOCK_BYTES)))
+        blocks = len(list(im2col._tiles(spec, im2col.block_bytes(spec))))
         assert blocks > 1
         assert im2col.cost_features("conv2d", spec)["weight_reads"] == blocks * spec.O * spec.n_acc
     plain = Conv2dSpec.from_shapes((2, 64, 14, 14), (128, 64, 1, 1))  # one GEMM per image: weights packed once
     assert im2col.cost_features("conv2d", plain)["weight_reads"] == 128 * 64
+
+
+def test_blocks_hold_enough_columns_within_the_last_level_cache(monkeypatch):
+    from harness.ops.conv_spec import Conv2dSpec
+
+    small = Conv2dSpec.from_shapes((1, 3, 224, 224), (64, 3, 7, 7), padding=3, stride=2)
+    wide = Conv2dSpec.from_shapes((1, 64, 28, 28), (64, 64, 11, 11), padding=5)  # 7,744 rows of columns
+    monkeypatch.setattr(im2col, "_last_level_cache_bytes", lambda: 32 * 2**20)
+    assert im2col.block_bytes(small) == im2col._CACHE_BLOCK_BYTES
+    assert im2col.block_bytes(wide) == 7744 * 4 * im2col._MIN_BLOCK_COLUMNS  # 512 columns: 15.1 MiB
+    monkeypatch.setattr(im2col, "_last_level_cache_bytes", lambda: 8 * 2**20)
+    assert im2col.block_bytes(wide) == 4 * 2**20  # at most half the cache
+    monkeypatch.setattr(im2col, "_last_level_cache_bytes", lambda: None)
+    assert im2col.block_bytes(wide) == 7744 * 4 * im2col._MIN_BLOCK_COLUMNS  # unknown: at most half of 32 MB
 
 
 def test_budget_from_environment(monkeypatch):
