@@ -429,17 +429,22 @@ def cache_key(threads: bool = True) -> str:
     """A short hash of everything a cached choice depends on: machine, versions, backend code,
     and (``threads=True``) the thread counts in force; a calibration is kept across thread
     counts, since it ranks backends rather than predicting absolute times."""
+    # every library whose BLAS joins the fingerprint is loaded first, so that the key does not depend
+    # on what the process happened to import before (a calibration made by `convbench calibrate` was
+    # not found by a later benchmark process that had not imported torch yet: another BLAS list)
+    versions = _versions()  # imports scipy, numba and torch
     try:  # scipy's own BLAS joins the fingerprint once numba or scipy loads it: load it first
         import scipy.linalg  # noqa: F401
     except ImportError:
         pass
     machine = _machine.fingerprint()  # looked up at call time: tests stand in another machine
+    machine["blas"] = sorted({tuple(entry) for entry in machine["blas"]})
     if threads:
         machine["threads"] = _threads()
     else:
         machine["blas"] = [entry[:3] for entry in machine["blas"]]  # (api, version, kernel): no thread count
         machine.pop("usable_cpus", None)
-    blob = json.dumps({"machine": machine, "versions": _versions(), "code": _code_hash()},
+    blob = json.dumps({"machine": machine, "versions": versions, "code": _code_hash()},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

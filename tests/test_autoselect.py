@@ -119,6 +119,18 @@ def test_bench_times_auto_under_the_backend_it_chose(monkeypatch):
     assert math.isfinite(results[(results.backend == "auto") & (results.metric == "gflops")].value.iloc[0])
 
 
+def test_the_key_does_not_depend_on_the_order_the_blas_libraries_were_loaded_in(monkeypatch):
+    import harness.support.machine
+
+    real = harness.support.machine.fingerprint()
+    two = [("openblas", "0.3.30", "SkylakeX", 2), ("openblas", "0.3.31", "SkylakeX", 2)]
+    keys = set()
+    for order in (two, two[::-1]):  # numpy's first or scipy's first: what the process imported before
+        monkeypatch.setattr(harness.support.machine, "fingerprint", lambda order=order: {**real, "blas": list(order)})
+        keys.add((autoselect.cache_key(), autoselect.calibration_key()))
+    assert len(keys) == 1
+
+
 def test_a_calibration_file_applies_only_on_the_machine_that_wrote_it(tmp_path, monkeypatch):
     path = tmp_path / "calibration.json"
     monkeypatch.setattr(autoselect, "CALIBRATION_PATH", path)
