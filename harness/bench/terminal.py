@@ -73,7 +73,7 @@ def results_table(results: pd.DataFrame, width: int | None = None) -> str:
     if lowered:
         lines.append("* lowered: the backend ran the op through a harness lowering onto its conv2d")
     if unstable:
-        lines.append(f"! unstable timing ({len(unstable)} row(s)): not ranked, left out of the geomeans; "
+        lines.append(f"! unstable timing ({len(unstable)} row(s)): left out of the geomeans, never a layer's winner; "
                      "reasons in the 'warning:' lines and the results file (unstable_reason)")
     reasons = results[results.metric == "skipped"].reason
     if not reasons.empty:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from harness.backend.registry import with_role
 from harness.bench.paired import format_ratio, geomean, geomean_interval
-from harness.bench.stability import timed_flags
+from harness.bench.stability import CLEARLY_SLOWER, timed_flags, unranked_layers
 
 
 def baseline() -> str:
@@ -212,9 +212,9 @@ def suite_table(bench: pd.DataFrame) -> pd.DataFrame:
 
 def winners(bench: pd.DataFrame) -> pd.DataFrame:
     """Per layer: the fastest single backend (auto excluded), its ratio to torch with its
-    interval, its GFLOP/s, torch's, auto's pick. A layer where any single backend's timing is
-    unstable (:mod:`harness.bench.stability`) names no winner: ``fastest`` says "not ranked" and
-    ``timing`` why."""
+    interval, its GFLOP/s, torch's, auto's pick. A layer whose fastest single backend is unstable, or
+    where an unstable one could be the fastest (:func:`harness.bench.stability.unranked_layers`), names
+    no winner: ``fastest`` says "not ranked" and ``timing`` why."""
     times = bench[bench.metric == "time_min"]
     single = times[~times.backend.str.startswith("auto")]
     if single.empty:
@@ -229,8 +229,10 @@ def winners(bench: pd.DataFrame) -> pd.DataFrame:
     ratio = bench[bench.metric.isin(["ratio_to_torch", "ratio_lo", "ratio_hi"])].pivot_table(
         index=["layer", "batch", "dtype", "backend"], columns="metric", values="value", aggfunc="first")
     out = best[["suite", "layer", "batch", "dtype", "backend"]].rename(columns={"backend": "fastest"})
-    unranked = [tuple(k) in why for k in out[keys].values]
-    out["timing"] = ["unstable: " + why[tuple(k)] if tuple(k) in why else "stable" for k in out[keys].values]
+    not_ranked = unranked_layers(bench)
+    unranked = [tuple(k) in not_ranked for k in out[keys].values]
+    out["timing"] = [("unstable: " if tuple(k) in not_ranked else f"ranked; unstable but over {CLEARLY_SLOWER:g}x slower: ") + why[tuple(k)]
+                     if tuple(k) in why else "stable" for k in out[keys].values]
     out["x torch [95%]"] = [_ratio_text(ratio, (r.layer, r.batch, r.dtype, r.fastest)) for r in out.itertuples()]
     out.loc[unranked, "x torch [95%]"] = ""
     out.loc[unranked, "fastest"] = "not ranked"

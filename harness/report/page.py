@@ -212,7 +212,7 @@ def _bench_sections(bench: pd.DataFrame, machine, folder: Path, paths) -> list[S
     flags = timed_flags(bench)
     flagged = flags[~flags.stable]
     if not flagged.empty:
-        sections.append(Section("Unstable timings (not ranked)", table=flagged.drop(columns="stable").set_index(
+        sections.append(Section("Unstable timings (left out of the geomeans)", table=flagged.drop(columns="stable").set_index(
             ["suite", "layer"]), lines=[
             f"A timing is unstable when its ratio's 95% interval is more than {100 * MAX_INTERVAL_WIDTH:.0f}% of "
             f"the ratio wide, its own times spread more than {100 * MAX_REL_SPREAD:.0f}% (IQR/median), too few "
