@@ -259,7 +259,7 @@ def estimate(op: str, spec, include_torch: bool = False) -> Choice | None:
         when no candidate has a model (the caller falls back to its own rule).
     """
     # the model in force, as three cheap reads (the registry counts its own changes)
-    state = (CALIBRATION_PATH, _GENERATION, _registry.REVISION)
+    state = _model_state()
     if state != _DECISIONS_STATE[0]:
         _DECISIONS.clear()
         _DECISIONS_STATE[0] = state
@@ -286,6 +286,17 @@ def _estimate(op: str, spec, include_torch: bool) -> Choice | None:
     if not seconds:
         return None
     return Choice(backend=min(seconds, key=seconds.get), seconds=seconds, method="estimate")
+
+
+def _model_state() -> tuple:
+    return CALIBRATION_PATH, _GENERATION, _registry.REVISION
+
+
+def decision_state() -> tuple:
+    """What a remembered decision depends on besides the call: the model in force (calibration file
+    setting, :func:`forget` generation, registered backends) and the thread counts. Callers that
+    remember something per decision (``harness.api.resolve.auto_backend``) key it with this."""
+    return _model_state() + _thread_token()
 
 
 def _thread_token() -> tuple:

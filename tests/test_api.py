@@ -162,7 +162,6 @@ def test_auto_with_nan_data_keeps_torch_semantics():
 @pytest.mark.parametrize("where", ["x", "w", "bias"])
 def test_auto_lets_winograd_find_nan_itself_and_reruns_on_a_propagating_backend(monkeypatch, where):
     from harness import autoselect
-    from harness.api import conv as api_conv
     from harness.support.finite_guard import NonFiniteData
 
     rng = np.random.default_rng(3)
@@ -173,7 +172,7 @@ def test_auto_lets_winograd_find_nan_itself_and_reruns_on_a_propagating_backend(
 
     monkeypatch.setattr(resolve, "estimate", lambda op, spec, include_torch=False:
                         autoselect.Choice("winograd", {"winograd": 1.0}))
-    monkeypatch.setattr(api_conv, "all_finite", lambda *a: pytest.fail("auto scanned the data before winograd"))
+    monkeypatch.setattr(resolve, "all_finite", lambda *a: pytest.fail("auto scanned the data before winograd"))
     finite = harness.conv2d(x, w, b, padding=1, backend="auto")  # winograd ran: no scan, no rerun
     np.testing.assert_array_equal(finite, harness.conv2d(x, w, b, padding=1, backend="winograd"))
     {"x": x, "w": w, "bias": b}[where].flat[5] = np.nan

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.api.resolve import all_finite, auto_memory_check, resolve_backend
+from harness.api.resolve import auto_backend, resolve_backend
 from harness.backend.dispatch import run_case, run_op
 from harness.ops.args import check_array
 from harness.ops.conv_spec import conv2d_spec
@@ -71,19 +71,10 @@ def conv2d(
 
 
 def _backend_for(name, op, spec, *arrays):
-    """``(backend, guarded)`` for a call. For 'auto', memory is checked; a pick that would smear
-    NaN/Inf either checks the data itself while running (``checks_finite``: ``guarded`` is True,
-    the caller runs it under :func:`requiring_finite`) or the data is scanned first (a full pass
-    over it, which costs more than the decision)."""
+    """``(backend, guarded)`` for a call: the one named, or for 'auto' :func:`auto_backend`'s."""
     if name != "auto":
         return resolve_backend(name, op, spec), False
-    auto_memory_check(op, spec)
-    picked = resolve_backend(name, op, spec)
-    if picked.propagates_nonfinite(spec.dtype):
-        return picked, False
-    if picked.checks_finite:
-        return picked, True
-    return (picked if all_finite(*arrays) else resolve_backend(name, op, spec, finite=False)), False
+    return auto_backend(op, spec, *arrays)
 
 
 def conv_transpose2d(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,

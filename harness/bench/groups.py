@@ -257,7 +257,7 @@ def _batch_geomeans(summary) -> list[str]:
 def decision_cost(layers, repeats: int = 2000) -> str:
     """Per layer above 1 MFLOP: seconds of auto's decision in ``harness.conv2d`` against the call."""
     from harness.api.conv import conv2d
-    from harness.api.resolve import all_finite, auto_memory_check, resolve_backend
+    from harness.api.resolve import auto_backend
 
     lines = [f"{'layer':<38} {'N':>2} {'MFLOP':>8} {'call us':>9} {'decide us':>9} {'share':>7}"]
     worst = 0.0
@@ -274,11 +274,7 @@ def decision_cost(layers, repeats: int = 2000) -> str:
             return conv2d(x, w, backend="auto", **kwargs)
 
         def decide():  # what harness.conv2d does before running the backend it picks
-            auto_memory_check(layer.op, spec)
-            picked = resolve_backend("auto", layer.op, spec)
-            if picked.nonfinite or picked.checks_finite:  # the latter checks NaN/Inf in its own pass
-                return picked
-            return picked if all_finite(x, w) else resolve_backend("auto", layer.op, spec, False)
+            return auto_backend(layer.op, spec, x, w)
 
         call()
         call_s = min(time_once(call) for _ in range(5))
