@@ -25,6 +25,11 @@ from harness.support.render import fit_table
 from harness.verify.verifier import summarize, verify
 from harness.cli.args import non_negative_float, non_negative_int, positive_float, positive_int, positive_int_list
 
+#: Seconds the main job spends at most re-measuring layers whose timings came out unstable: on the
+#: quiet 2-core machine, 10 rounds left 12 of the 16 representative layers unranked and 90 s more left
+#: 5 (2026-12-02); a busy machine spends the 90 s and stops.
+UNTIL_STABLE_S = 90.0
+
 #: What ``--full`` benchmarks: whole suites (the default is :mod:`harness.suites.representative`).
 FULL_SUITES = ("resnet50", "mobilenetv2", "large_kernels")
 DEFAULT_CASES = 300
@@ -56,8 +61,9 @@ def register(sub) -> None:
                         help="skip cases estimated or first measured above S seconds (default 5)")
     parser.add_argument("--max-rounds", type=positive_int, default=MAX_ROUNDS, metavar="N",
                         help=f"interleaved rounds per layer at most (default {MAX_ROUNDS}; at least {paired.MIN_ROUNDS} run)")
-    parser.add_argument("--until-stable", type=float, default=0.0, metavar="SECONDS",
-                        help="re-measure layers with unstable timings, spending at most SECONDS in all (default 0: no)")
+    parser.add_argument("--until-stable", type=float, default=UNTIL_STABLE_S, metavar="SECONDS",
+                        help="re-measure layers with unstable timings, spending at most SECONDS in all "
+                             f"(default {UNTIL_STABLE_S:g}; 0: no)")
     parser.add_argument("--no-bench", action="store_true", help="verify and report only")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="auto uses the existing calibration or the backends' shipped constants; never calibrates")
