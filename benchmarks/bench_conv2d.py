@@ -58,6 +58,9 @@ from harness.bench.runner import op_spec, prepare
 from harness.errors import Unsupported
 from harness.backend.registry import backends, get_backend
 from harness.support import timing  # a module: asv would take a bare `time_call` for a benchmark
+from harness.support import allocator
+
+allocator.steady_heap()  # large buffers stay in the heap, as in `convbench bench` (harness.support.allocator)
 
 
 def _env_list(name, default):

@@ -34,6 +34,7 @@ from harness.backend.registry import backends, get_backend
 from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
+from harness.support.allocator import steady_heap
 from harness.support.timing import pinned_threads, set_threads, time_call, time_once
 
 #: ``suite.layer@batch`` of the default probe set: every algorithm's regime (stems, 3x3
@@ -142,6 +143,7 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
         One :class:`Sample` per timed (backend, layer); ``skipped``: ``{"layer", "batch",
         "backend", "reason"}`` per case not timed.
     """
+    steady_heap()  # the heap the benchmarks time in (harness.support.allocator)
     samples, skipped = [], []
     shipped = autoselect.default_constants()
     seen: dict = {}  # (backend, regime) -> layers timed

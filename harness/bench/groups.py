@@ -40,6 +40,7 @@ from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
 from harness.ops.table import op_info
+from harness.support.allocator import steady_heap
 from harness.support.machine import peak_gflops, peak_is_trusted, record
 from harness.support.timing import pinned_threads, time_once
 
@@ -304,6 +305,7 @@ def main(argv=None) -> int:
     parser.add_argument("--remeasure", action="store_true",
                         help="measure the SGEMM peak again (else the one `convbench env` stored)")
     args = parser.parse_args(argv)
+    steady_heap()  # the same heap for every backend (harness.support.allocator)
     layers = group_layers(args.group, args.quick)
     rounds = 2 if args.quick else args.rounds
     machine = record(remeasure=args.remeasure)

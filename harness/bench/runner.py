@@ -53,6 +53,7 @@ from harness.ops import metrics
 from harness.ops.table import op_info
 from harness.suites import Layer, expand_batches, layers
 from harness.suites.shape_files import read_rows
+from harness.support.allocator import steady_heap
 from harness.support import machine_state
 from harness.support.machine import peak_gflops
 from harness.support.results_io import write_atomic, write_csv
@@ -167,6 +168,7 @@ def run(
     alone; a backend without a cost model whose first call exceeds ``limit_s`` is not
     timed further (recorded as skipped with that time).
     """
+    steady_heap()  # large buffers stay in the heap: no page faults per call (harness.support.allocator)
     names = list(dict.fromkeys(backend_names))
     baseline = baseline or baseline_name()
     if baseline is not None and baseline not in names and get_backend(baseline).available:

@@ -12,6 +12,7 @@ from harness.bench import paired
 from harness.bench import stability
 from harness.bench.terminal import results_table
 from harness import suites
+from harness.support.allocator import steady_heap
 from harness.support.machine import record
 from harness.support.provenance import git_state
 from harness.backend.registry import backends, get_backend
@@ -97,7 +98,7 @@ def run(args) -> int:
         "suites": suite_names, "shape_files": args.shapes, "backends": names, "batches": batches,
         "dtypes": dtypes, "threads": threads, "min_runs": args.repeat, "budget_s": args.budget,
         "cache": "cold" if args.cold else "hot", "limit_s": args.limit, "machine": machine,
-        "until_stable_s": args.until_stable,
+        "until_stable_s": args.until_stable, "allocator": steady_heap(),
     }, started)
     if getattr(args, "json", False):
         from harness.cli.outcome import bench_outcome, print_json

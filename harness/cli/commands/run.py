@@ -15,6 +15,7 @@ from harness.suites import representative
 from harness.bench import runner as bench
 from harness.support import machine_state
 from harness.bench import paired, stability
+from harness.support.allocator import steady_heap
 from harness.support.machine import record, summary_lines
 from harness.backend.registry import backends, get_backend
 from harness.report.page import REPORTS, write_report
@@ -118,7 +119,7 @@ def run(args) -> int:
             "suites": suites, "backends": timed + ["auto"], "batches": batches, "dtypes": ["float32"],
             "threads": threads, "min_runs": paired.MIN_ROUNDS, "max_rounds": args.max_rounds,
             "budget_s": args.budget, "cache": "hot", "limit_s": args.limit,
-            "machine": machine,
+            "machine": machine, "allocator": steady_heap(),
         }, bench_started)
         print(results_table(results), end="\n\n")
         for line in stability.warning_lines(results):
