@@ -104,12 +104,21 @@ def group_features(op: str, spec) -> dict[str, float]:
     per backend. ``convbench calibrate`` fits them (grouped and depthwise probe layers); a
     backend's ``CostModel.defaults`` may state them, else they count zero. Empty for ungrouped calls.
     """
-    groups = getattr(spec, "groups", 1)
-    if op != "conv2d" or groups <= 1:
+    kind = regime(spec) if op == "conv2d" else "dense"
+    if kind == "dense":
         return {}
-    per_group = spec.C // groups
+    per_group = spec.C // spec.groups
     macs = float(spec.N * spec.O * spec.OH * spec.OW * per_group * spec.KH * spec.KW)
-    return {"group_calls": float(groups), ("depthwise_macs" if per_group == 1 else "group_macs"): macs}
+    return {"group_calls": float(spec.groups), ("depthwise_macs" if kind == "depthwise" else "group_macs"): macs}
+
+
+def regime(spec) -> str:
+    """``dense``, ``grouped`` or ``depthwise`` (one input channel per group): the convolutions whose
+    constants the cost model fits apart (:func:`group_features`)."""
+    groups = getattr(spec, "groups", 1)
+    if groups <= 1:
+        return "dense"
+    return "depthwise" if spec.C == groups else "grouped"
 
 
 def default_constants() -> dict[str, dict[str, float]]:

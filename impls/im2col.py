@@ -46,7 +46,6 @@ Accuracy
 
 from __future__ import annotations
 
-import glob
 import os
 from functools import lru_cache
 
@@ -55,6 +54,7 @@ import numpy as np
 from harness.ops.conv_spec import CONV2D_FEATURES
 from harness.backend.registry import OP_FEATURES, Backend, CostModel
 from harness.ops.metrics import conv2d_work
+from harness.support.machine import cache_bytes
 
 from . import _im2col_nd_ops, _im2col_ops, _im2col_pack
 from ._half import in_float32
@@ -81,18 +81,8 @@ _MIN_BLOCK_COLUMNS = 512
 
 @lru_cache(maxsize=1)
 def _last_level_cache_bytes() -> int | None:
-    """The largest CPU cache of cpu0 in bytes (Linux sysfs), or None when it cannot be read."""
-    sizes = []
-    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
-        try:
-            text = open(path).read().strip().upper()
-        except OSError:
-            continue
-        unit = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
-        digits = text[:-1] if text[-1:] in "KMG" else text
-        if digits.isdigit():
-            sizes.append(int(digits) * unit)
-    return max(sizes) if sizes else None
+    """The largest CPU cache of cpu0 in bytes, or None when it cannot be read."""
+    return max(cache_bytes().values(), default=None)
 
 
 def block_bytes(spec) -> int:
@@ -141,20 +131,23 @@ def _is_plain_gemm(spec) -> bool:
     return spec.KH == spec.KW == 1 and spec.stride == (1, 1) and not any(spec.padding)
 
 
+def _blocking(spec, budget: int) -> tuple[int, int]:
+    """``(images, rows)`` per block whose columns fit in ``budget``: several whole images when one
+    fits, else output rows of one image."""
+    width = _im2col_pack.layout(spec)[1] if _im2col_pack.packs_runs(spec) else spec.OW  # columns per output row
+    row_bytes = max(1, spec.C * spec.KH * spec.KW * width * np.dtype(spec.dtype).itemsize)
+    image_bytes = row_bytes * max(1, spec.OH)
+    if image_bytes <= budget:
+        return max(1, budget // image_bytes), max(1, spec.OH)
+    return 1, max(1, budget // row_bytes)
+
+
 def _tiles(spec, budget: int):
     """(n0, n1, i0, i1) blocks of images and output rows whose columns fit in ``budget``."""
-    width = _im2col_pack.layout(spec)[1] if _im2col_pack.packs_runs(spec) else spec.OW  # columns per output row
-    row_bytes = spec.C * spec.KH * spec.KW * width * np.dtype(spec.dtype).itemsize
-    image_bytes = row_bytes * spec.OH
-    if image_bytes <= budget:
-        step = max(1, budget // image_bytes)
-        for n0 in range(0, spec.N, step):
-            yield n0, min(n0 + step, spec.N), 0, spec.OH
-        return
-    rows = max(1, budget // row_bytes)
-    for n in range(spec.N):
+    images, rows = _blocking(spec, budget)
+    for n0 in range(0, spec.N, images):
         for i0 in range(0, spec.OH, rows):
-            yield n, n + 1, i0, min(i0 + rows, spec.OH)
+            yield n0, min(n0 + images, spec.N), i0, min(i0 + rows, spec.OH)
 
 
 def _gemm_rows(xp, wg, spec, i0: int, i1: int, out) -> None:
@@ -208,12 +201,8 @@ def cost_features(op, spec) -> dict[str, float] | None:
 
 def _block_count(spec, budget: int) -> int:
     """How many blocks :func:`_tiles` cuts the call into (without walking them)."""
-    width = _im2col_pack.layout(spec)[1] if _im2col_pack.packs_runs(spec) else spec.OW
-    row_bytes = max(1, spec.C * spec.KH * spec.KW * width * np.dtype(spec.dtype).itemsize)
-    image_bytes = row_bytes * max(1, spec.OH)
-    if image_bytes <= budget:
-        return -(-spec.N // max(1, budget // image_bytes))
-    return spec.N * -(-spec.OH // max(1, budget // row_bytes))
+    images, rows = _blocking(spec, budget)
+    return -(-spec.N // images) * -(-spec.OH // rows)
 
 
 #: ``weight_reads`` was added later: 0.44 x ``cols``, the ratio of the two in this machine's calibration with

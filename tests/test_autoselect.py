@@ -402,7 +402,7 @@ def test_time_probes_times_each_backend_once_per_layer_and_skips_ruled_out_ones(
 
 def test_time_probes_times_a_ruled_out_backend_on_the_first_layers_of_a_regime(monkeypatch):
     cases = _smoke_cases()  # two dense layers
-    assert {calibration.regime(bench.op_spec(l.op, l.spec)) for _, l in cases} == {"dense"}
+    assert {autoselect.regime(bench.op_spec(l.op, l.spec)) for _, l in cases} == {"dense"}
     real = autoselect.predict
     monkeypatch.setattr(autoselect, "predict", lambda b, op, spec, constants=None:
                         real("im2col", op, spec, constants) * (100 if b == "fft" else 1))
@@ -417,7 +417,7 @@ def test_regimes_are_dense_grouped_and_depthwise():
     def spec(C, O, groups):
         return Conv2dSpec.from_shapes((1, C, 8, 8), (O, C // groups, 3, 3), padding=1, groups=groups)
 
-    assert [calibration.regime(spec(*a)) for a in ((8, 8, 1), (8, 8, 2), (8, 8, 8), (8, 16, 8))] == \
+    assert [autoselect.regime(spec(*a)) for a in ((8, 8, 1), (8, 8, 2), (8, 8, 8), (8, 16, 8))] == \
         ["dense", "grouped", "depthwise", "depthwise"]
 
 

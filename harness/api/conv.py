@@ -59,14 +59,14 @@ def conv2d(
     spec, batched = conv2d_spec(x, w, bias, stride, padding, dilation, groups, padding_mode)
     arrays = (x, w, bias)
     picked, guarded = _backend_for(backend, "conv2d", spec, *arrays)
-    if not guarded:
-        (y,) = run_case(picked, "conv2d", spec, batched, arrays)
-        return y
-    try:
-        with requiring_finite():
-            (y,) = run_case(picked, "conv2d", spec, batched, arrays)
-    except NonFiniteData:  # the pick found NaN/Inf in its own pass over the data
-        (y,) = run_case(resolve_backend("auto", "conv2d", spec, finite=False), "conv2d", spec, batched, arrays)
+    if guarded:
+        try:
+            with requiring_finite():
+                (y,) = run_case(picked, "conv2d", spec, batched, arrays)
+            return y
+        except NonFiniteData:  # the pick found NaN/Inf in its own pass over the data
+            picked = resolve_backend("auto", "conv2d", spec, finite=False)
+    (y,) = run_case(picked, "conv2d", spec, batched, arrays)
     return y
 
 

@@ -69,7 +69,8 @@ SETTLE_S = 0.1
 #: A candidate that the shipped constants predict this many times slower than the fastest is not
 #: timed (they fit the machine they came from within 1.1-1.5x, median: 8x leaves room for another).
 RULED_OUT = 8.0
-#: A backend is timed on its first this many layers of each regime (dense, grouped, depthwise: :func:`regime`)
+#: A backend is timed on its first this many layers of each regime (dense, grouped, depthwise:
+#: :func:`harness.autoselect.regime`)
 #: even when predicted over :data:`RULED_OUT`: with fewer, a leave-one-suite-out fold can lack the
 #: regime's samples and fit its constants as zero (winograd then picked on a grouped layer 1.6x slower).
 REGIME_MIN = 2
@@ -169,11 +170,12 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
                           end="\r", file=sys.stderr, flush=True)
                 # a regime's first few layers are timed whatever the prediction: a backend never timed on
                 # grouped (or depthwise) layers would get zero for their constants, and be picked there
-                needed = seen.get((name, regime(spec)), 0) < REGIME_MIN
+                kind = (name, autoselect.regime(spec))
+                needed = seen.get(kind, 0) < REGIME_MIN
                 seconds, reason = _time_one(name, layer, spec, None if needed else predicted[name], fastest, best,
                                             budget_s, limit_s, seed)
                 if seconds is not None:
-                    seen[(name, regime(spec))] = seen.get((name, regime(spec)), 0) + 1
+                    seen[kind] = seen.get(kind, 0) + 1
                 if seconds is None:
                     skipped.append({"layer": layer.label, "batch": layer.spec.N, "backend": name, "reason": reason})
                     continue
@@ -182,15 +184,6 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
     if progress:
         print(" " * 79, end="\r", file=sys.stderr)
     return samples, skipped
-
-
-def regime(spec) -> str:
-    """``dense``, ``grouped`` or ``depthwise``: the convolutions whose constants the cost model fits apart
-    (:func:`harness.autoselect.group_features`)."""
-    groups = getattr(spec, "groups", 1)
-    if groups <= 1:
-        return "dense"
-    return "depthwise" if spec.C == groups else "grouped"
 
 
 def _round_robin(cases) -> list:

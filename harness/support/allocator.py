@@ -11,8 +11,8 @@ baseline's time depended on which backend ran before it. So the benchmarks fix m
 memory kept up to 1 GB at the top of the heap, and 64 MB of padding per heap extension. Every
 backend gets the same heap; memory a run has freed stays with the process until it exits.
 
-Tests and the verifier do not call it: only what times calls does (``harness.bench``, ``auto``'s
-measured choice, the asv benchmarks).
+The verifier does not call it: only what times calls does (``harness.bench``, calibration, ``auto``'s
+measured choice, the asv benchmarks; tests that exercise those set it in the test process too).
 """
 
 from __future__ import annotations

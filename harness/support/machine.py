@@ -111,14 +111,26 @@ def _native_blas() -> list[dict]:
         return []
 
 
-def _l2_size() -> str | None:
+def cache_bytes() -> dict[int, int]:
+    """cpu0's cache sizes in bytes by level (Linux sysfs; level 1 the larger of data and
+    instructions); ``{}`` where they cannot be read."""
+    sizes: dict[int, int] = {}
     for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
         try:
-            if (index / "level").read_text().strip() == "2":
-                return (index / "size").read_text().strip()
-        except OSError:
+            level = int((index / "level").read_text())
+            text = (index / "size").read_text().strip().upper()
+        except (OSError, ValueError):
             continue
-    return None
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            size = int(digits) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[len(digits):], 1)
+            sizes[level] = max(sizes.get(level, 0), size)
+    return sizes
+
+
+def _l2_size() -> str | None:
+    size = cache_bytes().get(2)
+    return None if size is None else f"{size // 2**10}K"
 
 
 def software_info() -> dict:
