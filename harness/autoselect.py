@@ -1,14 +1,17 @@
 """Choosing a backend per call, as scipy's ``choose_conv_method`` and cuDNN's find mode do.
 
-Two functions, one return type (:class:`Choice`):
+Three functions, one return type (:class:`Choice`):
 
 * :func:`estimate` predicts each candidate's time from operation counts of the call times
   per-backend constants fitted on this machine (each backend's ``CostModel``, plus the grouped
   and depthwise terms of :func:`group_features` that every backend gets, and
-  ``convbench calibrate``) and picks the smallest. Nothing runs; it costs microseconds, so
-  ``backend="auto"`` uses it on every call (``harness.api.resolve.resolve_backend``); its
+  ``convbench calibrate``) and picks the smallest. Nothing runs; it costs microseconds; its
   decisions are kept per (op, spec, model in force, thread counts), so a layer called again
   costs one dictionary look-up (:data:`_DECISIONS`).
+* :func:`choose` is what ``backend="auto"`` runs (``harness.api.resolve.resolve_backend``): the estimate's pick, unless it predicts other
+  candidates within :data:`TIE_MARGIN` (2x) of it; those close calls are then timed once per call
+  shape (both orders, best of a few calls each) and the fastest is taken, kept like :func:`measure`'s
+  choices. The model ranks candidates that differ by more than its error; inside it, a measurement does.
 * :func:`measure` runs every candidate on the call's shape (seeded random inputs), once per
   distinct spec, and caches the winner in memory and on disk
   (``~/.cache/convbench/autoselect-<key>.json``, or ``$CONVBENCH_CACHE_DIR``). The file is
@@ -48,7 +51,7 @@ import numpy as np
 from harness.backend import registry as _registry
 from harness.backend.dispatch import prepare
 from harness.backend.registry import backends, get_backend
-from harness.errors import Unsupported
+from harness.errors import ResourceLimit, Unsupported
 from harness.support import machine as _machine
 from harness.support.allocator import steady_heap
 from harness.support.results_io import write_atomic
@@ -175,6 +178,7 @@ def forget() -> None:
     global _GENERATION
     _GENERATION += 1
     _DECISIONS.clear()
+    _TIES.clear()
     _calibration.cache_clear()
 
 
@@ -272,6 +276,7 @@ def estimate(op: str, spec, include_torch: bool = False) -> Choice | None:
     state = _model_state()
     if state != _DECISIONS_STATE[0]:
         _DECISIONS.clear()
+        _TIES.clear()
         _DECISIONS_STATE[0] = state
     key = (op, spec, include_torch, _thread_token())
     try:
@@ -285,6 +290,131 @@ def estimate(op: str, spec, include_torch: bool = False) -> Choice | None:
         _DECISIONS.clear()
     _DECISIONS[key] = choice
     return choice
+
+
+# -- choose: estimate, then time the close calls -----------------------------------------
+#: :func:`choose` times the candidates the estimate predicts within this factor of its pick: the
+#: cost model's per-backend error is 1.2x median and up to 2-2.6x worst on this machine's probe
+#: layers, so two candidates predicted closer than 2x can be in either order. Leave-one-suite-out on
+#: a calibration of 36 layers (2026-12-02), a shortlist this wide held the measured best on 36/36
+#: layers (1.3x: 35/36, the miss 1.28x the best; 1.15x: 33/36) and was timed on 24 of them.
+TIE_MARGIN = 2.0
+#: ... unless the estimate's pick is predicted to take longer than this per call: timing costs each
+#: close candidate about four calls, once per call shape (then kept in memory and on disk).
+TIE_MAX_S = 0.1
+#: Timed seconds per close candidate (after one untimed call; at least :data:`TIE_MIN_RUNS` calls).
+TIE_BUDGET_S = 0.02
+TIE_MIN_RUNS = 2
+#: Untimed calls per close candidate last at least this long first, so that the previous
+#: candidate's thread pool has stopped spinning (see ``harness.support.timing.time_call``'s ``settle_s``).
+TIE_SETTLE_S = 0.03
+#: Rounds of a tie-break's timing, each in the reverse order of the last (:func:`time_close_calls`).
+TIE_ROUNDS = 2
+#: Memory a tie-break may use, as a multiple of the call's own (outputs and padded input): it
+#: allocates inputs and outputs again for each candidate, so a call near the machine's memory
+#: keeps the estimate's pick.
+TIE_MEMORY_FACTOR = 4
+#: Whether ``auto`` breaks ties by timing (:func:`choose`); ``CONVBENCH_AUTO_TIE_BREAK=0`` in the
+#: environment (read at import) or setting this to False keeps it to the estimate alone.
+TIE_BREAK: bool = os.environ.get("CONVBENCH_AUTO_TIE_BREAK", "1").strip().lower() not in {"0", "off", "false", "no"}
+
+_TIES: dict = {}  # choose's decisions, by the key of _DECISIONS; emptied with them
+
+
+def close_calls(choice: Choice) -> list[str]:
+    """The candidates of an estimate predicted within :data:`TIE_MARGIN` of its pick, the pick first."""
+    best = choice.seconds[choice.backend]
+    close = [n for n, t in choice.seconds.items() if t <= TIE_MARGIN * best]
+    return sorted(close, key=lambda n: (n != choice.backend, choice.seconds[n]))
+
+
+def choose(op: str, spec, include_torch: bool = False, may_time=None) -> Choice | None:
+    """What ``backend="auto"`` runs: the estimate's pick, unless other candidates are predicted
+    within :data:`TIE_MARGIN` of it; then those close candidates are timed on the call's shape
+    (seeded random inputs, as :func:`measure` does, best of a few calls) and the fastest is taken.
+
+    The cost model ranks candidates that differ by 2x or more; closer than that its error decides
+    (a linear model per backend: 1.2x median, 2-2.6x worst), so the close calls are measured, as
+    cuDNN's find mode and MIOpen's find step do, but only among the candidates the model cannot
+    separate. A tie-break runs once per call shape, machine, thread count and code version: it is
+    kept in memory and on disk with :func:`measure`'s choices; later calls cost a look-up.
+
+    Parameters
+    ----------
+    op, spec, include_torch
+        As for :func:`estimate`.
+    may_time : callable, optional
+        Returns False when the call may not be timed (``harness.api.resolve`` passes a memory
+        check); None: no check.
+
+    Returns
+    -------
+    Choice or None
+        :func:`estimate`'s choice (``method='estimate'``) when there is no tie to break, or
+        breaking it is off (:data:`TIE_BREAK`), too costly (:data:`TIE_MAX_S`) or not allowed;
+        else ``method='estimate+measure'`` with the measured seconds of the close candidates.
+    """
+    choice = estimate(op, spec, include_torch)
+    if choice is None or not TIE_BREAK:
+        return choice
+    key = (op, spec, include_torch, _thread_token())
+    try:
+        return _TIES[key]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable: the estimate alone
+        return choice
+    close = close_calls(choice)
+    if len(close) < 2 or choice.seconds[choice.backend] > TIE_MAX_S or (may_time is not None and not may_time()):
+        decided = choice
+    else:
+        decided = _tie_break(op, spec, include_torch, close) or choice
+    if len(_TIES) >= _DECISIONS_MAX:
+        _TIES.clear()
+    _TIES[key] = decided
+    return decided
+
+
+def _tie_break(op: str, spec, include_torch: bool, close: list[str]) -> Choice | None:
+    """The fastest of ``close`` timed on ``spec`` (memory, then disk, then a measurement); None when
+    none could be timed."""
+    key, spec_key = cache_key(), "tie:" + ",".join(close) + "|" + _spec_key(op, spec, include_torch)
+    hit = _MEMORY.get((key, spec_key))
+    if hit is None:
+        stored = _read_disk(key).get(spec_key)
+        if stored is not None and set(stored["seconds"]) <= set(close):
+            hit = _MEMORY[(key, spec_key)] = Choice(stored["backend"], stored["seconds"], "estimate+measure", True)
+    if hit is not None:
+        return Choice(hit.backend, dict(hit.seconds), "estimate+measure", True)
+    try:
+        seconds = time_close_calls(op, spec, close)
+    except (MemoryError, ResourceLimit):  # the call fits, the timing of several does not
+        return None
+    if not seconds:
+        return None
+    choice = Choice(min(seconds, key=seconds.get), seconds, "estimate+measure", False)
+    _MEMORY[(key, spec_key)] = choice
+    _write_disk(key, spec_key, choice)
+    return choice
+
+
+def time_close_calls(op: str, spec, names) -> dict[str, float]:
+    """Seconds per call of each of ``names`` on ``spec``, as a tie-break times them: in
+    :data:`TIE_ROUNDS` rounds, the order reversed each time, per round one untimed call, then
+    best of at least :data:`TIE_MIN_RUNS` within :data:`TIE_BUDGET_S`; the best over rounds.
+
+    One round in one order decided by the thread pools rather than the kernels: numba_cpu timed
+    right after im2col (OpenBLAS's workers still spinning) took 16 ms on the ResNet-50 stem where it
+    takes 0.8-0.9 ms (2 threads, this machine), in two tie-breaks out of two; reversed, it is timed
+    first in the other round."""
+    seconds: dict[str, float] = {}
+    order = list(names)
+    for _ in range(TIE_ROUNDS):
+        for name, t in _time_candidates(op, spec, order, TIE_BUDGET_S, min_runs=TIE_MIN_RUNS,
+                                        settle_s=TIE_SETTLE_S).items():
+            seconds[name] = min(t, seconds.get(name, math.inf))
+        order.reverse()
+    return seconds
 
 
 def _estimate(op: str, spec, include_torch: bool) -> Choice | None:
@@ -306,7 +436,7 @@ def decision_state() -> tuple:
     """What a remembered decision depends on besides the call: the model in force (calibration file
     setting, :func:`forget` generation, registered backends) and the thread counts. Callers that
     remember something per decision (``harness.api.resolve.auto_backend``) key it with this."""
-    return _model_state() + _thread_token()
+    return _model_state() + (TIE_BREAK,) + _thread_token()
 
 
 def _thread_token() -> tuple:
@@ -425,21 +555,37 @@ def measure(op: str, spec, include_torch: bool = False, budget_s: float = 0.05,
     return choice
 
 
-def _time_candidates(op, spec, names, budget_s) -> dict[str, float]:
+def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: float = 0.1) -> dict[str, float]:
+    """Best-of times per call of ``names`` on ``spec``; the fastest one's case runs last again, for
+    ``settle_s``, so that its thread pools are the ones awake when the caller goes on.
+
+    A candidate whose first call takes over 3x the best so far is called once more before it is kept
+    as clearly slower: the first call into one library's thread pool right after another's ran
+    (OpenBLAS after numba's or torch's OpenMP pool) took 19-25 ms where it takes 1.3-2.4 ms warm
+    (a 128-channel 28x28 3x3 layer, 2 threads, this machine), and it would have decided alone.
+    """
     steady_heap()  # the heap the benchmarks time in (harness.support.allocator)
-    seconds = {}
+    seconds, cases = {}, {}
     for name in names:
         try:
             case = prepare(get_backend(name), op, spec, seed=0)
             time_once(case.fn, case.args, case.sync)  # compilation and first touch, never counted
         except Unsupported:  # a limit found only at run time (e.g. winograd's kernel size)
             continue
+        cases[name] = case
         first = time_once(case.fn, case.args, case.sync)
         if first > 3 * min(seconds.values(), default=math.inf):
-            seconds[name] = first  # clearly slower: not worth the full timing
-            continue
-        seconds[name] = time_call(case.fn, case.args, sync=case.sync, budget_s=budget_s, min_runs=3,
-                                  warmup=0, first_call_s=first).min
+            first = min(first, time_once(case.fn, case.args, case.sync))
+            if first > 3 * min(seconds.values()):
+                seconds[name] = first  # clearly slower: not worth the full timing
+                continue
+        seconds[name] = time_call(case.fn, case.args, sync=case.sync, budget_s=budget_s, min_runs=min_runs,
+                                  warmup=0, settle_s=settle_s, first_call_s=first).min
+    if len(cases) > 1:
+        case = cases[min(seconds, key=seconds.get)]
+        settled = 0.0
+        while settled < settle_s:
+            settled += time_once(case.fn, case.args, case.sync)
     return seconds
 
 

@@ -170,7 +170,7 @@ def test_auto_lets_winograd_find_nan_itself_and_reruns_on_a_propagating_backend(
     b = rng.standard_normal(8).astype(np.float32)
     from harness.api import resolve
 
-    monkeypatch.setattr(resolve, "estimate", lambda op, spec, include_torch=False:
+    monkeypatch.setattr(resolve, "choose", lambda op, spec, include_torch=False, may_time=None:
                         autoselect.Choice("winograd", {"winograd": 1.0}))
     monkeypatch.setattr(resolve, "all_finite", lambda *a: pytest.fail("auto scanned the data before winograd"))
     finite = harness.conv2d(x, w, b, padding=1, backend="auto")  # winograd ran: no scan, no rerun

@@ -22,6 +22,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVBENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(autoselect, "_MEMORY", {})
     monkeypatch.setattr(autoselect, "_DECISIONS", {})
+    monkeypatch.setattr(autoselect, "_TIES", {})
 
 
 def test_candidates_leave_out_the_reference_and_torch_unless_asked():
@@ -56,11 +57,67 @@ def test_estimate_is_none_without_a_model_and_auto_falls_back_to_rank(monkeypatc
     assert resolve_backend("auto", "conv2d", SMALL).name == ranked.name
 
 
-def test_auto_in_the_api_is_the_estimate():
-    assert resolve_backend("auto", "conv2d", SMALL).name == autoselect.estimate("conv2d", SMALL).backend
+def test_auto_in_the_api_is_choose():
+    assert resolve_backend("auto", "conv2d", SMALL).name == autoselect.choose("conv2d", SMALL).backend
     x = np.arange(72, dtype=np.float64).reshape(1, 2, 6, 6)
     w = np.ones((3, 2, 3, 3))
     np.testing.assert_allclose(harness.conv2d(x, w, padding=1), harness.conv2d(x, w, padding=1, backend="naive"))
+
+
+def _estimating(monkeypatch, seconds, timed):
+    """Stand-ins: the estimate predicts ``seconds``; a tie-break measures ``timed`` and records what it timed."""
+    calls = []
+    monkeypatch.setattr(autoselect, "estimate", lambda op, spec, include_torch=False: autoselect.Choice(
+        min(seconds, key=seconds.get), dict(seconds)))
+    monkeypatch.setattr(autoselect, "time_close_calls",
+                        lambda op, spec, names: calls.append(list(names)) or {n: timed[n] for n in names})
+    return calls
+
+
+def test_choose_times_only_the_candidates_predicted_close_and_takes_the_fastest(monkeypatch):
+    calls = _estimating(monkeypatch, {"im2col": 1e-3, "numba_cpu": 1.9e-3, "fft": 2.1e-3},
+                        {"im2col": 2e-3, "numba_cpu": 1e-3, "fft": 0.5e-3})
+    choice = autoselect.choose("conv2d", SMALL)
+    assert calls == [["im2col", "numba_cpu"]]  # fft is predicted over TIE_MARGIN (2x) slower: not timed
+    assert choice.backend == "numba_cpu" and choice.method == "estimate+measure" and not choice.cached
+    assert choice.seconds == {"im2col": 2e-3, "numba_cpu": 1e-3}
+    assert autoselect.choose("conv2d", SMALL) is choice and len(calls) == 1  # remembered for the spec
+    autoselect._TIES.clear()
+    autoselect._MEMORY.clear()  # as a new process: read back from the disk cache, not timed again
+    again = autoselect.choose("conv2d", SMALL)
+    assert again.backend == "numba_cpu" and again.cached and len(calls) == 1
+
+
+@pytest.mark.parametrize("why", ["alone", "off", "slow", "no memory"])
+def test_choose_keeps_the_estimate_when_there_is_no_tie_to_break_or_it_may_not_be_timed(monkeypatch, why):
+    seconds = {"im2col": 1e-3, "numba_cpu": (3e-3 if why == "alone" else 1.5e-3)}
+    calls = _estimating(monkeypatch, {n: t * (1000 if why == "slow" else 1) for n, t in seconds.items()},
+                        {"im2col": 2e-3, "numba_cpu": 1e-3})
+    if why == "off":
+        monkeypatch.setattr(autoselect, "TIE_BREAK", False)
+    choice = autoselect.choose("conv2d", SMALL, may_time=lambda: why != "no memory")
+    assert choice.backend == "im2col" and choice.method == "estimate" and calls == []
+
+
+def test_a_call_too_large_to_time_twice_keeps_the_estimate(monkeypatch):
+    from harness.api import resolve
+
+    calls = _estimating(monkeypatch, {"im2col": 1e-3, "numba_cpu": 1.2e-3}, {"im2col": 2e-3, "numba_cpu": 1e-3})
+    monkeypatch.setattr(resolve, "available_memory_bytes", lambda: 1)  # nothing to spare for a tie-break
+    assert not resolve._fits_timing("conv2d", SMALL)
+    assert resolve_backend("auto", "conv2d", SMALL).name == "im2col" and calls == []
+
+
+def test_a_tie_break_times_the_close_calls_in_both_orders_and_keeps_each_ones_best(monkeypatch):
+    orders, spoiled = [], {"numba_cpu": 16e-3}  # the first round's numba_cpu ran right after im2col's pool
+    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1):
+        orders.append(list(names))
+        result = {n: spoiled.pop(n, 1e-3 if n == "numba_cpu" else 1.5e-3) for n in names}
+        return result
+    monkeypatch.setattr(autoselect, "_time_candidates", timed)
+    seconds = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
+    assert orders == [["im2col", "numba_cpu"], ["numba_cpu", "im2col"]]
+    assert seconds == {"im2col": 1.5e-3, "numba_cpu": 1e-3}
 
 
 def test_fit_recovers_constants_from_exact_times():
@@ -259,6 +316,30 @@ def test_a_wrong_pick_is_reported_with_its_ratio_to_the_best():
     times = {s.backend: s.seconds for s in slowed if s.layer == layer}
     assert row["ratio"] == pytest.approx(times[row["picked"]] / times[other])
     assert calibration.held_out([s for s in samples if s.suite == "a"]) == []  # one suite: nothing held out
+
+
+def test_held_out_judges_auto_as_it_runs_with_the_tie_break_timed_apart_from_the_samples(monkeypatch):
+    samples, _ = _synthetic_samples()
+    layer = samples[0].layer
+    target = next(r for r in calibration.judge(samples, autoselect.default_constants()) if r["layer"] == layer)
+    other = "fft" if target["picked"] == "im2col" else "im2col"
+    # the samples make the estimate's pick 10x slower than it is predicted; predictions stay exact
+    slowed = [s._replace(seconds=s.seconds * 10) if s.layer == layer and s.backend == target["picked"] else s
+              for s in samples]
+    times = {s.backend: s.seconds for s in slowed if s.layer == layer}
+    timed = []
+    monkeypatch.setattr(autoselect, "TIE_MARGIN", 1e9)  # every candidate is a close call
+    monkeypatch.setattr(autoselect, "time_close_calls", lambda op, spec, names: timed.append(sorted(names)) or {
+        n: (1.0 if n == other else 2.0) for n in names})  # the tie-break's own timing agrees with the samples
+    rows = {r["layer"]: r for r in calibration.judge(slowed, autoselect.default_constants(), tie_break=True)}
+    row = rows[layer]
+    assert row["estimate_picked"] == target["picked"]
+    assert row["estimate_ratio"] == pytest.approx(times[target["picked"]] / times[other])
+    assert row["estimate_ratio"] > 1.0
+    assert row["picked"] == other == row["best"] and row["ratio"] == pytest.approx(1.0)
+    assert row["timed"] == sorted([other, target["picked"]]) and len(timed) == len(rows)
+    text = calibration.table(list(rows.values()))
+    assert "the estimate alone (no tie-break)" in text and "estimate" in text.splitlines()[0]
 
 
 def test_ensure_calibrates_once_and_saves_where_the_model_reads(monkeypatch, tmp_path):

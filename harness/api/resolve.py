@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.autoselect import decision_state, estimate
+from harness.autoselect import TIE_MEMORY_FACTOR, choose, decision_state
 from harness.backend.dispatch import available_memory_bytes
 from harness.backend.registry import backends, get_backend
 from harness.errors import ResourceLimit, Unsupported
@@ -20,15 +20,16 @@ def all_finite(*arrays) -> bool:
 
 
 def resolve_backend(name, op: str, spec, finite: bool = True):
-    """The backend named, or for 'auto' the fastest by :func:`harness.autoselect.estimate`, else
-    (no cost model for the call) the first available candidate that supports it, by ``auto_rank``.
+    """The backend named, or for 'auto' :func:`harness.autoselect.choose`'s pick (the estimate's,
+    with close calls timed when the call's memory allows), else (no cost model for the call) the
+    first available candidate that supports it, by ``auto_rank``.
 
     ``finite=False`` (the data holds NaN or Inf) keeps 'auto' to backends that propagate them
     element by element as torch does (not FFT or Winograd, which smear them over a tile).
     """
     if name != "auto":
         return get_backend(name)
-    choice = estimate(op, spec) if finite else None
+    choice = choose(op, spec, may_time=lambda: _fits_timing(op, spec)) if finite else None
     if choice is not None:
         return get_backend(choice.backend)
     candidates = [b for b in backends() if b.available and b.unsupported_reason(op, spec) is None
@@ -36,6 +37,13 @@ def resolve_backend(name, op: str, spec, finite: bool = True):
     if not candidates:
         raise Unsupported(f"no available backend supports {op} on {spec}")
     return min(candidates, key=lambda b: (b.auto_rank, b.name))
+
+
+def _fits_timing(op: str, spec) -> bool:
+    """Whether a tie-break may time candidates on ``spec``: :data:`harness.autoselect.TIE_MEMORY_FACTOR`
+    times the call's memory is available (or the amount available is unknown)."""
+    have = available_memory_bytes()
+    return have is None or TIE_MEMORY_FACTOR * op_info(op).memory_bytes(spec) <= have
 
 
 def _check_memory(op: str, need: int) -> None:

@@ -274,9 +274,17 @@ def fit(samples) -> dict:
     return autoselect.fit((s.backend, s.op, s.spec, s.seconds) for s in samples)
 
 
-def judge(samples, constants: dict) -> list[dict]:
+def judge(samples, constants: dict, tie_break: bool = False) -> list[dict]:
     """Per layer: what the estimate with ``constants`` picks among the measured candidates, the
-    measured best candidate, and ``ratio`` = the pick's measured time / the best's."""
+    measured best candidate, and ``ratio`` = the pick's measured time / the best's.
+
+    With ``tie_break``, the pick is ``auto``'s as it runs (:func:`harness.autoselect.choose`): where the
+    estimate puts other candidates within ``TIE_MARGIN`` of its pick, those are timed again here, as a
+    tie-break times them (:func:`harness.autoselect.time_close_calls`: a measurement of its own, not the
+    samples'), and the fastest of that timing is the pick; its ``ratio`` is still read from the samples.
+    Each row then also has ``estimate_picked`` / ``estimate_ratio`` (the model alone) and ``timed``
+    (the candidates the tie-break timed; empty when there was no tie).
+    """
     by_layer: dict = {}
     for s in samples:
         if get_backend(s.backend).role == "candidate":
@@ -290,24 +298,35 @@ def judge(samples, constants: dict) -> list[dict]:
         times = {s.backend: s.seconds for s in measured}
         picked = min(predicted, key=predicted.get)
         best = min(times, key=times.get)
-        rows.append({"suite": suite, "layer": layer, "batch": batch, "picked": picked, "best": best,
-                     "ratio": times[picked] / times[best]})
+        row = {"suite": suite, "layer": layer, "batch": batch, "picked": picked, "best": best,
+               "ratio": times[picked] / times[best]}
+        if tie_break:
+            close = autoselect.close_calls(autoselect.Choice(picked, predicted))
+            timed = {}
+            if len(close) > 1 and predicted[picked] <= autoselect.TIE_MAX_S:
+                timed = autoselect.time_close_calls(measured[0].op, measured[0].spec, close)
+            row.update(estimate_picked=picked, estimate_ratio=row["ratio"], timed=sorted(timed))
+            if timed:
+                row.update(picked=min(timed, key=timed.get), ratio=times[min(timed, key=timed.get)] / times[best])
+        rows.append(row)
     return rows
 
 
-def held_out(samples) -> list[dict]:
+def held_out(samples, tie_break: bool = False, threads: int | None = None) -> list[dict]:
     """Leave-one-suite-out: for each suite, fit on the others' samples (backends they lack keep
-    their shipped constants) and :func:`judge` the held-out suite's layers. Needs at least two
-    suites; returns ``judge``'s rows, each with ``within`` (ratio <= :data:`WITHIN`)."""
+    their shipped constants) and :func:`judge` the held-out suite's layers (with ``tie_break``: as
+    ``auto`` runs, close calls timed again with ``threads``). Needs at least two suites; returns
+    ``judge``'s rows, each with ``within`` (ratio <= :data:`WITHIN`)."""
     samples = list(samples)
     names = sorted({s.suite for s in samples})
     if len(names) < 2:
         return []
     defaults = autoselect.default_constants()
     rows = []
-    for suite in names:
-        constants = {**defaults, **fit([s for s in samples if s.suite != suite])}
-        rows += judge([s for s in samples if s.suite == suite], constants)
+    with pinned_threads(threads):
+        for suite in names:
+            constants = {**defaults, **fit([s for s in samples if s.suite != suite])}
+            rows += judge([s for s in samples if s.suite == suite], constants, tie_break=tie_break)
     return [dict(r, within=bool(r["ratio"] <= WITHIN)) for r in rows]
 
 
@@ -322,15 +341,28 @@ def summary(rows) -> dict:
 
 
 def table(rows) -> str:
-    """The held-out rows as text, one line per layer, then the summary line."""
-    lines = [f"{'held-out layer':<40} {'N':>3} {'auto picks':<11} {'best':<11} {'ratio':>6}",]
+    """The held-out rows as text, one line per layer, then the summary line (and with a tie-break,
+    the estimate's own pick and ratio, and the summary of the estimate alone)."""
+    ties = any("estimate_picked" in r for r in rows)
+    lines = [f"{'held-out layer':<40} {'N':>3} {'auto picks':<11} {'best':<11} {'ratio':>6}"
+             + (f"  {'estimate':<11} {'ratio':>6}  timed" if ties else "")]
     for r in rows:
         flag = "" if r["ratio"] <= WITHIN else "  > 10% off"
-        lines.append(f"{r['layer']:<40} {r['batch']:>3} {r['picked']:<11} {r['best']:<11} {r['ratio']:>6.2f}{flag}")
-    s = summary(rows)
-    lines.append(f"within {WITHIN - 1:.0%} of the best candidate on {s['within']}/{s['layers']} held-out layers; "
-                 f"worst {s['worst']:.2f}x, geomean {s['geomean']:.3f}x")
+        line = f"{r['layer']:<40} {r['batch']:>3} {r['picked']:<11} {r['best']:<11} {r['ratio']:>6.2f}"
+        if ties:
+            line += f"  {r.get('estimate_picked', ''):<11} {r.get('estimate_ratio', r['ratio']):>6.2f}  " + \
+                ",".join(r.get("timed", []))
+        lines.append(line + flag)
+    lines.append(_summary_line("auto", summary(rows)))
+    if ties:
+        alone = [dict(r, ratio=r.get("estimate_ratio", r["ratio"])) for r in rows]
+        lines.append(_summary_line("the estimate alone (no tie-break)", summary(alone)))
     return "\n".join(lines)
+
+
+def _summary_line(who: str, s: dict) -> str:
+    return (f"{who}: within {WITHIN - 1:.0%} of the best candidate on {s['within']}/{s['layers']} held-out layers; "
+            f"worst {s['worst']:.2f}x, geomean {s['geomean']:.3f}x")
 
 
 def quality(samples, constants) -> dict:
@@ -385,7 +417,7 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = MEASURE_
     if not samples:
         raise ValueError("no timed suite layer of a modelled backend to fit")
     constants = fit(samples)
-    rows = held_out(samples)
+    rows = held_out(samples, tie_break=results is None, threads=threads)
     saved = {
         "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": command if command is not None else sys.argv,
@@ -397,6 +429,7 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = MEASURE_
         "choice": summary(judge(samples, {**autoselect.default_constants(), **constants})),
         "held_out": rows,
         "held_out_summary": summary(rows),
+        "held_out_estimate_summary": summary([dict(r, ratio=r.get("estimate_ratio", r["ratio"])) for r in rows]),
         "not_timed": skipped,
         "samples": [{"suite": x.suite, "layer": x.layer, "batch": x.batch, "backend": x.backend,
                      "seconds": x.seconds} for x in samples],

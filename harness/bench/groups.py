@@ -172,7 +172,7 @@ def measure_layer(layer, rounds: int, fresh_weights: bool) -> dict:
                         keep=(baseline,))
     best_time = {n: min(t["rounds"]) for n, t in times.items()}
     measured = [n for n in cands if n in best_time]
-    choice = autoselect.estimate(layer.op, spec)
+    choice = autoselect.choose(layer.op, spec)  # what harness.conv2d(backend="auto") runs
     return {"spec": spec, "times": times, "best_time": best_time, "baseline": baseline,
             "best": min(measured, key=best_time.get) if measured else None,
             "picked": choice.backend if choice is not None else None}

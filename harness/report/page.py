@@ -228,8 +228,10 @@ def _bench_sections(bench: pd.DataFrame, machine, folder: Path, paths) -> list[S
     held = calibration.saved_held_out()
     if held:  # this machine's calibration, judged leave-one-suite-out (harness.bench.calibration)
         sections.append(Section("auto: judged on layers it was not fitted on", pre=calibration.table(held), lines=[
-            "`convbench calibrate` fits the cost model on all suites but one and lets it pick on the held-out "
-            "suite's layers; ratio = the pick's measured time / the best candidate's (same bench run)."]))
+            "`convbench calibrate` fits the cost model on all suites but one and lets `harness.conv2d`'s auto pick "
+            "on the held-out suite's layers: the estimate's pick, or where it predicts other candidates within "
+            "2x, the fastest of those timed again (a tie-break, measured apart from the samples); ratio = the "
+            "pick's time in the calibration's samples / the best candidate's. `estimate` is the model alone."]))
     win = data.winners(bench)  # names no winner where a timing is unstable
     if not win.empty:
         sections.append(Section("Fastest backend per layer", table=win))

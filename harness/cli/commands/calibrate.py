@@ -75,10 +75,12 @@ def run(args) -> int:
     for name, q in saved["fit"].items():
         print(f"  {name:<10} {q['median_ratio']:.2f} / {q['worst_ratio']:.2f} over {q['layers']} layers")
     agree = saved["choice"]
-    print(f"\non the layers it was fitted on, auto is within 10% of the best candidate on "
+    print(f"\non the layers it was fitted on, the estimate alone is within 10% of the best candidate on "
           f"{agree['within']}/{agree['layers']}; geomean {agree['geomean']:.3f}x")
     if saved["held_out"]:
-        print("\nleave-one-suite-out (fitted on the other suites, judged on this one's layers):")
+        print("\nleave-one-suite-out (fitted on the other suites, judged on this one's layers; auto as it runs: "
+              "the estimate's pick, with the candidates it predicts within "
+              f"{autoselect.TIE_MARGIN:g}x of it timed again as a tie-break):")
         print(calibration.table(saved["held_out"]))
     ruled_out = sum(r["reason"].startswith("predicted") for r in saved["not_timed"])
     if saved["not_timed"]:
