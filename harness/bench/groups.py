@@ -8,8 +8,8 @@ kernels, and the 7x7 stride-2 stem. Per layer, torch and every candidate backend
 load that comes and goes hits them alike; a backend's time is its best round. Printed per
 layer: torch's GFLOP/s, the best candidate's GFLOP/s, ratio to torch with the range of the
 per-round paired ratios (``[lo-hi]``), % of
-the measured SGEMM peak (``convbench env``), and ``auto``'s pick (:func:`harness.autoselect.estimate`,
-the path ``backend="auto"`` takes) with its time over the best candidate's. Per group: geomeans,
+the measured SGEMM peak (``convbench env``), and ``auto``'s pick (:func:`harness.autoselect.choose`,
+the path ``backend="auto"`` takes: the estimate, close calls timed once per layer) with its time over the best candidate's. Per group: geomeans,
 and per batch with an approximate 95% interval (each layer's paired range taken as its interval).
 
 Weights: by default every call sees the same weights (inference: a backend may keep work
@@ -323,7 +323,9 @@ def main(argv=None) -> int:
     trust = "" if peak_is_trusted(machine) else f", NOT TRUSTED: {machine['peak'].get('busy') or 'not checked for load'}"
     print(f"threads {args.threads}; SGEMM peak {peak:.0f} GFLOP/s (convbench env{trust}); weights "
           f"{'changed before every call' if args.fresh_weights else 'the same every call (caches warm)'}; "
-          f"auto = the cost-model estimate ({autoselect.model()['source']})")
+          f"auto = the cost-model estimate ({autoselect.model()['source']})"
+          + (f", candidates predicted within {autoselect.TIE_MARGIN:g}x of its pick timed as a tie-break"
+             if autoselect.TIE_BREAK else ", no tie-break (CONVBENCH_AUTO_TIE_BREAK=0)"))
     if autoselect.needs_calibration():
         # a calibration is keyed by the backends' code: one edit of impls/ (or another BLAS kernel)
         # and the shipped constants apply, which is what made one earlier long run's picks look wrong
