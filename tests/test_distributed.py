@@ -249,11 +249,13 @@ def test_fleet_benchmark_runs_once_per_machine_with_its_record(client, tmp_path)
 # -- the command line --------------------------------------------------------------------
 def test_cli_with_no_scheduler_there_is_one_error_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("harness.distributed.cluster.CONNECT_TIMEOUT_S", 2.0)
-    with socket.socket() as s:  # a port nobody listens on
+    # a port held bound and never listened on: connections are refused, and no other process (a Dask
+    # worker of an earlier test still shutting down took a port freed this way once) can take it meanwhile
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    status = main(["verify", "--backend", "naive", "--cases", "2", "--no-scale", "--scheduler",
-                   f"tcp://127.0.0.1:{port}", "--out", str(tmp_path / "v.csv")])
+        status = main(["verify", "--backend", "naive", "--cases", "2", "--no-scale", "--scheduler",
+                       f"tcp://127.0.0.1:{port}", "--out", str(tmp_path / "v.csv")])
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err
     assert f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in err and "dask scheduler" in err
