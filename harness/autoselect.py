@@ -409,11 +409,14 @@ def time_close_calls(op: str, spec, names) -> dict[str, float]:
     first in the other round."""
     seconds: dict[str, float] = {}
     order = list(names)
-    for _ in range(TIE_ROUNDS):
+    for _ in range(TIE_ROUNDS):  # the winner is not woken between rounds: the next round's first would follow it
         for name, t in _time_candidates(op, spec, order, TIE_BUDGET_S, min_runs=TIE_MIN_RUNS,
-                                        settle_s=TIE_SETTLE_S).items():
+                                        settle_s=TIE_SETTLE_S, wake_winner=False).items():
             seconds[name] = min(t, seconds.get(name, math.inf))
         order.reverse()
+    if len(seconds) > 1:
+        winner = min(seconds, key=seconds.get)
+        _wake(prepare(get_backend(winner), op, spec, seed=0), TIE_SETTLE_S)
     return seconds
 
 
@@ -555,9 +558,10 @@ def measure(op: str, spec, include_torch: bool = False, budget_s: float = 0.05,
     return choice
 
 
-def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: float = 0.1) -> dict[str, float]:
-    """Best-of times per call of ``names`` on ``spec``; the fastest one's case runs last again, for
-    ``settle_s``, so that its thread pools are the ones awake when the caller goes on.
+def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: float = 0.1,
+                     wake_winner: bool = True) -> dict[str, float]:
+    """Best-of times per call of ``names`` on ``spec``; with ``wake_winner``, the fastest one's case runs
+    last again, for ``settle_s``, so that its thread pools are the ones awake when the caller goes on.
 
     A candidate whose first call takes over 3x the best so far is called once more before it is kept
     as clearly slower: the first call into one library's thread pool right after another's ran
@@ -581,12 +585,16 @@ def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: flo
                 continue
         seconds[name] = time_call(case.fn, case.args, sync=case.sync, budget_s=budget_s, min_runs=min_runs,
                                   warmup=0, settle_s=settle_s, first_call_s=first).min
-    if len(cases) > 1:
-        case = cases[min(seconds, key=seconds.get)]
-        settled = 0.0
-        while settled < settle_s:
-            settled += time_once(case.fn, case.args, case.sync)
+    if len(cases) > 1 and wake_winner:
+        _wake(cases[min(seconds, key=seconds.get)], settle_s)
     return seconds
+
+
+def _wake(case, seconds: float) -> None:
+    """Call ``case`` for ``seconds``: its thread pools are then the awake ones."""
+    spent = 0.0
+    while spent < seconds:
+        spent += time_once(case.fn, case.args, case.sync)
 
 
 def _spec_key(op: str, spec, include_torch: bool) -> str:

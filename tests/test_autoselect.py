@@ -110,14 +110,18 @@ def test_a_call_too_large_to_time_twice_keeps_the_estimate(monkeypatch):
 
 def test_a_tie_break_times_the_close_calls_in_both_orders_and_keeps_each_ones_best(monkeypatch):
     orders, spoiled = [], {"numba_cpu": 16e-3}  # the first round's numba_cpu ran right after im2col's pool
-    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1):
+    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True):
+        assert not wake_winner  # woken between rounds, the winner would precede the next round's first
         orders.append(list(names))
-        result = {n: spoiled.pop(n, 1e-3 if n == "numba_cpu" else 1.5e-3) for n in names}
-        return result
+        return {n: spoiled.pop(n, 1e-3 if n == "numba_cpu" else 1.5e-3) for n in names}
+    woken = []
     monkeypatch.setattr(autoselect, "_time_candidates", timed)
+    monkeypatch.setattr(autoselect, "prepare", lambda backend, op, spec, seed=0: backend.name)
+    monkeypatch.setattr(autoselect, "_wake", lambda case, seconds: woken.append(case))
     seconds = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
     assert orders == [["im2col", "numba_cpu"], ["numba_cpu", "im2col"]]
     assert seconds == {"im2col": 1.5e-3, "numba_cpu": 1e-3}
+    assert woken == ["numba_cpu"]  # after the rounds, the winner runs last
 
 
 def test_fit_recovers_constants_from_exact_times():
