@@ -17,7 +17,8 @@ Algorithm
 
     The work goes in blocks of about :data:`_BLOCK_TILES` tiles (whole images at small sizes,
     tile rows of one image at large ones); within a block, each job multiplies and transforms
-    a chunk of output channels (:data:`_CHUNK_CHANNELS`), so its products stay in cache.
+    a chunk of output channels (:data:`_CHUNK_CHANNELS`; :data:`_WIDE_CHUNK_CHANNELS` in blocks of
+    many tiles), so its products stay in cache.
 
 Transformed weights
     ``U = G g G^T`` (``alpha**2 / 9`` times the weights: 1.8x / 4x their size) is cached by
@@ -113,6 +114,15 @@ _BLOCK_TILES = 256
 #: ResNet/VGG 3x3 layers (1 thread, ``time.process_time``, shared machine at load 3, 2026-12-02).
 _CHUNK_CHANNELS = 32
 _PRODUCT_BYTES = 2**21
+#: Blocks of at least this many tiles take jobs of up to :data:`_WIDE_CHUNK_CHANNELS` channels and
+#: :data:`_WIDE_PRODUCT_BYTES` of products: there the transformed input streamed once per job costs
+#: more than products that spill from L2 to L3. At batch 8 on the 2-core AMD EPYC (1 MB L2, 32 MB L3;
+#: 2 threads, OpenBLAS SkylakeX kernel, 2026-12-02, two runs each), 128 channels against 32 took
+#: 0.82-0.89x the time on ResNet-34 layer3 (128 tiles a block), 0.88-0.90x on layer2 (256) and
+#: 0.84-0.86x on VGG-16 conv5_1 (128), but 1.17-1.21x on layer4 (7x7 images: 32 tiles), which keeps 32.
+_WIDE_TILES = 64
+_WIDE_CHUNK_CHANNELS = 128
+_WIDE_PRODUCT_BYTES = 2**23
 
 #: Cost of one transformed weight value per call (streamed from memory by the GEMMs, and
 #: digested for the cache), in units of one multiply-add of the GEMMs: fitted so that the
@@ -191,7 +201,7 @@ def conv2d(x, w, bias, spec):
                 V = np.empty((a2, spec.C, nb * nr * tw), dtype=spec.dtype)
                 k.input_transform(src, BT, top, left, n.start, nb, r.start, nr, tw, V)
                 V = V.reshape(a2, G, Cg, -1)
-                ob = _channel_chunk(Og, a2 * V.shape[-1] * y.itemsize)
+                ob = _channel_chunk(Og, a2 * V.shape[-1] * y.itemsize, V.shape[-1])
                 k.multiply_and_output(U, V, AT, b, ob, n.start, nb, r.start, nr, tw, y)
     return unscale(y, ex + ew)
 
@@ -219,15 +229,24 @@ def _blocks(spec, t: WinogradTransform):
             [slice(r, min(r + rstep, th)) for r in range(0, th, rstep)])
 
 
-def _channel_chunk(Og: int, bytes_per_channel: int) -> int:
+def _channel_chunk(Og: int, bytes_per_channel: int, tiles: int = 0) -> int:
     """Output channels per job of ``multiply_and_output``: at most :data:`_CHUNK_CHANNELS`, and
-    each job's products (``bytes_per_channel`` a channel) within :data:`_PRODUCT_BYTES`.
+    each job's products (``bytes_per_channel`` a channel) within :data:`_PRODUCT_BYTES`; for a block
+    of at least :data:`_WIDE_TILES` ``tiles``, :data:`_WIDE_CHUNK_CHANNELS` and :data:`_WIDE_PRODUCT_BYTES`.
 
     Independent of the thread count: a GEMM's rounding may depend on its size, and the results
     must not depend on the number of threads.
     """
     half = max(8, -(-Og // 2))
-    return max(1, min(Og, _CHUNK_CHANNELS, half, _PRODUCT_BYTES // bytes_per_channel))
+    channels, products = _chunk_caps(tiles)
+    return max(1, min(Og, channels, half, products // bytes_per_channel))
+
+
+def _chunk_caps(tiles: int) -> tuple[int, int]:
+    """(channels, product bytes) a job may take in a block of ``tiles`` tiles (:func:`_channel_chunk`)."""
+    if tiles >= _WIDE_TILES:
+        return _WIDE_CHUNK_CHANNELS, max(_PRODUCT_BYTES, _WIDE_PRODUCT_BYTES)
+    return _CHUNK_CHANNELS, _PRODUCT_BYTES
 
 
 def _one_blas_thread():
@@ -315,7 +334,7 @@ def workspace_bytes(op, spec) -> int:
     nstep, rstep, th, tw = _block_steps(spec, t)  # sizes only: no list of blocks for a huge call
     tiles = min(nstep, spec.N) * min(rstep, th) * tw
     item = np.dtype(spec.dtype).itemsize
-    return t.alpha**2 * (spec.O * spec.C // spec.groups + spec.C * tiles) * item + 8 * _PRODUCT_BYTES
+    return t.alpha**2 * (spec.O * spec.C // spec.groups + spec.C * tiles) * item + 8 * _chunk_caps(tiles)[1]
 
 
 def winograd_bound(spec, A: np.ndarray) -> np.ndarray:

@@ -45,6 +45,19 @@ def test_image_row_and_channel_blocks(monkeypatch, block_tiles, products):
     assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
 
 
+@pytest.mark.parametrize("wide_channels", [128, 48])
+def test_wide_blocks_take_wider_channel_jobs_and_stay_correct(monkeypatch, wide_channels):
+    # 2 images of 28x28: 98 F(4x4) tiles, a wide block; 256 output channels: jobs of 128 (or 48, the
+    # last one 16 wide) instead of 32
+    monkeypatch.setattr(winograd, "_WIDE_CHUNK_CHANNELS", wide_channels)
+    monkeypatch.setattr(winograd, "TILE", 4)
+    case = ((2, 3, 28, 28), (256, 3, 3, 3), True, dict(padding=1))
+    x, w, b, kwargs = make(case, "float64")
+    assert winograd._channel_chunk(256, 36 * 98 * 8, 98) == wide_channels
+    assert winograd._channel_chunk(256, 36 * 32 * 8, 32) == winograd._CHUNK_CHANNELS  # narrow: as before
+    assert_close(harness.conv2d(x, w, b, backend=BACKEND, **kwargs), x, w, b, error_model="winograd", **kwargs)
+
+
 @pytest.mark.parametrize("m", sorted(winograd.TRANSFORMS))
 def test_each_transform_is_a_correlation_and_states_its_growth(m):
     t = winograd.TRANSFORMS[m]
