@@ -171,10 +171,12 @@ def test_bench_times_auto_under_the_backend_it_chose(monkeypatch):
     # two quick candidates keep the test short (numba compilation is another test's cost)
     monkeypatch.setattr(autoselect, "candidates", lambda op, spec, include_torch=False: ["im2col", "fft"])
     cases = bench.plan(["smoke"], batches=[1])[:2]
-    results = bench.run(cases, ["auto", "auto:estimate", "im2col"], threads=1, budget_s=0.001, min_runs=1,
-                        progress=False)
+    results = bench.run(cases, ["auto", "auto:measure", "auto:estimate", "im2col"], threads=1, budget_s=0.001,
+                        min_runs=1, progress=False)
     auto = results[(results.backend == "auto") & (results.metric == "time_min")]
-    assert len(auto) == 2 and auto.reason.str.fullmatch(r"chose \w+ \(measure\)").all()
+    assert len(auto) == 2 and auto.reason.str.fullmatch(r"chose \w+ \(estimate(\+measure)?\)").all()
+    measured = results[(results.backend == "auto:measure") & (results.metric == "time_min")]
+    assert len(measured) == 2 and measured.reason.str.fullmatch(r"chose \w+ \(measure\)").all()
     estimated = results[(results.backend == "auto:estimate") & (results.metric == "time_min")]
     assert estimated.reason.str.endswith("(estimate)").all()
     assert math.isfinite(results[(results.backend == "auto") & (results.metric == "gflops")].value.iloc[0])

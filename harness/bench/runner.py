@@ -294,21 +294,24 @@ def _unstable(rows) -> bool:
 
 
 #: Backend names that ``run`` resolves per layer through :mod:`harness.autoselect`, with how.
-AUTO_NAMES = {"auto": "measure", "auto:estimate": "estimate", "auto:torch": "measure"}
+AUTO_NAMES = {"auto": "choose", "auto:measure": "measure", "auto:estimate": "estimate", "auto:torch": "measure"}
 
 
 def resolve_auto(name: str, op: str, spec) -> tuple[str, str]:
     """``(backend to time, note for the results)``: a plain name stays itself, with no note.
 
-    ``auto`` is cuDNN's find mode (:func:`harness.autoselect.measure`: every candidate timed
-    once per spec, untimed here, the winner cached); ``auto:estimate`` the cost model alone;
-    ``auto:torch`` find mode with torch among the candidates.
+    ``auto`` is what ``harness.conv2d(backend="auto")`` runs (:func:`harness.autoselect.choose`: the
+    cost model, its close calls timed once per spec, untimed here); ``auto:measure`` is cuDNN's find
+    mode (:func:`harness.autoselect.measure`: every candidate timed once per spec, the winner
+    cached); ``auto:estimate`` the cost model alone; ``auto:torch`` find mode with torch among the
+    candidates.
     """
     if name not in AUTO_NAMES:
         return name, ""
     include_torch = name == "auto:torch"
-    if AUTO_NAMES[name] == "estimate":
-        choice = autoselect.estimate(op, spec, include_torch=include_torch)
+    if AUTO_NAMES[name] in ("estimate", "choose"):
+        pick = autoselect.estimate if AUTO_NAMES[name] == "estimate" else autoselect.choose
+        choice = pick(op, spec, include_torch=include_torch)
         if choice is None:
             raise Unsupported(f"{name}: no candidate backend has a cost model for {op} on {spec}")
     else:

@@ -222,8 +222,10 @@ def _bench_sections(bench: pd.DataFrame, machine, folder: Path, paths) -> list[S
     if not figures.empty:
         sections.append(Section("auto: choosing the backend per layer", table=figures, lines=[
             "Each cell: geomean over the layers both ran of (that backend's time / auto's time); >= 1 means auto "
-            "is at least as fast. `auto` times every candidate once per layer and keeps the fastest (torch not a "
-            "candidate); `auto:torch` lets it pick torch; `auto:estimate` uses the cost model alone "
+            "is at least as fast. `auto` is what `harness.conv2d(backend=\"auto\")` runs: the cost model, with the "
+            "candidates it predicts within 2x of its pick timed once per layer (torch not a candidate); "
+            "`auto:measure` times every candidate; `auto:torch` lets that pick torch; `auto:estimate` uses the "
+            "cost model alone "
             "(harness/autoselect.py). The last row per variant combines the target suites."]))
     held = calibration.saved_held_out()
     if held:  # this machine's calibration, judged leave-one-suite-out (harness.bench.calibration)

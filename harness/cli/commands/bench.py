@@ -36,8 +36,9 @@ def register(sub) -> None:
                         help="a shape file: benchdnn descriptors, DeepBench tuples, or a convbench CSV")
     parser.add_argument("--backends", default="all",
                         help="comma-separated backend names, or 'all' (default; torch is always added as baseline); "
-                             "'auto' picks per layer by timing the candidates once (torch excluded), "
-                             "'auto:estimate' by the cost model, 'auto:torch' with torch a candidate")
+                             "'auto' picks per layer as harness.conv2d does (the cost model, its close calls timed "
+                             "once; torch excluded), 'auto:measure' by timing every candidate once, "
+                             "'auto:estimate' by the cost model alone, 'auto:torch' as auto:measure with torch a candidate")
     parser.add_argument("--batch", type=positive_int_list, default=None,
                         help="batch size(s), comma-separated (default: the file's own, else 1,8)")
     parser.add_argument("--dtype", type=float_dtype_list, default="float32", help="float32, float64, float16, bfloat16 (comma-separated for several; a backend that does not declare a dtype skips its rows with the reason)")

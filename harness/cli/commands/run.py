@@ -101,7 +101,7 @@ def run(args) -> int:
             print(note, file=sys.stderr)
         if not args.no_calibrate:  # no calibration for this machine, versions and code yet: make one (about a minute)
             calibration.ensure(threads=threads, progress=sys.stderr.isatty())
-        # 'auto' times the candidates once per layer (untimed) and is benchmarked as the backend it picks
+        # 'auto' decides once per layer as harness.conv2d does (untimed) and is benchmarked as the backend it picks
         # the reference (the defining loops) is verified above but not timed: it is never a
         # contender, and its calls take seconds on real layers
         timed = [n for n in names if get_backend(n).role != "reference"]
