@@ -67,6 +67,15 @@ def own_cache_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CONVBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "convbench-cache"))
 
 
+@pytest.fixture(autouse=True)
+def no_previous_auto_call(monkeypatch):
+    """``auto`` may stay on the backend of the process's previous auto call (harness.api.resolve.SWITCH_S):
+    each test starts as a fresh process would, whatever ran before it."""
+    from harness.api import resolve
+
+    monkeypatch.setattr(resolve, "_LAST_AUTO", [None])
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -559,3 +559,22 @@ def test_time_probes_starts_no_layer_after_its_time_limit_and_takes_suites_in_tu
         "resnet50.res2_3x3", "vgg16.conv5_1", "resnet50.res4_3x3"]
     samples, skipped = calibration.time_probes(cases, ["im2col"], threads=1, total_s=0.0)
     assert samples == [] and len(skipped) == 3 and all("time limit" in r["reason"] for r in skipped)
+
+
+def test_auto_stays_on_the_previous_calls_backend_when_it_is_within_the_switch_charge(monkeypatch):
+    from harness.api import resolve
+
+    monkeypatch.setattr(resolve, "_AUTO_PLANS", {})
+    monkeypatch.setattr(resolve, "_LAST_AUTO", [None])
+    monkeypatch.setattr(resolve, "choose", lambda op, spec, include_torch=False, may_time=None: autoselect.Choice(
+        "im2col", {"im2col": 1e-3, "winograd": 1e-3 + resolve.SWITCH_S / 2}, "estimate+measure"))
+    monkeypatch.setattr(resolve, "estimate", lambda op, spec: autoselect.Choice(
+        "im2col", {"im2col": 1e-3, "winograd": 2e-3, "numba_cpu": 1e-3 + 2 * resolve.SWITCH_S}))
+    spec = SMALL
+    assert resolve.auto_backend("conv2d", spec)[0].name == "im2col" and resolve.last_auto_backend() == "im2col"
+    resolve._LAST_AUTO[0] = "winograd"  # a measured time within the charge: stay
+    assert resolve.auto_backend("conv2d", spec)[0].name == "winograd" and resolve.last_auto_backend() == "winograd"
+    resolve._LAST_AUTO[0] = "numba_cpu"  # only an estimate, over the charge: switch
+    assert resolve.auto_backend("conv2d", spec)[0].name == "im2col" and resolve.last_auto_backend() == "im2col"
+    assert {key[-1] for key in resolve._AUTO_PLANS} == {None, "winograd", "numba_cpu"}  # one plan per previous
+    assert resolve._staying(autoselect.Choice("im2col", {"im2col": 1e-3}), "fft") == "im2col"  # no time for it

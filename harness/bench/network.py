@@ -1,0 +1,160 @@
+"""``python -m harness.bench.network``: a network's convolutions run in sequence, per backend policy.
+
+The groups table (:mod:`harness.bench.groups`) times each backend on one layer at a time, warmed
+up on that layer. A forward pass runs layer after layer, and whichever backend ran the previous
+layer leaves its thread pool spinning for the next one: numba_cpu ran at about half speed for
+0.1 s after an OpenBLAS call (ResNet-50's stem 16 ms against 0.8 ms, a dense 7x7 layer 7.8 ms
+against 4.2 ms; 2 threads, 2-core AMD EPYC). A policy that mixes backends, as ``auto`` does, can
+then lose what its per-layer picks won. This times what a user of ``auto`` gets.
+
+A *pass* is every convolution of the network's forward pass (:func:`harness.suites.networks.network`:
+in order, repeats and projection shortcuts included; pooling, activations, additions and the fully
+connected layer left out), each on its own seeded input, through ``harness.conv2d`` with the
+policy's backend. Policies: ``torch`` (the baseline), ``auto`` (the library's: estimate, close
+calls timed), ``auto:estimate`` (the cost model's pick per layer, no timing) and each backend named
+with ``--backends`` (default: the candidates that support every layer).
+
+Each policy first runs one pass untimed (``auto`` makes its decisions there: that pass's time is
+printed as the first pass), then ``--rounds`` rounds each run two passes of every policy, the
+first untimed (so the timed one follows its own policy's pass, not another's), the order
+rotated from round to round; a policy's pass time is its best round, its ratio to torch
+the median over rounds of the paired ratio with a bootstrap 95% interval
+(:func:`harness.bench.paired.ratio_interval`). For ``auto``, the backends it ran and on how many
+layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+
+import harness
+from harness import autoselect
+from harness.api import resolve
+from harness.backend.registry import get_backend
+from harness.bench import paired
+from harness.bench import runner as bench
+from harness.ops.table import op_info
+from harness.suites import networks
+from harness.support.allocator import steady_heap
+from harness.support.timing import pinned_threads
+
+
+def conv_layers(name: str, batch: int) -> list:
+    """The convolutions of network ``name``'s forward pass, in order (``NetLayer`` s of kind conv)."""
+    return [layer for layer in networks.network(name, batch) if layer.kind == "conv"]
+
+
+def _call(spec, backend: str):
+    """``fn()`` running one seeded call of ``spec`` through ``harness.conv2d`` with ``backend``."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(spec.x_shape, dtype=np.float32).astype(spec.dtype)
+    w = rng.standard_normal(spec.w_shape, dtype=np.float32).astype(spec.dtype)
+    top, bottom, left, right = spec.padding
+    if top != bottom or left != right:
+        raise ValueError(f"{spec}: asymmetric padding is not a network layer here")
+    kwargs = dict(stride=spec.stride, padding=(top, left), dilation=spec.dilation, groups=spec.groups,
+                  padding_mode=spec.padding_mode, backend=backend)
+    return lambda: harness.conv2d(x, w, **kwargs)
+
+
+def policies(layers, names) -> dict:
+    """``{policy: [one call per layer]}``: torch, auto, auto:estimate and each of ``names``."""
+    specs = [bench.op_spec("conv2d", layer.spec) for layer in layers]
+    out = {"torch": [_call(s, "torch") for s in specs], "auto": [_call(s, "auto") for s in specs]}
+    picks = []
+    for s in specs:
+        choice = autoselect.estimate("conv2d", s)
+        picks.append(choice.backend if choice is not None else "auto")
+    out["auto:estimate"] = [_call(s, p) for s, p in zip(specs, picks)]
+    for name in names:
+        if all(get_backend(name).unsupported_reason("conv2d", s) is None for s in specs):
+            out[name] = [_call(s, name) for s in specs]
+    return out
+
+
+def supporting_candidates(layers) -> list[str]:
+    """Candidates that run every layer (the default ``--backends``)."""
+    specs = [bench.op_spec("conv2d", layer.spec) for layer in layers]
+    return [n for n in autoselect.candidates("conv2d", specs[0])
+            if all(get_backend(n).unsupported_reason("conv2d", s) is None for s in specs)]
+
+
+def run_pass(calls) -> float:
+    """Seconds for one pass: every call in order."""
+    started = time.perf_counter()
+    for call in calls:
+        call()
+    return time.perf_counter() - started
+
+
+def measure(passes: dict, rounds: int) -> dict:
+    """Per policy: ``{"first": s, "rounds": [s, ...]}`` (see the module docstring). In a round, each
+    policy runs one untimed pass before its timed one, so that a timed pass follows a pass of its own
+    policy (its own thread pools awake), never another policy's."""
+    out = {name: {"first": run_pass(calls), "rounds": []} for name, calls in passes.items()}
+    names = list(passes)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            run_pass(passes[name])
+            out[name]["rounds"].append(run_pass(passes[name]))
+    return out
+
+
+def auto_mix(calls) -> Counter:
+    """The backends one pass of ``auto`` ``calls`` runs (after its decisions), and on how many layers."""
+    ran = Counter()
+    for call in calls:
+        call()
+        ran[resolve.last_auto_backend()] += 1
+    return ran
+
+
+def report(name: str, batch: int, layers, times: dict, mix: Counter) -> str:
+    """The per-policy table: best pass, first pass, ratio to torch with its interval."""
+    base = times["torch"]["rounds"]
+    flops = sum(op_info("conv2d").counts(bench.op_spec("conv2d", layer.spec))["flops_dense"] for layer in layers)
+    lines = [f"{name}, batch {batch}: {len(layers)} convolutions, {flops / 1e9:.2f} GFLOP a pass",
+             f"{'policy':<14} {'best pass ms':>12} {'GFLOP/s':>8} {'x torch [95% interval]':>24} {'first pass ms':>14}"]
+    for policy, t in times.items():
+        best = min(t["rounds"])
+        ratio = paired.format_ratio(*paired.ratio_interval(base, t["rounds"]))
+        lines.append(f"{policy:<14} {best * 1e3:>12.2f} {flops / best / 1e9:>8.1f} {ratio:>24} {t['first'] * 1e3:>14.1f}")
+    lines.append("auto ran: " + ", ".join(f"{b} on {n}" for b, n in mix.most_common()))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.bench.network", description=__doc__.split("\n")[0])
+    parser.add_argument("--network", default="resnet50", choices=list(networks.NETWORKS), help="default resnet50")
+    parser.add_argument("--batch", type=int, default=1, help="default 1")
+    parser.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds (default 5)")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated single-backend policies (default: every candidate that runs all layers)")
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.threads < 1 or args.rounds < 1:
+        parser.error("--batch, --threads and --rounds must be at least 1")
+    steady_heap()  # the heap every benchmark times in (harness.support.allocator)
+    layers = conv_layers(args.network, args.batch)
+    started = time.time()
+    with pinned_threads(args.threads):
+        names = supporting_candidates(layers) if args.backends is None else [n for n in args.backends.split(",") if n]
+        for n in names:
+            get_backend(n)  # an unknown name fails here, with the known ones listed
+        passes = policies(layers, names)
+        times = measure(passes, args.rounds)
+        mix = auto_mix(passes["auto"])
+        print(f"threads {args.threads}; auto: {autoselect.model()['source']}"
+              + ("" if autoselect.TIE_BREAK else ", no tie-break (CONVBENCH_AUTO_TIE_BREAK=0)"))
+        print(report(args.network, args.batch, layers, times, mix))
+    print(f"{time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
