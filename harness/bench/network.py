@@ -32,9 +32,9 @@ from collections import Counter
 
 import numpy as np
 
-import harness
 from harness import autoselect
 from harness.api import resolve
+from harness.api.conv import conv2d
 from harness.backend.registry import get_backend
 from harness.bench import paired
 from harness.bench import runner as bench
@@ -59,13 +59,15 @@ def _call(spec, backend: str):
         raise ValueError(f"{spec}: asymmetric padding is not a network layer here")
     kwargs = dict(stride=spec.stride, padding=(top, left), dilation=spec.dilation, groups=spec.groups,
                   padding_mode=spec.padding_mode, backend=backend)
-    return lambda: harness.conv2d(x, w, **kwargs)
+    return lambda: conv2d(x, w, **kwargs)
 
 
 def policies(layers, names) -> dict:
-    """``{policy: [one call per layer]}``: torch, auto, auto:estimate and each of ``names``."""
+    """``{policy: [one call per layer]}``: the baseline (torch) first, auto, auto:estimate and each of ``names``."""
     specs = [bench.op_spec("conv2d", layer.spec) for layer in layers]
-    out = {"torch": [_call(s, "torch") for s in specs], "auto": [_call(s, "auto") for s in specs]}
+    baseline = bench.baseline_name()
+    out = {baseline: [_call(s, baseline) for s in specs]} if baseline else {}
+    out["auto"] = [_call(s, "auto") for s in specs]
     picks = []
     for s in specs:
         choice = autoselect.estimate("conv2d", s)
@@ -115,8 +117,8 @@ def auto_mix(calls) -> Counter:
 
 
 def report(name: str, batch: int, layers, times: dict, mix: Counter) -> str:
-    """The per-policy table: best pass, first pass, ratio to torch with its interval."""
-    base = times["torch"]["rounds"]
+    """The per-policy table: best pass, first pass, ratio to the first policy (the baseline) with its interval."""
+    base = next(iter(times.values()))["rounds"]
     flops = sum(op_info("conv2d").counts(bench.op_spec("conv2d", layer.spec))["flops_dense"] for layer in layers)
     lines = [f"{name}, batch {batch}: {len(layers)} convolutions, {flops / 1e9:.2f} GFLOP a pass",
              f"{'policy':<14} {'best pass ms':>12} {'GFLOP/s':>8} {'x torch [95% interval]':>24} {'first pass ms':>14}"]
