@@ -4,8 +4,9 @@
 Groups of real layers (from :mod:`harness.suites`, identical shapes kept once):
 stride-1 3x3 (ResNet-18/34/50, VGG-16, RegNetX; batch 1 and 8), 1x1, depthwise, large
 kernels, and the 7x7 stride-2 stem. Per layer, torch and every candidate backend are timed
-*paired*: in each of ``--rounds`` rounds every backend runs (best of a few calls) in turn, so
-load that comes and goes hits them alike; a backend's time is its best round. Printed per
+*paired*: in each of ``--rounds`` rounds every backend runs (best of a few calls, after 0.1 s of
+untimed calls so that the previous backend's thread pool has gone quiet: :data:`ROUND_SETTLE_S`) in
+turn, so load that comes and goes hits them alike; a backend's time is its best round. Printed per
 layer: torch's GFLOP/s, the best candidate's GFLOP/s, ratio to torch with the range of the
 per-round paired ratios (``[lo-hi]``), % of
 the measured SGEMM peak (``convbench env``), and ``auto``'s pick (:func:`harness.autoselect.choose`,
@@ -159,8 +160,26 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
         order = timed[r % len(timed):] + timed[:r % len(timed)] if timed else []
         for n in order:  # rotated each round: no backend always runs right after the same one
             case, args, before = prepared[n]
+            _settle(case.fn, args, case.sync, before)
             out[n]["rounds"].append(_best_of(case.fn, args, case.sync, calls[n], before))
     return out
+
+
+#: Untimed calls of a backend, this many seconds (at least one call), before each of its rounds: the
+#: backend timed before it leaves its thread pool spinning for about 0.1 s, and whatever runs next on
+#: the 2 cores runs slower meanwhile (numba_cpu on a dense 7x7 layer: 7.8 ms within 0.1 s of an im2col
+#: call, 3.7-4.7 ms after; ``python -m harness.bench.network`` measures what that costs in a pass).
+ROUND_SETTLE_S = 0.1
+
+
+def _settle(fn, args, sync, before=None) -> None:
+    spent = 0.0
+    while True:
+        if before is not None:
+            before()
+        spent += time_once(fn, args, sync)
+        if spent >= ROUND_SETTLE_S:
+            return
 
 
 def measure_layer(layer, rounds: int, fresh_weights: bool) -> dict:
