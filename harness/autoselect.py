@@ -55,7 +55,7 @@ from harness.errors import ResourceLimit, Unsupported
 from harness.support import machine as _machine
 from harness.support.allocator import steady_heap
 from harness.support.results_io import write_atomic
-from harness.support.timing import set_threads, threads_set, time_call, time_once
+from harness.support.timing import call_for, set_threads, threads_set, time_call, time_once
 
 #: The calibration file; None: ``calibration.json`` in :func:`cache_dir` (see :func:`calibration_path`).
 CALIBRATION_PATH: Path | None = None
@@ -328,6 +328,13 @@ def close_calls(choice: Choice) -> list[str]:
     return sorted(close, key=lambda n: (n != choice.backend, choice.seconds[n]))
 
 
+def tie_to_break(choice: Choice) -> list[str]:
+    """The close calls (:func:`close_calls`) a tie-break times for this estimate: none when the pick
+    has no rival within :data:`TIE_MARGIN` or is predicted over :data:`TIE_MAX_S` a call."""
+    close = close_calls(choice)
+    return close if len(close) > 1 and choice.seconds[choice.backend] <= TIE_MAX_S else []
+
+
 def choose(op: str, spec, include_torch: bool = False, may_time=None) -> Choice | None:
     """What ``backend="auto"`` runs: the estimate's pick, unless other candidates are predicted
     within :data:`TIE_MARGIN` of it; then those close candidates are timed on the call's shape
@@ -364,8 +371,8 @@ def choose(op: str, spec, include_torch: bool = False, may_time=None) -> Choice 
         pass
     except TypeError:  # unhashable: the estimate alone
         return choice
-    close = close_calls(choice)
-    if len(close) < 2 or choice.seconds[choice.backend] > TIE_MAX_S or (may_time is not None and not may_time()):
+    close = tie_to_break(choice)
+    if not close or (may_time is not None and not may_time()):
         decided = choice
     else:
         decided = _tie_break(op, spec, include_torch, close) or choice
@@ -379,23 +386,16 @@ def _tie_break(op: str, spec, include_torch: bool, close: list[str]) -> Choice |
     """The fastest of ``close`` timed on ``spec`` (memory, then disk, then a measurement); None when
     none could be timed."""
     key, spec_key = cache_key(), "tie:" + ",".join(close) + "|" + _spec_key(op, spec, include_torch)
-    hit = _MEMORY.get((key, spec_key))
-    if hit is None:
-        stored = _read_disk(key).get(spec_key)
-        if stored is not None and set(stored["seconds"]) <= set(close):
-            hit = _MEMORY[(key, spec_key)] = Choice(stored["backend"], stored["seconds"], "estimate+measure", True)
+    hit = _recall(key, spec_key, "estimate+measure", names=close)
     if hit is not None:
-        return Choice(hit.backend, dict(hit.seconds), "estimate+measure", True)
+        return hit
     try:
         seconds = time_close_calls(op, spec, close)
     except (MemoryError, ResourceLimit):  # the call fits, the timing of several does not
         return None
     if not seconds:
         return None
-    choice = Choice(min(seconds, key=seconds.get), seconds, "estimate+measure", False)
-    _MEMORY[(key, spec_key)] = choice
-    _write_disk(key, spec_key, choice)
-    return choice
+    return _remember(key, spec_key, Choice(min(seconds, key=seconds.get), seconds, "estimate+measure", False))
 
 
 def time_close_calls(op: str, spec, names) -> dict[str, float]:
@@ -416,7 +416,8 @@ def time_close_calls(op: str, spec, names) -> dict[str, float]:
         order.reverse()
     if len(seconds) > 1:
         winner = min(seconds, key=seconds.get)
-        _wake(prepare(get_backend(winner), op, spec, seed=0), TIE_SETTLE_S)
+        case = prepare(get_backend(winner), op, spec, seed=0)
+        call_for(case.fn, case.args, case.sync, TIE_SETTLE_S)
     return seconds
 
 
@@ -541,17 +542,28 @@ def measure(op: str, spec, include_torch: bool = False, budget_s: float = 0.05,
         When no candidate can run the call.
     """
     key, spec_key = cache_key(), _spec_key(op, spec, include_torch)
-    hit = _MEMORY.get((key, spec_key))
-    if hit is None and use_disk:
-        stored = _read_disk(key).get(spec_key)
-        if stored is not None:
-            hit = _MEMORY[(key, spec_key)] = Choice(stored["backend"], stored["seconds"], "measure", True)
+    hit = _recall(key, spec_key, "measure", use_disk)
     if hit is not None:
-        return Choice(hit.backend, dict(hit.seconds), "measure", True)
+        return hit
     seconds = _time_candidates(op, spec, candidates(op, spec, include_torch), budget_s)
     if not seconds:
         raise Unsupported(f"no candidate backend can run {op} on {spec}")
-    choice = Choice(min(seconds, key=seconds.get), seconds, "measure", False)
+    return _remember(key, spec_key, Choice(min(seconds, key=seconds.get), seconds, "measure", False), use_disk)
+
+
+def _recall(key: str, spec_key: str, method: str, use_disk: bool = True, names=None) -> Choice | None:
+    """A choice measured before for ``spec_key`` (this process's memory, else the disk cache), as a
+    ``cached`` copy; with ``names``, one stored on disk counts only when it timed nothing else."""
+    hit = _MEMORY.get((key, spec_key))
+    if hit is None and use_disk:
+        stored = _read_disk(key).get(spec_key)
+        if stored is not None and (names is None or set(stored["seconds"]) <= set(names)):
+            hit = _MEMORY[(key, spec_key)] = Choice(stored["backend"], stored["seconds"], method, True)
+    return None if hit is None else Choice(hit.backend, dict(hit.seconds), method, True)
+
+
+def _remember(key: str, spec_key: str, choice: Choice, use_disk: bool = True) -> Choice:
+    """Keep a measured ``choice`` in memory and (``use_disk``) in the disk cache; returns it."""
     _MEMORY[(key, spec_key)] = choice
     if use_disk:
         _write_disk(key, spec_key, choice)
@@ -585,16 +597,10 @@ def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: flo
                 continue
         seconds[name] = time_call(case.fn, case.args, sync=case.sync, budget_s=budget_s, min_runs=min_runs,
                                   warmup=0, settle_s=settle_s, first_call_s=first).min
-    if len(cases) > 1 and wake_winner:
-        _wake(cases[min(seconds, key=seconds.get)], settle_s)
+    if len(cases) > 1 and wake_winner:  # its thread pools are then the awake ones
+        case = cases[min(seconds, key=seconds.get)]
+        call_for(case.fn, case.args, case.sync, settle_s)
     return seconds
-
-
-def _wake(case, seconds: float) -> None:
-    """Call ``case`` for ``seconds``: its thread pools are then the awake ones."""
-    spent = 0.0
-    while spent < seconds:
-        spent += time_once(case.fn, case.args, case.sync)
 
 
 def _spec_key(op: str, spec, include_torch: bool) -> str:

@@ -2,6 +2,7 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -116,8 +117,9 @@ def test_a_tie_break_times_the_close_calls_in_both_orders_and_keeps_each_ones_be
         return {n: spoiled.pop(n, 1e-3 if n == "numba_cpu" else 1.5e-3) for n in names}
     woken = []
     monkeypatch.setattr(autoselect, "_time_candidates", timed)
-    monkeypatch.setattr(autoselect, "prepare", lambda backend, op, spec, seed=0: backend.name)
-    monkeypatch.setattr(autoselect, "_wake", lambda case, seconds: woken.append(case))
+    monkeypatch.setattr(autoselect, "prepare", lambda backend, op, spec, seed=0: SimpleNamespace(
+        fn=backend.name, args=(), sync=None))
+    monkeypatch.setattr(autoselect, "call_for", lambda fn, args, sync, seconds: woken.append(fn))
     seconds = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
     assert orders == [["im2col", "numba_cpu"], ["numba_cpu", "im2col"]]
     assert seconds == {"im2col": 1.5e-3, "numba_cpu": 1e-3}

@@ -301,13 +301,12 @@ def judge(samples, constants: dict, tie_break: bool = False) -> list[dict]:
         row = {"suite": suite, "layer": layer, "batch": batch, "picked": picked, "best": best,
                "ratio": times[picked] / times[best]}
         if tie_break:
-            close = autoselect.close_calls(autoselect.Choice(picked, predicted))
-            timed = {}
-            if len(close) > 1 and predicted[picked] <= autoselect.TIE_MAX_S:
-                timed = autoselect.time_close_calls(measured[0].op, measured[0].spec, close)
+            close = autoselect.tie_to_break(autoselect.Choice(picked, predicted))
+            timed = autoselect.time_close_calls(measured[0].op, measured[0].spec, close) if close else {}
             row.update(estimate_picked=picked, estimate_ratio=row["ratio"], timed=sorted(timed))
             if timed:
-                row.update(picked=min(timed, key=timed.get), ratio=times[min(timed, key=timed.get)] / times[best])
+                fastest = min(timed, key=timed.get)
+                row.update(picked=fastest, ratio=times[fastest] / times[best])
         rows.append(row)
     return rows
 
@@ -355,9 +354,13 @@ def table(rows) -> str:
         lines.append(line + flag)
     lines.append(_summary_line("auto", summary(rows)))
     if ties:
-        alone = [dict(r, ratio=r.get("estimate_ratio", r["ratio"])) for r in rows]
-        lines.append(_summary_line("the estimate alone (no tie-break)", summary(alone)))
+        lines.append(_summary_line("the estimate alone (no tie-break)", summary(estimate_rows(rows))))
     return "\n".join(lines)
+
+
+def estimate_rows(rows) -> list[dict]:
+    """``judge``'s rows as the estimate alone would have them: its own pick's ratio."""
+    return [dict(r, ratio=r.get("estimate_ratio", r["ratio"])) for r in rows]
 
 
 def _summary_line(who: str, s: dict) -> str:
@@ -429,7 +432,7 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = MEASURE_
         "choice": summary(judge(samples, {**autoselect.default_constants(), **constants})),
         "held_out": rows,
         "held_out_summary": summary(rows),
-        "held_out_estimate_summary": summary([dict(r, ratio=r.get("estimate_ratio", r["ratio"])) for r in rows]),
+        "held_out_estimate_summary": summary(estimate_rows(rows)),
         "not_timed": skipped,
         "samples": [{"suite": x.suite, "layer": x.layer, "batch": x.batch, "backend": x.backend,
                      "seconds": x.seconds} for x in samples],

@@ -43,7 +43,7 @@ from harness.errors import Unsupported
 from harness.ops.table import op_info
 from harness.support.allocator import steady_heap
 from harness.support.machine import peak_gflops, peak_is_trusted, record
-from harness.support.timing import pinned_threads, time_once
+from harness.support.timing import call_for, pinned_threads, time_once
 
 
 def _is_3x3_s1(s):
@@ -117,12 +117,7 @@ WARM_CALLS = 20
 def warm_up(fn, args, sync, before=None) -> None:
     """Calls of ``fn`` until :data:`WARM_S` seconds and 2 calls have passed (at most :data:`WARM_CALLS`):
     compilation, first touch, weight caches, a library's per-shape set-up."""
-    spent, calls = 0.0, 0
-    while calls < 2 or (spent < WARM_S and calls < WARM_CALLS):
-        if before is not None:
-            before()
-        spent += time_once(fn, args, sync)
-        calls += 1
+    call_for(fn, args, sync, WARM_S, before=before, min_calls=2, max_calls=WARM_CALLS)
 
 
 def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weights: bool = False,
@@ -160,7 +155,7 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
         order = timed[r % len(timed):] + timed[:r % len(timed)] if timed else []
         for n in order:  # rotated each round: no backend always runs right after the same one
             case, args, before = prepared[n]
-            _settle(case.fn, args, case.sync, before)
+            call_for(case.fn, args, case.sync, ROUND_SETTLE_S, before=before)
             out[n]["rounds"].append(_best_of(case.fn, args, case.sync, calls[n], before))
     return out
 
@@ -170,16 +165,6 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
 #: the 2 cores runs slower meanwhile (numba_cpu on a dense 7x7 layer: 7.8 ms within 0.1 s of an im2col
 #: call, 3.7-4.7 ms after; ``python -m harness.bench.network`` measures what that costs in a pass).
 ROUND_SETTLE_S = 0.1
-
-
-def _settle(fn, args, sync, before=None) -> None:
-    spent = 0.0
-    while True:
-        if before is not None:
-            before()
-        spent += time_once(fn, args, sync)
-        if spent >= ROUND_SETTLE_S:
-            return
 
 
 def measure_layer(layer, rounds: int, fresh_weights: bool) -> dict:

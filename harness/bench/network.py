@@ -8,9 +8,9 @@ against 4.2 ms; 2 threads, 2-core AMD EPYC). A policy that mixes backends, as ``
 then lose what its per-layer picks won. This times what a user of ``auto`` gets.
 
 A *pass* is every convolution of the network's forward pass (:func:`harness.suites.networks.network`:
-in order, repeats and projection shortcuts included; pooling, activations, additions and the fully
-connected layer left out), each on its own seeded input, through ``harness.conv2d`` with the
-policy's backend. Policies: ``torch`` (the baseline), ``auto`` (the library's: estimate, close
+in order, repeats and projection shortcuts included; pooling, activations, biases, additions and the
+fully connected layer left out), each on its own seeded input (the same for every policy),
+through ``harness.conv2d`` with the policy's backend. Policies: ``torch`` (the baseline), ``auto`` (the library's: estimate, close
 calls timed), ``auto:estimate`` (the cost model's pick per layer, no timing) and each backend named
 with ``--backends`` (default: the candidates that support every layer).
 
@@ -49,11 +49,16 @@ def conv_layers(name: str, batch: int) -> list:
     return [layer for layer in networks.network(name, batch) if layer.kind == "conv"]
 
 
-def _call(spec, backend: str):
-    """``fn()`` running one seeded call of ``spec`` through ``harness.conv2d`` with ``backend``."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(spec.x_shape, dtype=np.float32).astype(spec.dtype)
-    w = rng.standard_normal(spec.w_shape, dtype=np.float32).astype(spec.dtype)
+def _specs(layers) -> list:
+    return [bench.op_spec("conv2d", layer.spec) for layer in layers]
+
+
+def _runs_all(name: str, specs) -> bool:
+    return all(get_backend(name).unsupported_reason("conv2d", s) is None for s in specs)
+
+
+def _call(spec, x, w, backend: str):
+    """``fn()`` running ``spec`` on ``x``, ``w`` through ``harness.conv2d`` with ``backend``."""
     top, bottom, left, right = spec.padding
     if top != bottom or left != right:
         raise ValueError(f"{spec}: asymmetric padding is not a network layer here")
@@ -63,27 +68,33 @@ def _call(spec, backend: str):
 
 
 def policies(layers, names) -> dict:
-    """``{policy: [one call per layer]}``: the baseline (torch) first, auto, auto:estimate and each of ``names``."""
-    specs = [bench.op_spec("conv2d", layer.spec) for layer in layers]
-    baseline = bench.baseline_name()
-    out = {baseline: [_call(s, baseline) for s in specs]} if baseline else {}
-    out["auto"] = [_call(s, "auto") for s in specs]
-    picks = []
-    for s in specs:
+    """``{policy: [one call per layer]}``: the baseline (torch) first, auto, auto:estimate and each of
+    ``names`` that runs every layer. Every policy calls a layer on the same seeded inputs (the op
+    record's benchmark inputs; biases, like activations, are left out)."""
+    specs = _specs(layers)
+    inputs = [op_info("conv2d").bench_inputs(s, np.random.default_rng(0))[:2] for s in specs]
+
+    def calls(backend_of):
+        return [_call(s, x, w, backend_of(s)) for s, (x, w) in zip(specs, inputs)]
+
+    def estimated(s):
         choice = autoselect.estimate("conv2d", s)
-        picks.append(choice.backend if choice is not None else "auto")
-    out["auto:estimate"] = [_call(s, p) for s, p in zip(specs, picks)]
+        return choice.backend if choice is not None else "auto"
+
+    baseline = bench.baseline_name()
+    out = {baseline: calls(lambda s: baseline)} if baseline else {}
+    out["auto"] = calls(lambda s: "auto")
+    out["auto:estimate"] = calls(estimated)
     for name in names:
-        if all(get_backend(name).unsupported_reason("conv2d", s) is None for s in specs):
-            out[name] = [_call(s, name) for s in specs]
+        if _runs_all(name, specs):
+            out[name] = calls(lambda s, name=name: name)
     return out
 
 
 def supporting_candidates(layers) -> list[str]:
     """Candidates that run every layer (the default ``--backends``)."""
-    specs = [bench.op_spec("conv2d", layer.spec) for layer in layers]
-    return [n for n in autoselect.candidates("conv2d", specs[0])
-            if all(get_backend(n).unsupported_reason("conv2d", s) is None for s in specs)]
+    specs = _specs(layers)
+    return [n for n in autoselect.candidates("conv2d", specs[0]) if _runs_all(n, specs)]
 
 
 def run_pass(calls) -> float:
@@ -119,7 +130,7 @@ def auto_mix(calls) -> Counter:
 def report(name: str, batch: int, layers, times: dict, mix: Counter) -> str:
     """The per-policy table: best pass, first pass, ratio to the first policy (the baseline) with its interval."""
     base = next(iter(times.values()))["rounds"]
-    flops = sum(op_info("conv2d").counts(bench.op_spec("conv2d", layer.spec))["flops_dense"] for layer in layers)
+    flops = sum(op_info("conv2d").counts(s)["flops_dense"] for s in _specs(layers))
     lines = [f"{name}, batch {batch}: {len(layers)} convolutions, {flops / 1e9:.2f} GFLOP a pass",
              f"{'policy':<14} {'best pass ms':>12} {'GFLOP/s':>8} {'x torch [95% interval]':>24} {'first pass ms':>14}"]
     for policy, t in times.items():

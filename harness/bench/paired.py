@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.support.timing import CACHE_MODES, Timing, fresh_copies
+from harness.support.timing import CACHE_MODES, Timing, call_for, fresh_copies
 
 #: Rounds a case aims at when the budget allows (a sample lasts about budget / TARGET_ROUNDS).
 TARGET_ROUNDS = 8
@@ -135,15 +135,8 @@ def settle_seconds(threads: int) -> float:
 
 def _settle(c: Contender, settle_s: float) -> float:
     """Untimed calls for at least ``settle_s`` (one at least); returns seconds per call."""
-    start = time.perf_counter()
-    calls = 0
-    while True:
-        c.fn(*c.args)
-        c.sync()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= settle_s:
-            return elapsed / calls
+    spent, calls = call_for(c.fn, c.args, c.sync, settle_s)
+    return spent / calls
 
 
 def _sample(c: Contender, number: int, cache: str) -> float:

@@ -293,7 +293,7 @@ def _unstable(rows) -> bool:
     return any(not r["stable"] for r in rows if r["metric"] == "time_min")
 
 
-#: Backend names that ``run`` resolves per layer through :mod:`harness.autoselect`, with how.
+#: Backend names that ``run`` resolves per layer through :mod:`harness.autoselect`, with the function that does.
 AUTO_NAMES = {"auto": "choose", "auto:measure": "measure", "auto:estimate": "estimate", "auto:torch": "measure"}
 
 
@@ -308,14 +308,9 @@ def resolve_auto(name: str, op: str, spec) -> tuple[str, str]:
     """
     if name not in AUTO_NAMES:
         return name, ""
-    include_torch = name == "auto:torch"
-    if AUTO_NAMES[name] in ("estimate", "choose"):
-        pick = autoselect.estimate if AUTO_NAMES[name] == "estimate" else autoselect.choose
-        choice = pick(op, spec, include_torch=include_torch)
-        if choice is None:
-            raise Unsupported(f"{name}: no candidate backend has a cost model for {op} on {spec}")
-    else:
-        choice = autoselect.measure(op, spec, include_torch=include_torch)
+    choice = getattr(autoselect, AUTO_NAMES[name])(op, spec, include_torch=name == "auto:torch")
+    if choice is None:  # estimate and choose, without a cost model (measure raises Unsupported itself)
+        raise Unsupported(f"{name}: no candidate backend has a cost model for {op} on {spec}")
     return choice.backend, f"chose {choice.backend} ({choice.method})"
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import time
 from dataclasses import asdict, dataclass
 
@@ -92,11 +91,7 @@ def time_call(
     sync = sync or (lambda: None)
 
     first = time_once(fn, args, sync) if first_call_s is None else first_call_s
-    warmed = 0.0
-    for i in itertools.count():
-        if i >= warmup and warmed >= settle_s:
-            break
-        warmed += _timed(fn, args, sync)
+    call_for(fn, args, sync, settle_s, min_calls=warmup)
 
     times = []
     spent = 0.0
@@ -116,6 +111,24 @@ def time_call(
         compile=max(0.0, first - float(median)),
         cache=cache,
     )
+
+
+def call_for(fn, args=(), sync=None, seconds: float = 0.0, *, before=None, min_calls: int = 1,
+             max_calls: int | None = None) -> tuple[float, int]:
+    """Untimed calls of ``fn(*args)`` (each after ``before()``, when given) until they have taken
+    ``seconds`` in all: at least ``min_calls``, at most ``max_calls`` (None: no limit). Warm-up and
+    settling: compilation, first touch, and another library's thread pool going quiet.
+
+    Returns the seconds spent in the calls and their number.
+    """
+    sync = sync or (lambda: None)
+    spent, calls = 0.0, 0
+    while calls < min_calls or (spent < seconds and (max_calls is None or calls < max_calls)):
+        if before is not None:
+            before()
+        spent += _timed(fn, args, sync)
+        calls += 1
+    return spent, calls
 
 
 def time_once(fn, args=(), sync=None) -> float:
