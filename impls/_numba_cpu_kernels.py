@@ -13,19 +13,23 @@ so the innermost loop runs over ``m``, reads the input contiguously and vectoriz
 stride, dilation or kernel size. The ``Ws - OW`` columns at the end of each row are computed and
 dropped by the scatter into ``y`` (4% extra work on a padded 56x56 layer, 29% on 7x7).
 
-Register blocking: the dense kernel updates ``OB = 4`` output channels from ``RI = 4`` reduction
-items per pass over an ``m`` tile: 4 input loads and 4 accumulator loads and stores feed 16 fused
-multiply-adds (one item per pass would need a load and a store per multiply-add). The grouped
-kernel (depthwise, and any group with fewer than 4 output channels) works one group at a time: it
-pads and splits just that group's channels into a per-thread buffer that stays in cache, then
-updates one output channel from 3 items per pass. Depthwise layers do little arithmetic per input
-element, so skipping a separate pass over memory matters more there than register blocking. With
-zero padding, depthwise convolutions take :func:`conv_depthwise`, which cuts the fixed work per
-plane (padding written once per thread, no division per row, 3x3 in one pass, no array views).
+Register tiles: the dense kernel computes ``OB = 4`` output channels x 64 positions (4 vectors of
+16 float32, or of 8 float64) over the whole reduction with the 16 accumulators held in
+registers (:func:`impls._vector_tile.tile_fma`, written in LLVM IR because Numba's vectorizer
+would keep them in memory): per item, 4 contiguous input loads and 4 weight broadcasts feed 16
+vector multiply-adds, with no accumulator traffic. Each tile leaves through
+masked row copies (:func:`impls._vector_tile.copy_run`), so a 7-wide row costs one vector store.
+The grouped kernel (depthwise, and any group with fewer than 4 output channels) works one group
+at a time: it pads and splits just that group's channels into a per-thread buffer that stays in
+cache, then updates one output channel from 3 items per pass. Depthwise layers do little
+arithmetic per input element, so skipping a separate pass over memory matters more there than
+register blocking. With zero padding, depthwise convolutions take :func:`conv_depthwise`, which
+cuts the fixed work per plane (padding written once per thread, no division per row, 3x3 in one
+pass, no array views), and :func:`pad_phase_split` clears each plane and copies the rows in.
 
 Items are never padded with zero weights (0 * inf would turn an infinite result into NaN): a
 remainder pass takes the leftover items one at a time. Summation order is fixed (bias, then items
-in order, 4 or 3 at a time) and each output element is computed by one thread, so results do not
+in order: one multiply-add per item in the dense kernel, 3 at a time in the others) and each output element is computed by one thread, so results do not
 depend on the thread count. ``fastmath`` allows only ``contract`` (fused multiply-add): no
 reassociation, so integer-valued data whose partial sums are exactly representable gives exact
 results.
@@ -34,9 +38,16 @@ results.
 import numpy as np
 from numba import njit, prange
 
-#: Output channels per register block and reduction items per pass (dense kernel).
+from ._vector_tile import copy_run, lanes, tile_fma
+
+#: Output channels per register tile of the dense kernel, and 64-byte vectors of output
+#: positions per tile (16 accumulator registers: see :mod:`impls._vector_tile`).
 OB = 4
-RI = 4
+TILE_VECTORS = 4
+_TILE = tile_fma(OB, TILE_VECTORS)
+#: Input slack after the dense kernel's input: one tile of float32 positions, so the last tile's
+#: loads stay inside the array (the positions they feed are dropped).
+SLACK = TILE_VECTORS * lanes(4)
 #: Reduction items per pass of the depthwise kernel (3 divides the usual 3x3 = 9 taps).
 DW_RI = 3
 #: Every pass runs over a multiple of this many outputs, so the vectorized loop has no scalar
@@ -56,73 +67,45 @@ _FLAGS = dict(parallel=True, fastmath={"contract"}, cache=True, nogil=True)
 
 
 @njit(**_FLAGS)
-def conv_dense(xf, w, off, groups, group_stride, b, y, ow, ws, length, tile):
-    """Offset-GEMM convolution, 4 output channels x 4 reduction items per pass.
+def conv_dense(xf, w, off, groups, group_stride, b, y, oh, ow, ws, length, tile, n_chunks):
+    """Offset-GEMM convolution in register tiles of ``OB`` output channels x ``tile`` positions.
 
-    xf : (N, S) flattened, padded, phase-split input with ``VEC`` elements of slack at the end.
+    xf : (N, S) flattened, padded, phase-split input with ``SLACK`` elements of slack at the end.
     w : (O, R) weights as given (read in place: no per-call repacking of large weights).
     off : (R,) input offset of each reduction item within its group; groups : G, group_stride :
     offset between groups' inputs.
     b : (O,) bias (zeros when there is none).
-    y : (N, O, OH * OW) output, written in full; ow : OW; ws : phase row length Ws.
+    y : (N * O * OH * OW,) output, flat, written in full; ws : phase row length Ws.
+    tile : positions per tile, ``TILE_VECTORS`` vectors (see :mod:`impls._vector_tile`).
+    n_chunks : contiguous runs of tiles shared among the threads (a few per thread).
     """
-    n_batch = xf.shape[0]
-    n_items = w.shape[1]
-    og = y.shape[1] // groups
+    n_batch, size = xf.shape[0], xf.shape[1]
+    n_out, n_items = w.shape[0], w.shape[1]
+    og = n_out // groups
     n_blocks = (og + OB - 1) // OB
     n_tiles = (length + tile - 1) // tile
-    for task in prange(n_batch * groups * n_blocks * n_tiles):
-        t = task % n_tiles
-        rest = task // n_tiles
-        blk = rest % n_blocks
-        rest //= n_blocks
-        g = rest % groups
-        n = rest // groups
-        m0 = t * tile
-        mt = min(tile, length - m0)
-        mv = -(-mt // VEC) * VEC
-        # the block's 4 output channels; past the group's last one, repeat it (results dropped)
-        o0 = g * og + min(blk * OB, og - 1)
-        o1 = g * og + min(blk * OB + 1, og - 1)
-        o2 = g * og + min(blk * OB + 2, og - 1)
-        o3 = g * og + min(blk * OB + 3, og - 1)
-        r0, r1, r2, r3 = w[o0], w[o1], w[o2], w[o3]
-        acc = np.empty((OB, tile), dtype=y.dtype)
-        a0, a1, a2, a3 = acc[0, :mv], acc[1, :mv], acc[2, :mv], acc[3, :mv]
-        a0[:] = b[o0]
-        a1[:] = b[o1]
-        a2[:] = b[o2]
-        a3[:] = b[o3]
-        xn = xf[n]
-        base = g * group_stride + m0
-        n_full = n_items - n_items % RI
-        for r in range(0, n_full, RI):
-            w00, w01, w02, w03 = r0[r], r1[r], r2[r], r3[r]
-            w10, w11, w12, w13 = r0[r + 1], r1[r + 1], r2[r + 1], r3[r + 1]
-            w20, w21, w22, w23 = r0[r + 2], r1[r + 2], r2[r + 2], r3[r + 2]
-            w30, w31, w32, w33 = r0[r + 3], r1[r + 3], r2[r + 3], r3[r + 3]
-            # unsigned start indices: no wraparound checks, so loads stay contiguous, and no
-            # per-pass array views (each view costs atomic reference counting)
-            i0, i1 = np.uint64(base + off[r]), np.uint64(base + off[r + 1])
-            i2, i3 = np.uint64(base + off[r + 2]), np.uint64(base + off[r + 3])
-            for m in range(mv):
-                mu = np.uint64(m)
-                v0, v1, v2, v3 = xn[i0 + mu], xn[i1 + mu], xn[i2 + mu], xn[i3 + mu]
-                a0[m] += w00 * v0 + w10 * v1 + w20 * v2 + w30 * v3
-                a1[m] += w01 * v0 + w11 * v1 + w21 * v2 + w31 * v3
-                a2[m] += w02 * v0 + w12 * v1 + w22 * v2 + w32 * v3
-                a3[m] += w03 * v0 + w13 * v1 + w23 * v2 + w33 * v3
-        for r in range(n_full, n_items):  # leftover items one at a time (no padding: 0 * inf)
-            w00, w01, w02, w03 = r0[r], r1[r], r2[r], r3[r]
-            i0 = np.uint64(base + off[r])
-            for m in range(mv):
-                v0 = xn[i0 + np.uint64(m)]
-                a0[m] += w00 * v0
-                a1[m] += w01 * v0
-                a2[m] += w02 * v0
-                a3[m] += w03 * v0
-        for k in range(min(OB, og - blk * OB)):
-            _scatter(acc[k, :mt], y[n, g * og + blk * OB + k], m0, ws, ow)
+    n_tasks = n_batch * groups * n_blocks * n_tiles
+    n_chunks = min(n_chunks, n_tasks)
+    xflat, wflat = xf.reshape(-1), w.reshape(-1)
+    ohw = oh * ow
+    for chunk in prange(n_chunks):
+        acc = np.empty(OB * tile, dtype=y.dtype)
+        ch = np.empty(OB, dtype=np.int64)
+        for task in range(chunk * n_tasks // n_chunks, (chunk + 1) * n_tasks // n_chunks):
+            t = task % n_tiles
+            rest = task // n_tiles
+            blk = rest % n_blocks
+            rest //= n_blocks
+            g = rest % groups
+            n = rest // groups
+            # the block's output channels; past the group's last one, repeat it (results dropped)
+            for k in range(OB):
+                ch[k] = g * og + min(blk * OB + k, og - 1)
+            m0 = t * tile
+            _TILE(acc, xflat, n * size + g * group_stride + m0, off, wflat, ch, b, n_items)
+            count = min(tile, length - m0)
+            for k in range(min(OB, og - blk * OB)):
+                _scatter_rows(acc, k * tile, m0, count, y, (n * n_out + ch[k]) * ohw, oh, ow, ws)
 
 
 @njit(**_FLAGS)
@@ -201,6 +184,9 @@ def _copy(dst, d0, src, s0, step, count):
 
     Unsigned indices skip Numba's negative-index wraparound, so the loop vectorizes and no
     array views are made per call (views cost reference counting)."""
+    if step == 1:  # masked vectors: short runs cost one vector each, not a scalar loop
+        copy_run(dst, d0, src, s0, count)
+        return
     d, s, st = np.uint64(d0), np.uint64(s0), np.uint64(step)
     for t in range(np.uint64(count)):
         dst[d + t] = src[s + t * st]
@@ -213,11 +199,55 @@ def pad_phase_split(x, h, w, xs, sh, sw, hs, ws, top, left, hp, wp, mode):
     ``xs[n, c, a, b, i, j] = padded[n, c, i*sh + a, j*sw + b]``, zero past the padded edge."""
     n_batch, chans = x.shape[0], x.shape[1]
     plane = sh * sw * hs * ws
+    if mode == 0:  # zeros: clear each plane, then copy the rows in (no per-row padding logic)
+        row_at, col_first, col_count, col_at = _row_copy_plan(h, w, sh, sw, hs, ws, top, left)
+        xflat, xsflat, row, hw = x.reshape(-1), xs.reshape(-1), xs.shape[1], h * w
+        for nc in prange(n_batch * chans):
+            d0 = nc // chans * row + nc % chans * plane
+            xsflat[d0:d0 + plane] = 0
+            for r in range(h):
+                _copy_row(xsflat, d0 + row_at[r], xflat, nc * hw + r * w, w, sw, left % sw,
+                          col_first, col_count, col_at)
+        return
     for nc in prange(n_batch * chans):
         n = nc // chans
         c = nc % chans
         _fill_planes(x[n, c], h, w, xs[n, c * plane:(c + 1) * plane], sh, sw, hs, ws,
                      top, left, hp, wp, mode)
+
+
+@njit(inline="always", cache=True)
+def _copy_row(dst, d0, src, s0, w_in, sw, even, col_first, col_count, col_at):
+    """One input row (``w_in`` elements at ``src[s0]``) into its column phases at ``dst[d0]``,
+    placed by :func:`_row_copy_plan`; ``even`` is the phase of input column 0."""
+    if sw == 1:  # a literal step, so the copy vectorizes
+        _copy(dst, d0 + col_at[0], src, s0 + col_first[0], 1, col_count[0])
+    elif sw == 2:  # both phases in one pass
+        _deinterleave2(dst, d0 + col_at[even], d0 + col_at[1 - even], src, s0, w_in // 2)
+        if w_in % 2:
+            dst[d0 + col_at[even] + w_in // 2] = src[s0 + w_in - 1]
+    else:
+        for ph in range(sw):
+            _copy(dst, d0 + col_at[ph], src, s0 + col_first[ph], sw, col_count[ph])
+
+
+@njit(cache=True)
+def _row_copy_plan(h, w_in, sh, sw, hs, ws, top, left):
+    """Where the input's rows and column phases land in a zero-padded phase-split plane:
+    input row ``r`` starts at ``row_at[r]`` (column phase 0), and column phase ``ph`` takes
+    ``col_count[ph]`` columns from ``col_first[ph]`` on, step ``sw``, at ``col_at[ph]`` further."""
+    row_at = np.empty(h, np.int64)
+    for r in range(h):
+        pr = r + top
+        row_at[r] = (pr % sh * sw * hs + pr // sh) * ws
+    col_first = np.empty(sw, np.int64)
+    col_count = np.empty(sw, np.int64)
+    col_at = np.empty(sw, np.int64)
+    for ph in range(sw):
+        col_first[ph] = (ph - left) % sw
+        col_count[ph] = max(0, -(-(w_in - col_first[ph]) // sw))
+        col_at[ph] = ph * hs * ws + (col_first[ph] + left) // sw
+    return row_at, col_first, col_count, col_at
 
 
 @njit(inline="always", cache=True)
@@ -309,19 +339,7 @@ def conv_depthwise(x, h, w_in, w, off, b, y, chans, oh, ow, sh, sw, hs, ws, top,
     mult = n_out // chans
     plane = sh * sw * hs * ws
     hw, ohw = h * w_in, oh * ow
-    # where input row r starts (its column phase 0, before the column offset) ...
-    row_at = np.empty(h, np.int64)
-    for r in range(h):
-        pr = r + top
-        row_at[r] = (pr % sh * sw * hs + pr // sh) * ws
-    # ... and, for each column phase, its first input column, element count and offset
-    col_first = np.empty(sw, np.int64)
-    col_count = np.empty(sw, np.int64)
-    col_at = np.empty(sw, np.int64)
-    for ph in range(sw):
-        col_first[ph] = (ph - left) % sw
-        col_count[ph] = max(0, -(-(w_in - col_first[ph]) // sw))
-        col_at[ph] = ph * hs * ws + (col_first[ph] + left) // sw
+    row_at, col_first, col_count, col_at = _row_copy_plan(h, w_in, sh, sw, hs, ws, top, left)
     even = left % sw  # the phase of input column 0
     # short rows: copy whole planes in and out through index maps (one loop per plane, not a
     # loop per row, whose set-up would cost more than its few elements)
@@ -353,17 +371,8 @@ def conv_depthwise(x, h, w_in, w, off, b, y, chans, oh, ow, sh, sw, hs, ws, top,
                 loaded = src
             elif src != loaded:
                 for r in range(h):
-                    s0 = src * hw + r * w_in
-                    if sw == 1:  # a literal step, so the copy vectorizes
-                        _copy(buf, row_at[r] + col_at[0], x, s0 + col_first[0], 1, col_count[0])
-                    elif sw == 2:  # both phases in one pass (column 0 is in phase ``even``)
-                        _deinterleave2(buf, row_at[r] + col_at[even], row_at[r] + col_at[1 - even],
-                                       x, s0, w_in // 2)
-                        if w_in % 2:
-                            buf[row_at[r] + col_at[even] + w_in // 2] = x[s0 + w_in - 1]
-                    else:
-                        for ph in range(sw):
-                            _copy(buf, row_at[r] + col_at[ph], x, s0 + col_first[ph], sw, col_count[ph])
+                    _copy_row(buf, row_at[r], x, src * hw + r * w_in, w_in, sw, even, col_first,
+                              col_count, col_at)
                 loaded = src
             if n_items == 9 and map_out:
                 _nine_taps(buf, w, o, b[o], off, acc, 0, length)
@@ -373,7 +382,7 @@ def conv_depthwise(x, h, w_in, w, off, b, y, chans, oh, ow, sh, sw, hs, ws, top,
                 for m0 in range(0, length, tile):
                     mt = min(tile, length - m0)
                     _nine_taps(buf, w, o, b[o], off, acc, m0, mt)
-                    _scatter_rows(acc, m0, mt, y, task * ohw, oh, ow, ws)
+                    _scatter_rows(acc, 0, m0, mt, y, task * ohw, oh, ow, ws)
             else:
                 yo = y[task * ohw:(task + 1) * ohw]
                 _grouped_output(buf, w[o], b[o], off, acc, yo, n_items - n_items % DW_RI, ow, ws,
@@ -399,11 +408,11 @@ def _nine_taps(buf, w, o, bias, off, acc, m0, mt):
 
 
 @njit(inline="always", cache=True)
-def _scatter_rows(acc, m0, mt, y, y0, oh, ow, ws):
-    """:func:`_scatter` into the flat plane of ``y`` at ``y0`` (no array views)."""
+def _scatter_rows(acc, a0, m0, mt, y, y0, oh, ow, ws):
+    """:func:`_scatter` of ``acc[a0:]`` into the flat plane of ``y`` at ``y0`` (no array views)."""
     end = m0 + mt
     for i in range(m0 // ws, min(-(-end // ws), oh)):
         j_lo = max(m0 - i * ws, 0)
         j_hi = min(ow, end - i * ws)
         if j_hi > j_lo:
-            _copy(y, y0 + i * ow + j_lo, acc, i * ws + j_lo - m0, 1, j_hi - j_lo)
+            _copy(y, y0 + i * ow + j_lo, acc, a0 + i * ws + j_lo - m0, 1, j_hi - j_lo)

@@ -3,8 +3,8 @@
 The kernels (``impls/_numba_cpu_kernels.py``, see its docstring) run an *offset GEMM* over the
 padded input split into stride phases, whose innermost loop is contiguous for every stride and
 dilation. Every padding mode is applied while splitting. Groups with at least 4 output channels
-use the dense kernel (4 output channels x 4 reduction items per pass, parallel over batch x group
-x output-channel block x output tile). Depthwise convolutions (one input channel per group)
+use the dense kernel (register tiles of 4 output channels x 64 positions over the whole
+reduction, parallel over runs of batch x group x output-channel block x tile). Depthwise convolutions (one input channel per group)
 with zero padding use the depthwise kernel: parallel over (batch x output channel) planes, each
 thread's padded plane buffer zeroed once and only the data copied in per plane, a 3x3 kernel in
 one pass. Other padding modes and groups with fewer than 4 output channels use the grouped
@@ -18,6 +18,7 @@ kernels x float32/float64 — and returns the seconds it took, so benchmarks nev
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import lru_cache
 
@@ -29,6 +30,7 @@ from harness.ops.metrics import conv2d_work
 
 from . import _numba_cpu_pool
 from ._half import in_float32
+from ._vector_tile import lanes
 from harness.ops.args import DTYPES
 
 #: Bytes of accumulator per output tile: 4 channels x tile elements stay well inside L1.
@@ -64,17 +66,17 @@ def conv2d(x, w, bias, spec):
     (sh, sw), mode = spec.stride, k.PADDING_MODE_CODES[spec.padding_mode]
     x3 = _readonly_c(x).reshape(spec.N, spec.C, spec.H * spec.W)
     y3 = y.reshape(spec.N, spec.O, spec.OH * spec.OW)
-    off = _item_offsets(spec, g)
+    off = _cached_offsets(spec)
     w2 = _readonly_c(w).reshape(spec.O, spec.n_acc)
-    b = np.zeros(spec.O, spec.dtype) if bias is None else np.ascontiguousarray(bias, spec.dtype)
+    b = _bias(bias, spec)
     if spec.O // spec.groups >= k.OB:
         size = spec.C * sh * sw * g.plane
-        xf = np.empty((spec.N, size + k.VEC), dtype=spec.dtype)
+        xf = _scratch((spec.N, size + k.SLACK), spec.dtype)
         xf[:, size:] = 0  # the slack only feeds dropped positions; zero keeps them finite
         k.pad_phase_split(x3, spec.H, spec.W, xf, sh, sw, g.hs, g.ws, top, left, g.hp, g.wp, mode)
-        n_blocks = -(-(spec.O // spec.groups) // k.OB)
-        tile = _tile(g.length, spec, n_blocks, k.VEC)
-        k.conv_dense(xf, w2, off, spec.groups, g.group_stride, b, y3, spec.OW, g.ws, g.length, tile)
+        tile = k.TILE_VECTORS * lanes(np.dtype(spec.dtype).itemsize)
+        k.conv_dense(xf, w2, off, spec.groups, g.group_stride, b, y.reshape(-1), spec.OH, spec.OW,
+                     g.ws, g.length, tile, 4 * _threads())
     else:
         tile = _one_row_tile(g.length, spec, k.VEC)
         k.conv_grouped(x3, spec.H, spec.W, w2, off, b, y3, spec.groups, spec.OW, sh, sw, g.hs,
@@ -95,6 +97,24 @@ def _depthwise(k, x, w, bias, spec, y):
     return y
 
 
+#: Largest input copy kept for the next call, per thread (bytes); larger ones are allocated anew.
+SCRATCH_BYTES = 256 << 20
+_SCRATCH = threading.local()
+
+
+def _scratch(shape, dtype):
+    """An uninitialised array for the padded input copy, reused by this thread's next call: a
+    fresh multi-megabyte array costs a page fault per 4 KiB on every call (about 5% of a
+    56x56 layer). Only :func:`conv2d` uses it, and it returns before the next call needs it."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes > SCRATCH_BYTES:
+        return np.empty(shape, dtype)
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _SCRATCH.buf = np.empty(max(nbytes, 1 << 20), np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
 def _threads():
     """Numba's current thread count (numba is imported by then: the kernels are loaded)."""
     import numba
@@ -104,7 +124,7 @@ def _threads():
 
 def _bias(bias, spec):
     """Bias as a read-only contiguous vector, zeros when there is none (one specialisation)."""
-    return _readonly_c(np.zeros(spec.O, spec.dtype) if bias is None else bias)
+    return _readonly_c(np.zeros(spec.O, spec.dtype) if bias is None else np.ascontiguousarray(bias, spec.dtype))
 
 
 def warmup() -> float:
@@ -170,16 +190,6 @@ def _one_row_tile(length, spec, vec):
     return int(min(_ACC_BYTES // np.dtype(spec.dtype).itemsize, -(-length // vec) * vec))
 
 
-def _tile(length, spec, n_blocks, vec):
-    """Output positions per task (a multiple of ``vec``): 4 accumulator rows fit in L1, and
-    there are enough tasks to share among the cores."""
-    tile = _ACC_BYTES // (4 * np.dtype(spec.dtype).itemsize)
-    tasks_elsewhere = spec.N * spec.groups * n_blocks
-    while tile > 2 * vec and tasks_elsewhere * -(-length // tile) < 16:
-        tile //= 2
-    return int(min(tile, -(-length // vec) * vec))
-
-
 def cost_features(op, spec) -> dict[str, float] | None:
     """Work for ``auto``: multiply-adds, the padded input it reads, the outputs it writes."""
     if op != "conv2d":
@@ -211,5 +221,5 @@ BACKEND = Backend(
     auto_rank=40,
     cost=COST,
     description="Numba njit(parallel) direct convolution: phase-split offset GEMM, "
-    "4x4 register blocking, dedicated depthwise kernel",
+    "register-tiled IR micro-kernel, dedicated depthwise kernel",
 )
