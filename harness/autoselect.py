@@ -55,7 +55,7 @@ from harness.errors import ResourceLimit, Unsupported
 from harness.support import machine as _machine
 from harness.support.allocator import steady_heap
 from harness.support.results_io import write_atomic
-from harness.support.timing import call_for, set_threads, threads_set, time_call, time_once
+from harness.support.timing import call_for, let_pools_sleep, set_threads, threads_set, time_call, time_once
 
 #: The calibration file; None: ``calibration.json`` in :func:`cache_dir` (see :func:`calibration_path`).
 CALIBRATION_PATH: Path | None = None
@@ -303,13 +303,16 @@ TIE_MARGIN = 2.0
 #: close candidate about four calls, once per call shape (then kept in memory and on disk).
 TIE_MAX_S = 0.1
 #: Timed seconds per close candidate (after one untimed call; at least :data:`TIE_MIN_RUNS` calls).
-TIE_BUDGET_S = 0.02
-TIE_MIN_RUNS = 2
-#: Untimed calls per close candidate last at least this long first, so that the previous
-#: candidate's thread pool has stopped spinning (see ``harness.support.timing.time_call``'s ``settle_s``).
+TIE_BUDGET_S = 0.05
+TIE_MIN_RUNS = 3
+#: Untimed calls per close candidate last at least this long, after the candidate has waited for
+#: the other thread pools to go idle (``harness.support.timing.let_pools_sleep``).
 TIE_SETTLE_S = 0.03
 #: Rounds of a tie-break's timing, each in the reverse order of the last (:func:`time_close_calls`).
-TIE_ROUNDS = 2
+#: One: each candidate is timed after the others' pools have gone to sleep, so the order no longer
+#: decides (with 30 ms of its own calls instead, two rounds in opposite orders were needed, and a
+#: candidate timed in the other's spinning pool still lost: 8 of 36 held-out layers, Zen 4, 2 threads).
+TIE_ROUNDS = 1
 #: Memory a tie-break may use, as a multiple of the call's own (outputs and padded input): it
 #: allocates inputs and outputs again for each candidate, so a call near the machine's memory
 #: keeps the estimate's pick.
@@ -400,18 +403,18 @@ def _tie_break(op: str, spec, include_torch: bool, close: list[str]) -> Choice |
 
 def time_close_calls(op: str, spec, names) -> dict[str, float]:
     """Seconds per call of each of ``names`` on ``spec``, as a tie-break times them: in
-    :data:`TIE_ROUNDS` rounds, the order reversed each time, per round one untimed call, then
-    best of at least :data:`TIE_MIN_RUNS` within :data:`TIE_BUDGET_S`; the best over rounds.
+    :data:`TIE_ROUNDS` rounds, the order reversed each time, per candidate one untimed call, a
+    wait for the other thread pools to go idle, then best of at least :data:`TIE_MIN_RUNS` within
+    :data:`TIE_BUDGET_S`; the best over rounds.
 
-    One round in one order decided by the thread pools rather than the kernels: numba_cpu timed
-    right after im2col (OpenBLAS's workers still spinning) took 16 ms on the ResNet-50 stem where it
-    takes 0.8-0.9 ms (2 threads, this machine), in two tie-breaks out of two; reversed, it is timed
-    first in the other round."""
+    Timed straight after another library, a candidate is timed in that library's spinning pool:
+    numba_cpu right after im2col (OpenBLAS's workers spinning) took 16 ms on the ResNet-50 stem
+    where it takes 0.8-0.9 ms, and 9 ms on an 11x11 layer where it takes 4.9 ms (2 threads)."""
     seconds: dict[str, float] = {}
     order = list(names)
     for _ in range(TIE_ROUNDS):  # the winner is not woken between rounds: the next round's first would follow it
         for name, t in _time_candidates(op, spec, order, TIE_BUDGET_S, min_runs=TIE_MIN_RUNS,
-                                        settle_s=TIE_SETTLE_S, wake_winner=False).items():
+                                        settle_s=TIE_SETTLE_S, wake_winner=False, quiet=True).items():
             seconds[name] = min(t, seconds.get(name, math.inf))
         order.reverse()
     if len(seconds) > 1:
@@ -571,9 +574,10 @@ def _remember(key: str, spec_key: str, choice: Choice, use_disk: bool = True) ->
 
 
 def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: float = 0.1,
-                     wake_winner: bool = True) -> dict[str, float]:
+                     wake_winner: bool = True, quiet: bool = False) -> dict[str, float]:
     """Best-of times per call of ``names`` on ``spec``; with ``wake_winner``, the fastest one's case runs
     last again, for ``settle_s``, so that its thread pools are the ones awake when the caller goes on.
+    With ``quiet``, each candidate first waits for the thread pools to go idle (:func:`let_pools_sleep`).
 
     A candidate whose first call takes over 3x the best so far is called once more before it is kept
     as clearly slower: the first call into one library's thread pool right after another's ran
@@ -586,6 +590,8 @@ def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: flo
         try:
             case = prepare(get_backend(name), op, spec, seed=0)
             time_once(case.fn, case.args, case.sync)  # compilation and first touch, never counted
+            if quiet:
+                let_pools_sleep()
         except Unsupported:  # a limit found only at run time (e.g. winograd's kernel size)
             continue
         cases[name] = case

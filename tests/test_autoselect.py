@@ -111,8 +111,10 @@ def test_a_call_too_large_to_time_twice_keeps_the_estimate(monkeypatch):
 
 def test_a_tie_break_times_the_close_calls_in_both_orders_and_keeps_each_ones_best(monkeypatch):
     orders, spoiled = [], {"numba_cpu": 16e-3}  # the first round's numba_cpu ran right after im2col's pool
-    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True):
+    monkeypatch.setattr(autoselect, "TIE_ROUNDS", 2)
+    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True, quiet=False):
         assert not wake_winner  # woken between rounds, the winner would precede the next round's first
+        assert quiet  # each candidate waits for the others' pools to go idle
         orders.append(list(names))
         return {n: spoiled.pop(n, 1e-3 if n == "numba_cpu" else 1.5e-3) for n in names}
     woken = []
@@ -124,6 +126,19 @@ def test_a_tie_break_times_the_close_calls_in_both_orders_and_keeps_each_ones_be
     assert orders == [["im2col", "numba_cpu"], ["numba_cpu", "im2col"]]
     assert seconds == {"im2col": 1.5e-3, "numba_cpu": 1e-3}
     assert woken == ["numba_cpu"]  # after the rounds, the winner runs last
+
+
+def test_a_quiet_timing_lets_the_pools_sleep_before_timing_each_candidate(monkeypatch):
+    events = []
+    monkeypatch.setattr(autoselect, "let_pools_sleep", lambda: events.append("sleep"))
+    monkeypatch.setattr(autoselect, "prepare", lambda backend, op, spec, seed=0: SimpleNamespace(
+        fn=lambda: events.append(backend.name), args=(), sync=None))
+    seconds = autoselect._time_candidates("conv2d", SMALL, ["im2col", "numba_cpu"], 1e-3, min_runs=1,
+                                          settle_s=0, wake_winner=False, quiet=True)
+    assert set(seconds) == {"im2col", "numba_cpu"}
+    runs = [e for i, e in enumerate(events) if i == 0 or e != events[i - 1]]
+    # each candidate: one untimed call (its compile, first touch), the sleep, then its timed calls
+    assert runs == ["im2col", "sleep", "im2col", "numba_cpu", "sleep", "numba_cpu"]
 
 
 def test_fit_recovers_constants_from_exact_times():

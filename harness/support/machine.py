@@ -31,12 +31,15 @@ DEFAULT_PATH = REPORTS / "machine.json"
 #: Environment variables that make OpenBLAS run a kernel other than the one it would pick.
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 _FLAG_PREFIXES = ("avx", "fma", "sse4", "amx", "f16c")
+#: /proc/cpuinfo keys that identify the CPU design when the model name does not.
+_ID_KEYS = ("cpu family", "model", "stepping", "cache size")
 
 
 # -- static facts ------------------------------------------------------------------------
 def cpu_info() -> dict:
     """CPU model, the SIMD flags that matter for conv kernels, and core/thread counts."""
     model, flags, physical = platform.processor() or platform.machine(), [], set()
+    ident = {}
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         core = {}
@@ -44,6 +47,8 @@ def cpu_info() -> dict:
             key, _, value = (part.strip() for part in line.partition(":"))
             if key == "model name":
                 model = value
+            elif key in _ID_KEYS and key not in ident:
+                ident[key] = value
             elif key == "flags" and not flags:
                 flags = sorted(f for f in value.split() if f.startswith(_FLAG_PREFIXES))
             elif key in ("physical id", "core id"):
@@ -54,6 +59,9 @@ def cpu_info() -> dict:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "model": model,
+        # a VM may name only the vendor ("AMD EPYC"): family/model/stepping and the per-core
+        # cache tell a Zen 4 from a Zen 5, whose vector units differ by 2x
+        "id": " ".join(f"{k.replace('cpu ', '')} {ident[k]}" for k in _ID_KEYS if k in ident) or None,
         "flags": flags,
         "logical_cpus": os.cpu_count(),
         "physical_cores": len(physical) or None,
@@ -225,6 +233,7 @@ def fingerprint() -> dict:
     blas, cpu = blas_info(), cpu_info()
     return {
         "cpu": cpu["model"],
+        "cpu_id": cpu["id"],
         "usable_cpus": cpu["usable_cpus"],
         "blas": [(b["internal_api"], b["version"], b["architecture"], b["num_threads"]) for b in blas],
         "env": {k: os.environ[k] for k in BLAS_OVERRIDES if k in os.environ},
@@ -298,8 +307,9 @@ def peak_gflops(machine: dict, dtype: str, threads: int | None = None) -> float:
 def summary_lines(machine: dict) -> list[str]:
     """The headline of ``convbench env``."""
     cpu, sw = machine["cpu"], machine["software"]
+    ident = f" ({cpu['id']})" if cpu.get("id") else ""
     lines = [
-        f"CPU       {cpu['model']} — {cpu['usable_cpus']} usable CPUs "
+        f"CPU       {cpu['model']}{ident} — {cpu['usable_cpus']} usable CPUs "
         f"({cpu['physical_cores'] or '?'} cores, {cpu['logical_cpus']} logical)",
         f"SIMD      {' '.join(cpu['flags']) or 'none reported'}",
     ]

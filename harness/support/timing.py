@@ -113,6 +113,20 @@ def time_call(
     )
 
 
+#: Seconds after its last call until every thread pool has stopped spinning: OpenBLAS's workers
+#: spin for 2^28 cycles (0.1 s at 2.6 GHz) before they sleep. Measured (ResNet-34 and synthetic
+#: 7x7/11x11 layers, 2 threads): numba_cpu right after im2col 1.4-1.8x its own time, and still
+#: after 30 ms of its own calls or a 30 ms sleep; after a 150 ms sleep, its own time.
+POOLS_IDLE_S = 0.15
+
+
+def let_pools_sleep(seconds: float = POOLS_IDLE_S) -> None:
+    """Sleep until other libraries' thread pools have gone idle, so that the next timing is not
+    shared with a previous library's spinning workers. Sleeping, not calling: calls of the next
+    library keep competing with the spinning workers until their timeout."""
+    time.sleep(seconds)
+
+
 def call_for(fn, args=(), sync=None, seconds: float = 0.0, *, before=None, min_calls: int = 1,
              max_calls: int | None = None) -> tuple[float, int]:
     """Untimed calls of ``fn(*args)`` (each after ``before()``, when given) until they have taken
