@@ -48,6 +48,10 @@ _TILE = tile_fma(OB, TILE_VECTORS)
 #: Input slack after the dense kernel's input: one tile of float32 positions, so the last tile's
 #: loads stay inside the array (the positions they feed are dropped).
 SLACK = TILE_VECTORS * lanes(4)
+#: Vectors of positions per register tile of the depthwise kernel, for kernels other than 3x3
+#: (one channel: 8 accumulators; ConvNeXt's 7x7 and RepLKNet's 13x13 and larger).
+DW_TILE_VECTORS = 8
+_PLANE_TILE = tile_fma(1, DW_TILE_VECTORS)
 #: Reduction items per pass of the depthwise kernel (3 divides the usual 3x3 = 9 taps).
 DW_RI = 3
 #: Every pass runs over a multiple of this many outputs, so the vectorized loop has no scalar
@@ -318,13 +322,15 @@ def _source(k, size, mode):
 
 @njit(**_FLAGS)
 def conv_depthwise(x, h, w_in, w, off, b, y, chans, oh, ow, sh, sw, hs, ws, top, left, length, tile,
-                   n_chunks):
+                   plane_tile, n_chunks):
     """Zero-padded convolution with one input channel per group (depthwise, any multiplier):
     the offset GEMM of :func:`conv_grouped`, with less work per plane.
 
     x : (N * C * H * W,) input, flat (read only); w : (O, R) weights; off : (R,) item offsets
     in the phase-split plane; b : (O,) bias (zeros when there is none); y : (N * O * OH * OW,)
     output, flat, written in full. Output channel ``o`` reads input channel ``o // (O // C)``.
+    plane_tile : positions per register tile of a kernel other than 3x3 (``DW_TILE_VECTORS``
+    vectors, :mod:`impls._vector_tile`).
     n_chunks : contiguous runs of planes shared among the threads (a few per thread).
 
     Each thread zeroes one phase-split plane buffer, once: the padding positions stay zero and
@@ -358,9 +364,11 @@ def conv_depthwise(x, h, w_in, w, off, b, y, chans, oh, ow, sh, sw, hs, ws, top,
                 out_from[i * ow + j] = i * ws + j
     n_tasks = n_batch * n_out
     n_chunks = min(n_tasks, n_chunks)
+    wflat = w.reshape(-1)
     for chunk in prange(n_chunks):
-        buf = np.zeros(plane + VEC, dtype=y.dtype)
-        acc = np.empty(tile, dtype=y.dtype)
+        buf = np.zeros(plane + max(VEC, plane_tile), dtype=y.dtype)
+        acc = np.empty(max(tile, plane_tile), dtype=y.dtype)
+        ch = np.empty(1, np.int64)
         loaded = -1
         for task in range(chunk * n_tasks // n_chunks, (chunk + 1) * n_tasks // n_chunks):
             o = task % n_out
@@ -383,10 +391,11 @@ def conv_depthwise(x, h, w_in, w, off, b, y, chans, oh, ow, sh, sw, hs, ws, top,
                     mt = min(tile, length - m0)
                     _nine_taps(buf, w, o, b[o], off, acc, m0, mt)
                     _scatter_rows(acc, 0, m0, mt, y, task * ohw, oh, ow, ws)
-            else:
-                yo = y[task * ohw:(task + 1) * ohw]
-                _grouped_output(buf, w[o], b[o], off, acc, yo, n_items - n_items % DW_RI, ow, ws,
-                                length, tile)
+            else:  # a larger kernel: register tiles of this channel x plane_tile positions
+                ch[0] = o
+                for m0 in range(0, length, plane_tile):
+                    _PLANE_TILE(acc, buf, m0, off, wflat, ch, b, n_items)
+                    _scatter_rows(acc, 0, m0, min(plane_tile, length - m0), y, task * ohw, oh, ow, ws)
 
 
 @njit(inline="always", cache=True)

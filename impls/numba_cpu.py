@@ -93,7 +93,8 @@ def _depthwise(k, x, w, bias, spec, y):
     k.conv_depthwise(_readonly_c(x).reshape(-1), spec.H, spec.W,
                      _readonly_c(w).reshape(spec.O, spec.n_acc), _cached_offsets(spec),
                      _bias(bias, spec), y.reshape(-1), spec.C, spec.OH, spec.OW, sh, sw, g.hs,
-                     g.ws, top, left, g.length, tile, 4 * _threads())
+                     g.ws, top, left, g.length, tile,
+                     k.DW_TILE_VECTORS * lanes(np.dtype(spec.dtype).itemsize), 4 * _threads())
     return y
 
 
