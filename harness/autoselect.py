@@ -421,6 +421,7 @@ def time_close_calls(op: str, spec, names) -> dict[str, float]:
         winner = min(seconds, key=seconds.get)
         case = prepare(get_backend(winner), op, spec, seed=0)
         call_for(case.fn, case.args, case.sync, TIE_SETTLE_S)
+        _release(case)
     return seconds
 
 
@@ -606,7 +607,17 @@ def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: flo
     if len(cases) > 1 and wake_winner:  # its thread pools are then the awake ones
         case = cases[min(seconds, key=seconds.get)]
         call_for(case.fn, case.args, case.sync, settle_s)
+    for case in cases.values():
+        _release(case)
     return seconds
+
+
+def _release(case) -> None:
+    """The backend forgets what it kept from a timing's seeded inputs (``Backend.release``): no
+    caller passes them again, and winograd's weight cache would hold one entry per timed layer."""
+    release = getattr(case, "release", None)
+    if release is not None:
+        release()
 
 
 def _spec_key(op: str, spec, include_torch: bool) -> str:

@@ -288,12 +288,7 @@ class _WeightCache:
         if limit <= 0:
             return (transform_weights(w, t), *exponent_and_finite(w))
         w = np.ascontiguousarray(w)
-        flat = w.reshape(-1)
-        if w.nbytes % 8 == 0 and w.ctypes.data % 8 == 0:  # 8-byte words: half float32's hashing work
-            words = flat.view(np.uint64)
-        else:
-            words = flat.view(np.uint32 if w.nbytes % 4 == 0 else np.uint8)
-        key = (w.shape, w.dtype.str, t.m, words.dtype.str, int(kernels().fingerprint(words)))
+        key = self._key(w, t.m)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
@@ -313,7 +308,33 @@ class _WeightCache:
         return entry
 
 
+    @staticmethod
+    def _key(w, m: int) -> tuple:
+        flat = w.reshape(-1)
+        if w.nbytes % 8 == 0 and w.ctypes.data % 8 == 0:  # 8-byte words: half float32's hashing work
+            words = flat.view(np.uint64)
+        else:
+            words = flat.view(np.uint32 if w.nbytes % 4 == 0 else np.uint8)
+        return (w.shape, w.dtype.str, m, words.dtype.str, int(kernels().fingerprint(words)))
+
+    def forget(self, w) -> None:
+        """Drop the entries of weights with ``w``'s values, under every transform."""
+        w = np.ascontiguousarray(w)
+        with self._lock:
+            for m in TRANSFORMS:
+                self._entries.pop(self._key(w, m), None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 WEIGHT_CACHE = _WeightCache()
+
+
+def release(op, args) -> None:
+    """``Backend.release``: forget the transformed weights of a call's weights."""
+    if op == "conv2d" and WEIGHT_CACHE_BYTES > 0:
+        WEIGHT_CACHE.forget(args[1])
 
 
 def transformed_weights(w, t: WinogradTransform) -> np.ndarray:
@@ -410,6 +431,7 @@ BACKEND = Backend(
     probe=probe,
     workspace_bytes=workspace_bytes,
     limits=limits,
+    release=release,
     auto_rank=40,
     cost=COST,
     description="Winograd F(2x2,3x3) / F(4x4,3x3) (F(6x6,3x3) forced), batched GEMMs over transform positions",

@@ -595,3 +595,20 @@ def test_auto_stays_on_the_previous_calls_backend_when_it_is_within_the_switch_c
     assert resolve.auto_backend("conv2d", spec)[0].name == "im2col" and resolve.last_auto_backend() == "im2col"
     assert {key[-1] for key in resolve._AUTO_PLANS} == {None, "winograd", "numba_cpu"}  # one plan per previous
     assert resolve._staying(autoselect.Choice("im2col", {"im2col": 1e-3}), "fft") == "im2col"  # no time for it
+
+
+def test_timing_seeded_inputs_leaves_nothing_in_winograds_weight_cache():
+    """A tie-break's seeded weights are never a caller's: winograd forgets their transform after
+    the timing (``Backend.release``), and keeps a caller's own."""
+    from impls import winograd
+
+    spec = Conv2dSpec.from_shapes((1, 8, 12, 12), (8, 8, 3, 3), padding=1)
+    mine = np.random.default_rng(5).standard_normal((8, 8, 3, 3)).astype(np.float32)
+    winograd.WEIGHT_CACHE.get(mine, winograd.TRANSFORMS[winograd.choose_tile(spec)])
+    before = len(winograd.WEIGHT_CACHE)
+    seconds = autoselect._time_candidates("conv2d", spec, ["winograd", "im2col"], 1e-3, min_runs=1, settle_s=0)
+    assert set(seconds) == {"winograd", "im2col"}
+    assert len(winograd.WEIGHT_CACHE) == before  # the seeded weights' entry is gone, the caller's kept
+    hits = winograd.WEIGHT_CACHE.hits
+    winograd.WEIGHT_CACHE.get(mine, winograd.TRANSFORMS[winograd.choose_tile(spec)])
+    assert winograd.WEIGHT_CACHE.hits == hits + 1

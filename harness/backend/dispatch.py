@@ -125,11 +125,13 @@ def run_case(declared, op: str, spec, batched: bool, arrays) -> tuple:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A call ready to time: ``fn(*args)`` runs the op; ``sync`` waits for the device."""
+    """A call ready to time: ``fn(*args)`` runs the op; ``sync`` waits for the device;
+    ``release()`` makes the backend forget what it kept from these inputs (``Backend.release``)."""
 
     fn: object
     args: tuple
     sync: object
+    release: object = None
 
 
 def prepare(declared, op: str, spec, seed: int = 0) -> Prepared:
@@ -148,4 +150,5 @@ def prepare(declared, op: str, spec, seed: int = 0) -> Prepared:
     inputs = sum(int(np.prod(getattr(spec, f"{name}_shape", ()), dtype=np.float64)) for name in ("x", "w"))
     check_memory(declared, op, spec, extra_bytes=inputs * (8 + np.dtype(spec.dtype).itemsize))
     arrays = info.bench_inputs(spec, np.random.default_rng(seed))
-    return Prepared(fn=fn, args=(*[read_only(a) for a in arrays], spec), sync=declared.sync)
+    args = (*[read_only(a) for a in arrays], spec)
+    return Prepared(fn=fn, args=args, sync=declared.sync, release=lambda: declared.release(op, args))

@@ -65,6 +65,10 @@ def _no_limits(op, spec) -> str | None:
     return None
 
 
+def _nothing_to_release(op, args) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class CostModel:
     """How a backend costs, for ``backend="auto"``: ``features(op, spec)`` gives operation counts
@@ -140,6 +144,11 @@ class Backend:
         Limits beyond the declared features (e.g. Winograd: 3x3 kernels, stride 1 only):
         None when the call is within them, else the reason. ``unsupported_reason`` includes
         them, and the verifier draws its random cases within them.
+    release : Callable[[op, args], None]
+        Forgets what the backend derived from these inputs and kept (a cache of transformed
+        weights, say): the harness calls it after timing seeded inputs that no caller will pass
+        again (``auto``'s tie-break, ``harness.autoselect.measure``), so that they do not hold
+        memory or push a caller's entries out. ``args`` are the op's arguments, ``spec`` last.
     auto_rank : int
         Preference of ``backend="auto"`` among backends that support a call (lower first).
     lowered : frozenset[str]
@@ -164,6 +173,7 @@ class Backend:
     sync: Callable[[], None] = _nothing_to_sync
     workspace_bytes: Callable[..., int] = _no_workspace
     limits: Callable[..., str | None] = _no_limits
+    release: Callable[..., None] = _nothing_to_release
     auto_rank: int = 50
     description: str = ""
     origin: str = "builtin"
