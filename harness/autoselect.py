@@ -324,6 +324,53 @@ TIE_BREAK: bool = os.environ.get("CONVBENCH_AUTO_TIE_BREAK", "1").strip().lower(
 _TIES: dict = {}  # choose's decisions, by the key of _DECISIONS; emptied with them
 
 
+#: Seconds :func:`plan` charges a call for running on another backend than the call before it: the
+#: previous library's workers keep spinning for about 0.1 s (``harness.support.timing.POOLS_IDLE_S``)
+#: and the next library's threads share the cores with them.
+PLAN_SWITCH_S = 0.02
+
+
+def plan(op: str, specs, switch_s: float | None = None, include_torch: bool = False) -> list[str]:
+    """One backend per call of a sequence run in order (a network's layers), the one that minimises
+    the sequence's time: each call's time on its backend (:func:`choose`'s, with the close calls
+    timed; else the estimate's) plus ``switch_s`` (default :data:`PLAN_SWITCH_S`) for each call on
+    another backend than the call before it. Dynamic programming over the calls, so a run of layers
+    stays on one backend unless leaving it saves more than the switches cost; ``backend="auto"``
+    decides one call at a time and cannot see the layers ahead.
+
+    A call without a cost model gets ``harness.api.resolve``'s pick for it and no alternative.
+    """
+    from harness.api.resolve import resolve_backend
+
+    switch = PLAN_SWITCH_S if switch_s is None else switch_s
+    if switch < 0:
+        raise ValueError(f"switch_s must be >= 0 seconds, got {switch}")
+    options = []
+    for spec in specs:
+        guess = estimate(op, spec, include_torch)
+        picked = choose(op, spec, include_torch)
+        if guess is None or picked is None:
+            options.append({resolve_backend("auto", op, spec).name: 0.0})
+            continue
+        options.append({**guess.seconds, **picked.seconds})
+    # best[b]: the least time of the calls so far ending on backend b; back[i][b]: the backend before
+    best, back = dict(options[0]) if options else {}, []
+    for times in options[1:]:
+        came_from, now = {}, {}
+        for b, t in times.items():
+            prev = min(best, key=lambda a: best[a] + (0.0 if a == b else switch))
+            came_from[b] = prev
+            now[b] = best[prev] + (0.0 if prev == b else switch) + t
+        back.append(came_from)
+        best = now
+    if not best:
+        return []
+    route = [min(best, key=best.get)]
+    for came_from in reversed(back):
+        route.append(came_from[route[-1]])
+    return route[::-1]
+
+
 def close_calls(choice: Choice) -> list[str]:
     """The candidates of an estimate predicted within :data:`TIE_MARGIN` of its pick, the pick first."""
     best = choice.seconds[choice.backend]

@@ -612,3 +612,33 @@ def test_timing_seeded_inputs_leaves_nothing_in_winograds_weight_cache():
     hits = winograd.WEIGHT_CACHE.hits
     winograd.WEIGHT_CACHE.get(mine, winograd.TRANSFORMS[winograd.choose_tile(spec)])
     assert winograd.WEIGHT_CACHE.hits == hits + 1
+
+
+def _plan_with(monkeypatch, times_per_layer, measured=None):
+    """Specs whose estimate gives ``times_per_layer[i]`` (and ``choose`` the ``measured`` ones)."""
+    specs = [Conv2dSpec.from_shapes((1, 2, 6 + i, 6), (3, 2, 3, 3), padding=1) for i in range(len(times_per_layer))]
+    by_spec = dict(zip(specs, times_per_layer))
+    timed = dict(zip(specs, measured or [{}] * len(specs)))
+    monkeypatch.setattr(autoselect, "estimate", lambda op, spec, include_torch=False: autoselect.Choice(
+        min(by_spec[spec], key=by_spec[spec].get), dict(by_spec[spec])))
+    monkeypatch.setattr(autoselect, "choose", lambda op, spec, include_torch=False: autoselect.Choice(
+        min({**by_spec[spec], **timed[spec]}, key={**by_spec[spec], **timed[spec]}.get), timed[spec] or dict(by_spec[spec])))
+    return specs
+
+
+def test_plan_stays_on_one_backend_unless_leaving_it_saves_more_than_the_switches(monkeypatch):
+    small = [{"a": 1e-3, "b": 2e-3}, {"a": 3e-3, "b": 2e-3}, {"a": 1e-3, "b": 2e-3}]  # b saves 1 ms once
+    specs = _plan_with(monkeypatch, small)
+    assert autoselect.plan("conv2d", specs, switch_s=5e-3) == ["a", "a", "a"]
+    assert autoselect.plan("conv2d", specs, switch_s=0) == ["a", "b", "a"]  # each call's own best
+    large = [{"a": 1e-3, "b": 2e-3}, {"a": 50e-3, "b": 2e-3}, {"a": 50e-3, "b": 2e-3}]
+    specs = _plan_with(monkeypatch, large)
+    assert autoselect.plan("conv2d", specs, switch_s=5e-3) == ["b", "b", "b"]  # one switch avoided at the start
+    assert autoselect.plan("conv2d", []) == []
+    with pytest.raises(ValueError, match="switch_s"):
+        autoselect.plan("conv2d", specs, switch_s=-1)
+
+
+def test_plan_takes_the_tie_breaks_measured_times_over_the_estimate(monkeypatch):
+    specs = _plan_with(monkeypatch, [{"a": 1e-3, "b": 1.5e-3}] * 2, measured=[{"a": 4e-3, "b": 1e-3}] * 2)
+    assert autoselect.plan("conv2d", specs, switch_s=1e-3) == ["b", "b"]

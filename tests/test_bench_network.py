@@ -13,7 +13,7 @@ def test_the_passes_hold_every_convolution_in_order_and_compute_what_harness_con
     layers = network.conv_layers("lenet5", 1)
     assert [l.name for l in layers] == ["c1", "c3", "c5"]  # pooling and fully connected layers left out
     passes = network.policies(layers, ["im2col", "winograd"])
-    assert {"torch", "auto", "auto:estimate", "im2col"} <= set(passes)
+    assert {"torch", "auto", "auto:estimate", "auto:plan", "im2col"} <= set(passes)
     assert "winograd" not in passes  # 5x5 kernels: a policy must run every layer
     assert all(len(calls) == 3 for calls in passes.values())
     y = passes["im2col"][0]()
@@ -49,4 +49,4 @@ def test_the_command_line_refuses_nonsense_and_runs_a_small_network(capsys):
         network.main(["--network", "nope"])
     assert network.main(["--network", "lenet5", "--rounds", "1", "--threads", "1", "--backends", "im2col"]) == 0
     out = capsys.readouterr().out
-    assert "lenet5, batch 1: 3 convolutions" in out and "auto ran:" in out
+    assert "lenet5, batch 1: 3 convolutions" in out and "auto ran:" in out and "auto:plan ran" in out

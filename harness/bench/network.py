@@ -11,8 +11,10 @@ A *pass* is every convolution of the network's forward pass (:func:`harness.suit
 in order, repeats and projection shortcuts included; pooling, activations, biases, additions and the
 fully connected layer left out), each on its own seeded input (the same for every policy),
 through ``harness.conv2d`` with the policy's backend. Policies: ``torch`` (the baseline), ``auto`` (the library's: estimate, close
-calls timed), ``auto:estimate`` (the cost model's pick per layer, no timing) and each backend named
-with ``--backends`` (default: the candidates that support every layer).
+calls timed), ``auto:estimate`` (the cost model's pick per layer, no timing), ``auto:plan``
+(:func:`harness.autoselect.plan`: the whole pass planned at once, a switch of backend charged
+:data:`harness.autoselect.PLAN_SWITCH_S`) and each backend named with ``--backends`` (default:
+the candidates that support every layer).
 
 Each policy first runs one pass untimed (``auto`` makes its decisions there: that pass's time is
 printed as the first pass), then ``--rounds`` rounds each run two passes of every policy, the
@@ -85,6 +87,8 @@ def policies(layers, names) -> dict:
     out = {baseline: calls(lambda s: baseline)} if baseline else {}
     out["auto"] = calls(lambda s: "auto")
     out["auto:estimate"] = calls(estimated)
+    route = autoselect.plan("conv2d", specs)
+    out["auto:plan"] = [_call(s, x, w, b) for s, (x, w), b in zip(specs, inputs, route)]
     for name in names:
         if _runs_all(name, specs):
             out[name] = calls(lambda s, name=name: name)
@@ -127,7 +131,7 @@ def auto_mix(calls) -> Counter:
     return ran
 
 
-def report(name: str, batch: int, layers, times: dict, mix: Counter) -> str:
+def report(name: str, batch: int, layers, times: dict, mix: Counter, planned: Counter | None = None) -> str:
     """The per-policy table: best pass, first pass, ratio to the first policy (the baseline) with its interval."""
     base = next(iter(times.values()))["rounds"]
     flops = sum(op_info("conv2d").counts(s)["flops_dense"] for s in _specs(layers))
@@ -138,6 +142,9 @@ def report(name: str, batch: int, layers, times: dict, mix: Counter) -> str:
         ratio = paired.format_ratio(*paired.ratio_interval(base, t["rounds"]))
         lines.append(f"{policy:<14} {best * 1e3:>12.2f} {flops / best / 1e9:>8.1f} {ratio:>24} {t['first'] * 1e3:>14.1f}")
     lines.append("auto ran: " + ", ".join(f"{b} on {n}" for b, n in mix.most_common()))
+    if planned:
+        lines.append(f"auto:plan ran ({autoselect.PLAN_SWITCH_S * 1e3:g} ms a switch): "
+                     + ", ".join(f"{b} on {n}" for b, n in planned.most_common()))
     return "\n".join(lines)
 
 
@@ -162,9 +169,10 @@ def main(argv=None) -> int:
         passes = policies(layers, names)
         times = measure(passes, args.rounds)
         mix = auto_mix(passes["auto"])
+        planned = Counter(autoselect.plan("conv2d", _specs(layers)))  # the decisions are cached by then
         print(f"threads {args.threads}; auto: {autoselect.model()['source']}"
               + ("" if autoselect.TIE_BREAK else ", no tie-break (CONVBENCH_AUTO_TIE_BREAK=0)"))
-        print(report(args.network, args.batch, layers, times, mix))
+        print(report(args.network, args.batch, layers, times, mix, planned))
     print(f"{time.time() - started:.0f} s")
     return 0
 
