@@ -330,3 +330,15 @@ def test_a_case_that_kills_every_worker_is_reported_lost_and_the_rest_kept(plugi
             verify_on_cluster(c, "kills_workers", cases=12, seed=3, table=False, scale=False, shard_size=2,
                               on_result=rows.append)
     assert len(rows) >= 8 and repr(case) not in {r["case"] for r in rows}
+
+
+def test_workers_share_the_cpus_their_process_may_use_not_the_machines_count(monkeypatch):
+    from harness.distributed import sharded_verify
+
+    class OneHostTwoWorkers:
+        def run(self, fn):
+            return {"tcp://10.0.0.1:4001": fn(), "tcp://10.0.0.1:4002": fn(), "tcp://10.0.0.2:4001": fn()}
+
+    monkeypatch.setattr(sharded_verify, "usable_cores", lambda: 6)  # e.g. taskset on a 64-CPU host
+    assert sharded_verify.cores_per_worker(OneHostTwoWorkers()) == {
+        "tcp://10.0.0.1:4001": 3, "tcp://10.0.0.1:4002": 3, "tcp://10.0.0.2:4001": 6}

@@ -17,7 +17,6 @@ worker that dies takes its running task with it; the scheduler gives that task t
 from __future__ import annotations
 
 import math
-import os
 import socket
 import sys
 import time
@@ -27,6 +26,7 @@ from harness.backend.registry import get_backend
 from harness.distributed.cluster import cancel_unfinished
 from harness.distributed.errors import ClusterError
 from harness.distributed.shipping import check_workers, ensure_loaded, loaded_plugins
+from harness.support.machine_state import usable_cores
 from harness.support.timing import pinned_threads
 from harness.verify import scale as scale_tier
 from harness.verify.verifier import CASE_TIME_LIMIT_S, check_planned, finish_report, more_random, not_reached, \
@@ -65,8 +65,9 @@ def tier_shards(tier: list, workers: int) -> list[list]:
 
 
 def cores_per_worker(client) -> dict[str, int]:
-    """``{worker address: threads}``: each machine's cores shared among the worker processes on it."""
-    cores = client.run(os.cpu_count)
+    """``{worker address: threads}``: each machine's usable CPUs (its affinity mask: a container or
+    ``taskset`` may allow fewer than the machine has) shared among the worker processes on it."""
+    cores = client.run(usable_cores)
     hosts = Counter(_host(address) for address in cores)
     return {address: max(1, (count or 1) // hosts[_host(address)]) for address, count in cores.items()}
 
