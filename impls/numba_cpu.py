@@ -98,8 +98,9 @@ def _depthwise(k, x, w, bias, spec, y):
     return y
 
 
-#: Largest input copy kept for the next call, per thread (bytes); larger ones are allocated anew.
-SCRATCH_BYTES = 256 << 20
+#: Largest input copy kept for the next call, per thread (bytes); larger ones are allocated anew
+#: (what a process keeps after its largest layer: at most this much per calling thread).
+SCRATCH_BYTES = 64 << 20
 _SCRATCH = threading.local()
 
 
