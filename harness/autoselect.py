@@ -338,10 +338,9 @@ def plan(op: str, specs, switch_s: float | None = None, include_torch: bool = Fa
     stays on one backend unless leaving it saves more than the switches cost; ``backend="auto"``
     decides one call at a time and cannot see the layers ahead.
 
-    A call without a cost model gets ``harness.api.resolve``'s pick for it and no alternative.
+    A call without a cost model for any candidate keeps the candidate ``auto`` falls back to (the
+    lowest ``auto_rank``) and no alternative.
     """
-    from harness.api.resolve import resolve_backend
-
     switch = PLAN_SWITCH_S if switch_s is None else switch_s
     if switch < 0:
         raise ValueError(f"switch_s must be >= 0 seconds, got {switch}")
@@ -350,7 +349,10 @@ def plan(op: str, specs, switch_s: float | None = None, include_torch: bool = Fa
         guess = estimate(op, spec, include_torch)
         picked = choose(op, spec, include_torch)
         if guess is None or picked is None:
-            options.append({resolve_backend("auto", op, spec).name: 0.0})
+            able = candidates(op, spec, include_torch)
+            if not able:
+                raise Unsupported(f"no available backend supports {op} on {spec}")
+            options.append({min(able, key=lambda n: (get_backend(n).auto_rank, n)): 0.0})
             continue
         options.append({**guess.seconds, **picked.seconds})
     # best[b]: the least time of the calls so far ending on backend b; back[i][b]: the backend before

@@ -642,3 +642,12 @@ def test_plan_stays_on_one_backend_unless_leaving_it_saves_more_than_the_switche
 def test_plan_takes_the_tie_breaks_measured_times_over_the_estimate(monkeypatch):
     specs = _plan_with(monkeypatch, [{"a": 1e-3, "b": 1.5e-3}] * 2, measured=[{"a": 4e-3, "b": 1e-3}] * 2)
     assert autoselect.plan("conv2d", specs, switch_s=1e-3) == ["b", "b"]
+
+
+def test_plan_keeps_a_call_without_a_cost_model_on_autos_fallback(monkeypatch):
+    specs = _plan_with(monkeypatch, [{"a": 1e-3}, {"a": 1e-3}])
+    monkeypatch.setattr(autoselect, "estimate", lambda op, spec, include_torch=False: None if spec == specs[1]
+                        else autoselect.Choice("a", {"a": 1e-3}))
+    route = autoselect.plan("conv2d", specs)
+    able = autoselect.candidates("conv2d", specs[1])
+    assert route == ["a", min(able, key=lambda n: (autoselect.get_backend(n).auto_rank, n))]
