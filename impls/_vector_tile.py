@@ -37,6 +37,27 @@ def lanes(itemsize: int) -> int:
     return VECTOR_BYTES // itemsize
 
 
+def _float_arrays(*arrays) -> bool:
+    """Whether every argument is an array of one float type (float32 or float64)."""
+    return all(isinstance(a, types.Array) and a.dtype == arrays[0].dtype for a in arrays) \
+        and arrays[0].dtype in (types.float32, types.float64)
+
+
+def _vector(dtype):
+    """``(vector type, lanes, element bytes, intrinsic suffix)`` for a Numba float dtype."""
+    itemsize = dtype.bitwidth // 8
+    n_lanes = lanes(itemsize)
+    element = ir.FloatType() if dtype == types.float32 else ir.DoubleType()
+    return ir.VectorType(element, n_lanes), n_lanes, itemsize, f"v{n_lanes}{'f32' if itemsize == 4 else 'f64'}"
+
+
+def _splat(builder, scalar, n_lanes: int):
+    """``scalar`` in every lane of an ``n_lanes`` vector."""
+    undef = ir.Constant(ir.VectorType(scalar.type, n_lanes), ir.Undefined)
+    first = builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(first, undef, ir.Constant(ir.VectorType(ir.IntType(32), n_lanes), [0] * n_lanes))
+
+
 @lru_cache(maxsize=None)
 def tile_fma(ob: int, v: int):
     """The intrinsic for ``ob`` output channels x ``v`` vectors of positions.
@@ -50,9 +71,8 @@ def tile_fma(ob: int, v: int):
 
     @intrinsic
     def tile(typingctx, acc, x, base, off, w, ch, bias, n_items):
-        for arr in (acc, x, w, bias):
-            if not isinstance(arr, types.Array) or arr.dtype != acc.dtype or arr.dtype not in (types.float32, types.float64):
-                return None
+        if not _float_arrays(acc, x, w, bias):
+            return None
         sig = types.void(acc, x, base, off, w, ch, bias, n_items)
 
         def codegen(context, builder, signature, args):
@@ -62,19 +82,10 @@ def tile_fma(ob: int, v: int):
                 context.make_array(t)(context, builder, a).data
                 for t, a in ((ty[0], acc_v), (ty[1], x_v), (ty[3], off_v), (ty[4], w_v),
                              (ty[5], ch_v), (ty[6], bias_v)))
-            itemsize = ty[0].dtype.bitwidth // 8
-            n_lanes = lanes(itemsize)
-            ft = accp.type.pointee
-            vt = ir.VectorType(ft, n_lanes)
-            i32, i64 = ir.IntType(32), ir.IntType(64)
-            suffix = "f32" if ty[0].dtype == types.float32 else "f64"
+            vt, n_lanes, itemsize, suffix = _vector(ty[0].dtype)
+            i64 = ir.IntType(64)
             fmuladd = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fmuladd.v{n_lanes}{suffix}")
-            undef = ir.Constant(vt, ir.Undefined)
-            zeros = ir.Constant(ir.VectorType(i32, n_lanes), [0] * n_lanes)
-
-            def splat(scalar):
-                return builder.shuffle_vector(builder.insert_element(undef, scalar, ir.Constant(i32, 0)), undef, zeros)
+                builder.module, ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fmuladd.{suffix}")
 
             def vector_at(ptr, index):
                 return builder.bitcast(builder.gep(ptr, [index]), vt.as_pointer())
@@ -84,7 +95,7 @@ def tile_fma(ob: int, v: int):
             for o in range(ob):
                 channel = builder.load(builder.gep(chp, [ir.Constant(i64, o)]))
                 rows.append(builder.gep(wp, [builder.mul(channel, n_items)]))
-                start = splat(builder.load(builder.gep(biasp, [channel])))
+                start = _splat(builder, builder.load(builder.gep(biasp, [channel])), n_lanes)
                 for _ in range(v):
                     slot = cgutils.alloca_once(builder, vt)
                     builder.store(start, slot)
@@ -96,7 +107,7 @@ def tile_fma(ob: int, v: int):
                 xs = [builder.load(vector_at(xr, ir.Constant(i64, k * n_lanes)), align=itemsize)
                       for k in range(v)]
                 for o in range(ob):
-                    wo = splat(builder.load(builder.gep(rows[o], [r])))
+                    wo = _splat(builder, builder.load(builder.gep(rows[o], [r])), n_lanes)
                     for k in range(v):
                         slot = slots[o * v + k]
                         builder.store(builder.call(fmuladd, [wo, xs[k], builder.load(slot)]), slot)
@@ -114,8 +125,7 @@ def copy_run(typingctx, dst, d0, src, s0, count):
     """``dst[d0 + t] = src[s0 + t]`` for ``t < count`` (1-D arrays of one float type), in
     masked 64-byte vectors: a run shorter than a vector (an output row of a 7x7 plane, an input
     row being padded) costs one masked load and store, not a scalar loop."""
-    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.dtype == src.dtype
-            and dst.dtype in (types.float32, types.float64)):
+    if not _float_arrays(dst, src):
         return None
     sig = types.void(dst, d0, src, s0, count)
 
@@ -123,13 +133,9 @@ def copy_run(typingctx, dst, d0, src, s0, count):
         dst_v, d0_v, src_v, s0_v, count_v = args
         dp = context.make_array(signature.args[0])(context, builder, dst_v).data
         sp = context.make_array(signature.args[2])(context, builder, src_v).data
-        itemsize = signature.args[0].dtype.bitwidth // 8
-        n_lanes = lanes(itemsize)
-        ft = dp.type.pointee
-        vt = ir.VectorType(ft, n_lanes)
-        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
-        mt = ir.VectorType(i1, n_lanes)
-        suffix = f"v{n_lanes}{'f32' if signature.args[0].dtype == types.float32 else 'f64'}"
+        vt, n_lanes, itemsize, suffix = _vector(signature.args[0].dtype)
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        mt = ir.VectorType(ir.IntType(1), n_lanes)
         load = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vt, [vt.as_pointer(), i32, mt, vt]), f"llvm.masked.load.{suffix}.p0{suffix}")
         store = cgutils.get_or_insert_function(
@@ -139,13 +145,9 @@ def copy_run(typingctx, dst, d0, src, s0, count):
         n_chunks = builder.udiv(builder.add(count, ir.Constant(i64, n_lanes - 1)), ir.Constant(i64, n_lanes))
         lane_ids = ir.Constant(ir.VectorType(i64, n_lanes), list(range(n_lanes)))
         undef = ir.Constant(vt, ir.Undefined)
-        i64_undef = ir.Constant(ir.VectorType(i64, n_lanes), ir.Undefined)
-        zeros = ir.Constant(ir.VectorType(i32, n_lanes), [0] * n_lanes)
         with cgutils.for_range(builder, n_chunks) as loop:
             start = builder.mul(loop.index, ir.Constant(i64, n_lanes))
-            left = builder.sub(count, start)
-            left_v = builder.shuffle_vector(builder.insert_element(i64_undef, left, ir.Constant(i32, 0)), i64_undef, zeros)
-            mask = builder.icmp_unsigned("<", lane_ids, left_v)
+            mask = builder.icmp_unsigned("<", lane_ids, _splat(builder, builder.sub(count, start), n_lanes))
             sptr = builder.bitcast(builder.gep(sp, [builder.add(s0_v, start)]), vt.as_pointer())
             dptr = builder.bitcast(builder.gep(dp, [builder.add(d0_v, start)]), vt.as_pointer())
             value = builder.call(load, [sptr, ir.Constant(i32, itemsize), mask, undef])

@@ -288,7 +288,7 @@ class _WeightCache:
         if limit <= 0:
             return (transform_weights(w, t), *exponent_and_finite(w))
         w = np.ascontiguousarray(w)
-        key = self._key(w, t.m)
+        key = (*self._digest(w), t.m)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
@@ -307,22 +307,22 @@ class _WeightCache:
                     total -= self._entries.popitem(last=False)[1][0].nbytes
         return entry
 
-
     @staticmethod
-    def _key(w, m: int) -> tuple:
+    def _digest(w) -> tuple:
+        """What identifies ``w``'s values (C-contiguous): shape, dtype and a digest of its bytes."""
         flat = w.reshape(-1)
         if w.nbytes % 8 == 0 and w.ctypes.data % 8 == 0:  # 8-byte words: half float32's hashing work
             words = flat.view(np.uint64)
         else:
             words = flat.view(np.uint32 if w.nbytes % 4 == 0 else np.uint8)
-        return (w.shape, w.dtype.str, m, words.dtype.str, int(kernels().fingerprint(words)))
+        return (w.shape, w.dtype.str, words.dtype.str, int(kernels().fingerprint(words)))
 
     def forget(self, w) -> None:
-        """Drop the entries of weights with ``w``'s values, under every transform."""
-        w = np.ascontiguousarray(w)
+        """Drop the entries of weights with ``w``'s values, under every transform (one digest)."""
+        digest = self._digest(np.ascontiguousarray(w))
         with self._lock:
             for m in TRANSFORMS:
-                self._entries.pop(self._key(w, m), None)
+                self._entries.pop((*digest, m), None)
 
     def __len__(self) -> int:
         return len(self._entries)

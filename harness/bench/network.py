@@ -69,9 +69,10 @@ def _call(spec, x, w, backend: str):
     return lambda: conv2d(x, w, **kwargs)
 
 
-def policies(layers, names) -> dict:
-    """``{policy: [one call per layer]}``: the baseline (torch) first, auto, auto:estimate and each of
-    ``names`` that runs every layer. Every policy calls a layer on the same seeded inputs (the op
+def policies(layers, names, route=None) -> dict:
+    """``{policy: [one call per layer]}``: the baseline (torch) first, auto, auto:estimate, auto:plan
+    (``route``: :func:`harness.autoselect.plan`'s backend per layer, planned here when None) and each
+    of ``names`` that runs every layer. Every policy calls a layer on the same seeded inputs (the op
     record's benchmark inputs; biases, like activations, are left out)."""
     specs = _specs(layers)
     inputs = [op_info("conv2d").bench_inputs(s, np.random.default_rng(0))[:2] for s in specs]
@@ -87,7 +88,7 @@ def policies(layers, names) -> dict:
     out = {baseline: calls(lambda s: baseline)} if baseline else {}
     out["auto"] = calls(lambda s: "auto")
     out["auto:estimate"] = calls(estimated)
-    route = autoselect.plan("conv2d", specs)
+    route = autoselect.plan("conv2d", specs) if route is None else route
     out["auto:plan"] = [_call(s, x, w, b) for s, (x, w), b in zip(specs, inputs, route)]
     for name in names:
         if _runs_all(name, specs):
@@ -166,13 +167,13 @@ def main(argv=None) -> int:
         names = supporting_candidates(layers) if args.backends is None else [n for n in args.backends.split(",") if n]
         for n in names:
             get_backend(n)  # an unknown name fails here, with the known ones listed
-        passes = policies(layers, names)
+        route = autoselect.plan("conv2d", _specs(layers))
+        passes = policies(layers, names, route)
         times = measure(passes, args.rounds)
         mix = auto_mix(passes["auto"])
-        planned = Counter(autoselect.plan("conv2d", _specs(layers)))  # the decisions are cached by then
         print(f"threads {args.threads}; auto: {autoselect.model()['source']}"
               + ("" if autoselect.TIE_BREAK else ", no tie-break (CONVBENCH_AUTO_TIE_BREAK=0)"))
-        print(report(args.network, args.batch, layers, times, mix, planned))
+        print(report(args.network, args.batch, layers, times, mix, Counter(route)))
     print(f"{time.time() - started:.0f} s")
     return 0
 
