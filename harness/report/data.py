@@ -112,9 +112,8 @@ def bench_long(results: pd.DataFrame, source: str) -> pd.DataFrame:
     for column in LONG_COLUMNS:
         if column not in out:
             out[column] = "" if column in ("impl", "reason", "unstable_reason") else math.nan
-    out["reason"] = out.reason.fillna("")
-    out["unstable_reason"] = out.unstable_reason.astype(object).fillna("")
-    out["impl"] = out.impl.fillna("")
+    for column in ("reason", "unstable_reason", "impl"):  # text columns, even when read back all empty (float NaN)
+        out[column] = out[column].astype(object).fillna("")
     return out[list(LONG_COLUMNS)]
 
 
