@@ -45,6 +45,7 @@ import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -52,6 +53,7 @@ from harness.backend import registry as _registry
 from harness.backend.dispatch import prepare
 from harness.backend.registry import backends, get_backend
 from harness.errors import ResourceLimit, Unsupported
+from harness.support import core_speed
 from harness.support import machine as _machine
 from harness.support.allocator import steady_heap
 from harness.support.results_io import write_atomic
@@ -83,6 +85,18 @@ def candidates(op: str, spec, include_torch: bool = False) -> list[str]:
     roles = {"candidate", "baseline"} if include_torch else {"candidate"}
     return [b.name for b in backends()
             if b.role in roles and b.available and b.unsupported_reason(op, spec) is None]
+
+
+def fallback(op: str, spec, finite: bool = True) -> str:
+    """The backend ``auto`` runs where no cost model decides: the lowest ``auto_rank`` (then name)
+    among the available backends that support the call, whatever their role; ``finite=False`` (the
+    data holds NaN or Inf) keeps to those that propagate them element by element (not FFT or Winograd,
+    which smear them over a tile). Raises ``Unsupported`` when none can run it."""
+    able = [b for b in backends() if b.available and b.unsupported_reason(op, spec) is None
+            and (finite or b.propagates_nonfinite(spec.dtype))]
+    if not able:
+        raise Unsupported(f"no available backend supports {op} on {spec}")
+    return min(able, key=lambda b: (b.auto_rank, b.name)).name
 
 
 # -- estimate ----------------------------------------------------------------------------
@@ -313,6 +327,13 @@ TIE_SETTLE_S = 0.03
 #: decides (with 30 ms of its own calls instead, two rounds in opposite orders were needed, and a
 #: candidate timed in the other's spinning pool still lost: 8 of 36 held-out layers, Zen 4, 2 threads).
 TIE_ROUNDS = 1
+#: A tie-break timed while a core ran contended (:mod:`harness.support.core_speed`: probed before each
+#: candidate and after the last) is timed again, up to this many attempts in all; each candidate keeps
+#: its best over the attempts (contention only adds time). One still contended after them decides for
+#: this process but is not written to the disk cache, so a later process decides again. On the project
+#: machine (2 vCPUs, 2026-12-03) a vCPU was contended a third of the time, in windows of 0.1-20 s, and
+#: a winograd layer ran 1.65x slower in one: enough to turn a close call.
+TIE_ATTEMPTS = 2
 #: Memory a tie-break may use, as a multiple of the call's own (outputs and padded input): it
 #: allocates inputs and outputs again for each candidate, so a call near the machine's memory
 #: keeps the estimate's pick.
@@ -338,8 +359,8 @@ def plan(op: str, specs, switch_s: float | None = None, include_torch: bool = Fa
     stays on one backend unless leaving it saves more than the switches cost; ``backend="auto"``
     decides one call at a time and cannot see the layers ahead.
 
-    A call without a cost model for any candidate keeps the candidate ``auto`` falls back to (the
-    lowest ``auto_rank``) and no alternative.
+    A call without a cost model for any candidate keeps the backend ``auto`` falls back to
+    (:func:`fallback`) and no alternative.
     """
     switch = PLAN_SWITCH_S if switch_s is None else switch_s
     if switch < 0:
@@ -349,10 +370,7 @@ def plan(op: str, specs, switch_s: float | None = None, include_torch: bool = Fa
         guess = estimate(op, spec, include_torch)
         picked = choose(op, spec, include_torch)
         if guess is None or picked is None:
-            able = candidates(op, spec, include_torch)
-            if not able:
-                raise Unsupported(f"no available backend supports {op} on {spec}")
-            options.append({min(able, key=lambda n: (get_backend(n).auto_rank, n)): 0.0})
+            options.append({fallback(op, spec): 0.0})
             continue
         options.append({**guess.seconds, **picked.seconds})
     # best[b]: the least time of the calls so far ending on backend b; back[i][b]: the backend before
@@ -442,36 +460,67 @@ def _tie_break(op: str, spec, include_torch: bool, close: list[str]) -> Choice |
     if hit is not None:
         return hit
     try:
-        seconds = time_close_calls(op, spec, close)
+        timed = time_close_calls(op, spec, close)
     except (MemoryError, ResourceLimit):  # the call fits, the timing of several does not
         return None
-    if not seconds:
+    if not timed.seconds:
         return None
-    return _remember(key, spec_key, Choice(min(seconds, key=seconds.get), seconds, "estimate+measure", False))
+    choice = Choice(min(timed.seconds, key=timed.seconds.get), timed.seconds, "estimate+measure", False)
+    return _remember(key, spec_key, choice, use_disk=timed.contended is None)
 
 
-def time_close_calls(op: str, spec, names) -> dict[str, float]:
+class TieTiming(NamedTuple):
+    """What a tie-break measured: seconds per call of each close candidate, and why the cores
+    counted as contended while it ran (None: they did not, or it could not be told)."""
+
+    seconds: dict
+    contended: str | None = None
+
+
+def time_close_calls(op: str, spec, names) -> TieTiming:
     """Seconds per call of each of ``names`` on ``spec``, as a tie-break times them: in
     :data:`TIE_ROUNDS` rounds, the order reversed each time, per candidate one untimed call, a
-    wait for the other thread pools to go idle, then best of at least :data:`TIE_MIN_RUNS` within
-    :data:`TIE_BUDGET_S`; the best over rounds.
+    wait for the other thread pools to go idle, a probe of the cores' speed, then best of at least
+    :data:`TIE_MIN_RUNS` within :data:`TIE_BUDGET_S`; the best over rounds. Timed again, up to
+    :data:`TIE_ATTEMPTS` attempts, while a probe finds a contended core. When the fastest is not
+    ``names[0]`` (the estimate's pick), those two are timed once more and keep their best: a core
+    slowed between two probes can flip a close call, and it should take two timings to overturn
+    the model.
 
     Timed straight after another library, a candidate is timed in that library's spinning pool:
     numba_cpu right after im2col (OpenBLAS's workers spinning) took 16 ms on the ResNet-50 stem
     where it takes 0.8-0.9 ms, and 9 ms on an 11x11 layer where it takes 4.9 ms (2 threads)."""
     seconds: dict[str, float] = {}
-    order = list(names)
-    for _ in range(TIE_ROUNDS):  # the winner is not woken between rounds: the next round's first would follow it
-        for name, t in _time_candidates(op, spec, order, TIE_BUDGET_S, min_runs=TIE_MIN_RUNS,
-                                        settle_s=TIE_SETTLE_S, wake_winner=False, quiet=True).items():
-            seconds[name] = min(t, seconds.get(name, math.inf))
-        order.reverse()
+    contended = None
+    for _ in range(TIE_ATTEMPTS):
+        contended = _time_round(op, spec, names, seconds)
+        if contended is None or len(seconds) < 2:
+            break
+    first = names[0] if names else None
+    if len(seconds) > 1 and first in seconds and min(seconds, key=seconds.get) != first:
+        # a timing that overturns the estimate's pick is confirmed: the two are timed once more
+        _time_round(op, spec, [first, min(seconds, key=seconds.get)], seconds)
     if len(seconds) > 1:
         winner = min(seconds, key=seconds.get)
         case = prepare(get_backend(winner), op, spec, seed=0)
         call_for(case.fn, case.args, case.sync, TIE_SETTLE_S)
         _release(case)
-    return seconds
+    return TieTiming(seconds, contended)
+
+
+def _time_round(op: str, spec, names, seconds: dict) -> str | None:
+    """One attempt of a tie-break (:data:`TIE_ROUNDS` rounds over ``names``), each candidate's best kept
+    in ``seconds``; returns why a core ran contended meanwhile (None: none did)."""
+    probes: list = []
+    order = list(names)
+    for _ in range(TIE_ROUNDS):  # the winner is not woken between rounds: the next round's first would follow it
+        for name, t in _time_candidates(op, spec, order, TIE_BUDGET_S, min_runs=TIE_MIN_RUNS,
+                                        settle_s=TIE_SETTLE_S, wake_winner=False, quiet=True,
+                                        probes=probes).items():
+            seconds[name] = min(t, seconds.get(name, math.inf))
+        order.reverse()
+    probes.append(core_speed.speeds())  # after the last candidate (waits for its pools)
+    return core_speed.contention(probes)
 
 
 def _estimate(op: str, spec, include_torch: bool) -> Choice | None:
@@ -624,10 +673,11 @@ def _remember(key: str, spec_key: str, choice: Choice, use_disk: bool = True) ->
 
 
 def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: float = 0.1,
-                     wake_winner: bool = True, quiet: bool = False) -> dict[str, float]:
+                     wake_winner: bool = True, quiet: bool = False, probes: list | None = None) -> dict[str, float]:
     """Best-of times per call of ``names`` on ``spec``; with ``wake_winner``, the fastest one's case runs
     last again, for ``settle_s``, so that its thread pools are the ones awake when the caller goes on.
-    With ``quiet``, each candidate first waits for the thread pools to go idle (:func:`let_pools_sleep`).
+    With ``quiet``, each candidate first waits for the thread pools to go idle (:func:`let_pools_sleep`),
+    and then, with a ``probes`` list, appends the cores' speeds there (:func:`harness.support.core_speed.speeds`).
 
     A candidate whose first call takes over 3x the best so far is called once more before it is kept
     as clearly slower: the first call into one library's thread pool right after another's ran
@@ -642,6 +692,8 @@ def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: flo
             time_once(case.fn, case.args, case.sync)  # compilation and first touch, never counted
             if quiet:
                 let_pools_sleep()
+                if probes is not None:
+                    probes.append(core_speed.speeds())
         except Unsupported:  # a limit found only at run time (e.g. winograd's kernel size)
             continue
         cases[name] = case

@@ -70,8 +70,8 @@ def _estimating(monkeypatch, seconds, timed):
     calls = []
     monkeypatch.setattr(autoselect, "estimate", lambda op, spec, include_torch=False: autoselect.Choice(
         min(seconds, key=seconds.get), dict(seconds)))
-    monkeypatch.setattr(autoselect, "time_close_calls",
-                        lambda op, spec, names: calls.append(list(names)) or {n: timed[n] for n in names})
+    monkeypatch.setattr(autoselect, "time_close_calls", lambda op, spec, names: calls.append(list(names)) or
+                        autoselect.TieTiming({n: timed[n] for n in names}))
     return calls
 
 
@@ -112,7 +112,7 @@ def test_a_call_too_large_to_time_twice_keeps_the_estimate(monkeypatch):
 def test_a_tie_break_times_the_close_calls_in_both_orders_and_keeps_each_ones_best(monkeypatch):
     orders, spoiled = [], {"numba_cpu": 16e-3}  # the first round's numba_cpu ran right after im2col's pool
     monkeypatch.setattr(autoselect, "TIE_ROUNDS", 2)
-    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True, quiet=False):
+    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True, quiet=False, probes=None):
         assert not wake_winner  # woken between rounds, the winner would precede the next round's first
         assert quiet  # each candidate waits for the others' pools to go idle
         orders.append(list(names))
@@ -122,10 +122,72 @@ def test_a_tie_break_times_the_close_calls_in_both_orders_and_keeps_each_ones_be
     monkeypatch.setattr(autoselect, "prepare", lambda backend, op, spec, seed=0: SimpleNamespace(
         fn=backend.name, args=(), sync=None))
     monkeypatch.setattr(autoselect, "call_for", lambda fn, args, sync, seconds: woken.append(fn))
-    seconds = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
-    assert orders == [["im2col", "numba_cpu"], ["numba_cpu", "im2col"]]
-    assert seconds == {"im2col": 1.5e-3, "numba_cpu": 1e-3}
+    monkeypatch.setattr(autoselect.core_speed, "speeds", lambda: {0: 1.0, 1: 1.0})
+    timed_ = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
+    # numba_cpu overturns the estimate's pick (named first): the two are timed once more to confirm it
+    assert orders == [["im2col", "numba_cpu"], ["numba_cpu", "im2col"]] * 2
+    assert timed_.seconds == {"im2col": 1.5e-3, "numba_cpu": 1e-3} and timed_.contended is None
     assert woken == ["numba_cpu"]  # after the rounds, the winner runs last
+
+
+def _tie_timing(monkeypatch, speeds_per_attempt, times_per_attempt):
+    """Stand-ins for a tie-break's timing: each attempt's candidate times, and the cores' speeds its
+    probes read (one per candidate, one after the last). Returns the recorded attempts."""
+    attempts, speeds = [], iter(speeds_per_attempt)
+    times = iter(times_per_attempt)
+
+    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True, quiet=False, probes=None):
+        assert quiet and probes is not None
+        attempts.append(list(names))
+        for _ in names:
+            probes.append(next(speeds))
+        return dict(next(times))
+
+    monkeypatch.setattr(autoselect, "_time_candidates", timed)
+    monkeypatch.setattr(autoselect.core_speed, "speeds", lambda: next(speeds))
+    monkeypatch.setattr(autoselect, "prepare", lambda backend, op, spec, seed=0: SimpleNamespace(
+        fn=backend.name, args=(), sync=None))
+    monkeypatch.setattr(autoselect, "call_for", lambda fn, args, sync, seconds: None)
+    return attempts
+
+
+FREE, SLOW = {0: 1.0, 1: 1.0}, {0: 0.6, 1: 0.6}  # both slow: contended for any thread count
+
+
+def test_a_tie_break_on_a_contended_core_is_timed_again_and_keeps_each_ones_best(monkeypatch):
+    # the first attempt's numba_cpu ran while CPU 1 was contended (probed after it): timed again
+    attempts = _tie_timing(monkeypatch, [FREE, FREE, SLOW, FREE, FREE, FREE] + [FREE] * 3,
+                           [{"im2col": 1.5e-3, "numba_cpu": 2.4e-3}, {"im2col": 1.6e-3, "numba_cpu": 1e-3},
+                            {"im2col": 1.7e-3, "numba_cpu": 1.1e-3}])
+    timed = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
+    assert len(attempts) == 3  # two attempts, then the confirmation of numba_cpu over the estimate's pick
+    assert timed.seconds == {"im2col": 1.5e-3, "numba_cpu": 1e-3} and timed.contended is None
+
+
+def test_a_tie_break_overturns_the_estimates_pick_only_when_a_second_timing_agrees(monkeypatch):
+    # the first timing of the pick (im2col) was slowed between two probes; its confirmation was not
+    attempts = _tie_timing(monkeypatch, [FREE] * 6, [{"im2col": 3e-3, "numba_cpu": 2e-3}, {"im2col": 1e-3, "numba_cpu": 2e-3}])
+    timed = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
+    assert attempts == [["im2col", "numba_cpu"], ["im2col", "numba_cpu"]]
+    assert timed.seconds == {"im2col": 1e-3, "numba_cpu": 2e-3}
+    attempts = _tie_timing(monkeypatch, [FREE] * 3, [{"im2col": 1e-3, "numba_cpu": 2e-3}])
+    autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
+    assert len(attempts) == 1  # the timing agreed with the estimate: nothing to confirm
+
+
+def test_a_tie_break_contended_throughout_decides_for_this_process_only(monkeypatch):
+    n = autoselect.TIE_ATTEMPTS
+    attempts = _tie_timing(monkeypatch, [SLOW] * (3 * n + 3), [{"im2col": 2e-3, "numba_cpu": 1e-3}] * (n + 1))
+    timed = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
+    assert len(attempts) == n + 1 and "CPU 1 at 60%" in timed.contended
+    monkeypatch.setattr(autoselect, "estimate", lambda op, spec, include_torch=False: autoselect.Choice(
+        "im2col", {"im2col": 1e-3, "numba_cpu": 1.2e-3}))
+    monkeypatch.setattr(autoselect, "time_close_calls", lambda op, spec, names: timed)
+    choice = autoselect.choose("conv2d", SMALL)
+    assert choice.backend == "numba_cpu" and choice.method == "estimate+measure"
+    assert not list(autoselect.cache_dir().glob("autoselect-*.json"))  # nothing on disk for a later process
+    autoselect._TIES.clear()
+    assert autoselect.choose("conv2d", SMALL).cached  # this process remembers it
 
 
 def test_a_quiet_timing_lets_the_pools_sleep_before_timing_each_candidate(monkeypatch):
@@ -325,6 +387,37 @@ def test_leave_one_suite_out_judges_each_suite_with_a_model_fitted_on_the_others
     assert "6/6 held-out layers" in calibration.table(rows)
 
 
+def test_rows_timed_on_a_contended_core_are_counted_but_left_out_of_the_figures():
+    rows = [{"suite": "a", "layer": f"a.l{i}", "batch": 1, "picked": "im2col", "best": "im2col", "ratio": 1.0,
+             "contended": ""} for i in range(9)]
+    rows.append(dict(rows[0], layer="a.busy", picked="fft", ratio=1.6, contended="contended cores: CPU 1 at 60%"))
+    s = calibration.summary(rows)
+    assert (s["layers"], s["within"], s["worst"], s["contended"]) == (9, 9, 1.0, 1)
+    assert (s["layers_all"], s["within_all"], s["worst_all"]) == (10, 9, pytest.approx(1.6))
+    text = calibration.table(rows)
+    assert "a.busy" in text and "(contended core)" in text
+    assert "9/9 held-out layers; worst 1.00x" in text and "1 more timed on a contended core" in text
+
+
+def test_samples_timed_on_a_contended_core_are_timed_again_until_one_runs_free(monkeypatch):
+    samples, _ = _synthetic_samples()
+    busy = "contended cores: CPU 0 at 55%"
+    samples = [s._replace(seconds=s.seconds * 1.8, contended=busy) if i in (0, 3) else s for i, s in enumerate(samples)]
+    retimed = []
+    outcomes = iter([busy, ""])  # the first retime is contended again, the second runs free
+
+    def probed(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed):
+        retimed.append((name, spec))
+        return 1e-9, None, (next(outcomes) if spec == samples[0].spec and name == samples[0].backend else "")
+
+    monkeypatch.setattr(calibration, "_time_probed", probed)
+    out = calibration.retime_contended(samples)
+    assert retimed == [(samples[0].backend, samples[0].spec), (samples[3].backend, samples[3].spec),
+                       (samples[0].backend, samples[0].spec)]  # the one still contended, once more
+    assert not out[0].contended and not out[3].contended and out[0].seconds == 1e-9
+    assert out[1:3] == samples[1:3]
+
+
 def test_a_wrong_pick_is_reported_with_its_ratio_to_the_best():
     samples, _ = _synthetic_samples()
     layer = samples[0].layer
@@ -352,8 +445,10 @@ def test_held_out_judges_auto_as_it_runs_with_the_tie_break_timed_apart_from_the
     times = {s.backend: s.seconds for s in slowed if s.layer == layer}
     timed = []
     monkeypatch.setattr(autoselect, "TIE_MARGIN", 1e9)  # every candidate is a close call
-    monkeypatch.setattr(autoselect, "time_close_calls", lambda op, spec, names: timed.append(sorted(names)) or {
-        n: (1.0 if n == other else 2.0) for n in names})  # the tie-break's own timing agrees with the samples
+    monkeypatch.setattr(autoselect, "time_close_calls", lambda op, spec, names: timed.append(sorted(names)) or
+                        autoselect.TieTiming({n: (1.0 if n == other else 2.0) for n in names}))  # agrees with the samples
+    # a pick more than 10% off is timed again (test_a_disputed_pick_is_settled_...): here nothing new is learnt
+    monkeypatch.setattr(calibration, "retime_disputed", lambda op, spec, names: ({}, ""))
     rows = {r["layer"]: r for r in calibration.judge(slowed, autoselect.default_constants(), tie_break=True)}
     row = rows[layer]
     assert row["estimate_picked"] == target["picked"]
@@ -363,6 +458,30 @@ def test_held_out_judges_auto_as_it_runs_with_the_tie_break_timed_apart_from_the
     assert row["timed"] == sorted([other, target["picked"]]) and len(timed) == len(rows)
     text = calibration.table(list(rows.values()))
     assert "the estimate alone (no tie-break)" in text and "estimate" in text.splitlines()[0]
+
+
+def test_a_disputed_pick_is_settled_by_timing_the_picks_and_the_best_again(monkeypatch):
+    samples, _ = _synthetic_samples()
+    layer = samples[0].layer
+    target = next(r for r in calibration.judge(samples, autoselect.default_constants()) if r["layer"] == layer)
+    other = "fft" if target["picked"] == "im2col" else "im2col"
+    # one slowed sample made the estimate's (right) pick look 3x slower than the other candidate
+    truth = {s.backend: s.seconds for s in samples if s.layer == layer}
+    slowed = [s._replace(seconds=truth[other] * 3) if s.layer == layer and s.backend == target["picked"] else s
+              for s in samples]
+    monkeypatch.setattr(autoselect, "tie_to_break", lambda choice: [])  # auto runs the estimate's pick
+    calls = []
+
+    def probed(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed):
+        calls.append(name)
+        return truth[name] if spec == samples[0].spec else None, None, ""
+
+    monkeypatch.setattr(calibration, "_time_probed", probed)
+    rows = {r["layer"]: r for r in calibration.judge(slowed, autoselect.default_constants(), tie_break=True)}
+    row = rows[layer]
+    assert sorted(calls) == sorted([target["picked"], other] * calibration.DISPUTE_TIMINGS)  # in turn, twice each
+    assert row["picked"] == target["picked"] == row["best"] and row["ratio"] == pytest.approx(1.0)
+    assert row["retimed"] == sorted([target["picked"], other]) and not row["contended"]
 
 
 def test_ensure_calibrates_once_and_saves_where_the_model_reads(monkeypatch, tmp_path):
@@ -565,8 +684,10 @@ def test_a_sample_far_above_its_fit_is_timed_again_and_keeps_the_smaller_time(mo
     samples, _ = calibration.time_probes(cases, ["im2col"], threads=1, budget_s=0.001)
     constants = calibration.fit(samples)
     burst = [samples[0]._replace(seconds=10.0), *samples[1:]]  # as if a load burst hit the first one
-    again = calibration.retime_outliers(burst, cases, constants, threads=1, budget_s=0.001)
-    assert again[0].seconds < 10.0 and again[0]._replace(seconds=0) == samples[0]._replace(seconds=0)
+    again = calibration.retime_outliers(burst, constants, threads=1, budget_s=0.001)
+    # the retimed sample keeps its identity; its contention is its new timing's (this machine's cores, now)
+    assert again[0].seconds < 10.0 and again[0]._replace(seconds=0, contended="") == samples[0]._replace(
+        seconds=0, contended="")
     assert again[1:] == samples[1:]  # the others were not timed again
 
 
@@ -649,5 +770,18 @@ def test_plan_keeps_a_call_without_a_cost_model_on_autos_fallback(monkeypatch):
     monkeypatch.setattr(autoselect, "estimate", lambda op, spec, include_torch=False: None if spec == specs[1]
                         else autoselect.Choice("a", {"a": 1e-3}))
     route = autoselect.plan("conv2d", specs)
-    able = autoselect.candidates("conv2d", specs[1])
-    assert route == ["a", min(able, key=lambda n: (autoselect.get_backend(n).auto_rank, n))]
+    assert route == ["a", autoselect.fallback("conv2d", specs[1])]
+    monkeypatch.setattr(autoselect, "TIE_BREAK", False)
+    from harness.api import resolve  # the same rule as auto's own, call by call
+    monkeypatch.setattr(resolve, "choose", lambda op, spec, may_time=None: None)
+    assert resolve_backend("auto", "conv2d", specs[1]).name == route[1]
+
+
+def test_autos_fallback_is_the_lowest_rank_that_supports_the_call_and_keeps_nan_where_asked():
+    def rank(names):
+        return min(names, key=lambda n: (autoselect.get_backend(n).auto_rank, n))
+
+    able = [b.name for b in harness.backends() if b.available and b.unsupported_reason("conv2d", SMALL) is None]
+    assert autoselect.fallback("conv2d", SMALL) == rank(able)
+    propagating = [n for n in able if autoselect.get_backend(n).propagates_nonfinite(SMALL.dtype)]
+    assert autoselect.fallback("conv2d", SMALL, finite=False) == rank(propagating)

@@ -53,3 +53,28 @@ def test_paired_ratio_range_pairs_rounds():
     times = {"t": {"rounds": [1.0, 4.0]}, "x": {"rounds": [2.0, 2.0]}}
     assert groups._ratio_range(times, "t", "x") == (0.5, 2.0)
     assert math.isnan(paired.geomean([])) and paired.geomean([2, 8]) == pytest.approx(4.0)
+
+
+def test_rounds_on_contended_cores_are_left_out_and_a_layer_without_a_free_round_is_not_a_figure():
+    times = {"t": {"rounds": [1.0, 4.0, 9.0], "free": [True, True, False]},
+             "x": {"rounds": [2.0, 2.0, 1.0], "free": [True, True, False]}}
+    assert groups.free_rounds(times["x"]) == [2.0, 2.0]  # the contended round's 1.0 is not the best
+    assert groups._ratio_range(times, "t", "x") == (0.5, 2.0)
+    assert groups.free_rounds({"rounds": [3.0, 2.0], "free": [False, False]}) == [3.0, 2.0]
+    layer = next(l for l in suites.layers("resnet50", 1) if l.label == "resnet50.res2_3x3")
+    busy = {"t": {"rounds": [2e-3], "free": [False]}, "x": {"rounds": [1e-3], "free": [False]}}
+    measured = {"spec": layer.spec, "times": busy, "baseline": "t", "best": "x", "picked": "x",
+                "best_time": {"t": 2e-3, "x": 1e-3}, "contended": True}
+    text = groups.report([("3x3 s1", layer, measured)], peak=400.0)
+    assert "contended core in every round: left out" in text
+    assert "on 0/0 layers (1 more timed only on contended cores, left out)" in text
+
+
+def test_time_paired_marks_each_round_by_the_probes_at_its_ends(monkeypatch):
+    spec = next(l for l in suites.layers("resnet50", 1) if l.label == "resnet50.res2_3x3").spec
+    small = type(spec).from_shapes((1, 4, 8, 8), (4, 4, 3, 3), padding=1)
+    seen = iter([{0: 1.0}, {0: 1.0}, {0: 0.5}, {0: 1.0}])  # before round 1, after rounds 1, 2, 3
+    monkeypatch.setattr(groups.core_speed, "speeds", lambda: next(seen))
+    monkeypatch.setattr(groups, "ROUND_SETTLE_S", 0.0)
+    times = groups.time_paired(small, ["im2col", "numba_cpu"], rounds=3, round_s=1e-4, keep=("im2col", "numba_cpu"))
+    assert all(t["free"] == [True, False, False] for t in times.values())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.autoselect import TIE_MEMORY_FACTOR, choose, decision_state, estimate
+from harness.autoselect import TIE_MEMORY_FACTOR, choose, decision_state, estimate, fallback
 from harness.backend.dispatch import available_memory_bytes
-from harness.backend.registry import backends, get_backend
-from harness.errors import ResourceLimit, Unsupported
+from harness.backend.registry import get_backend
+from harness.errors import ResourceLimit
 from harness.ops.table import op_info, table_version
 
 
@@ -39,7 +39,8 @@ def resolve_backend(name, op: str, spec, finite: bool = True, previous: str | No
     """The backend named, or for 'auto' :func:`harness.autoselect.choose`'s pick (the estimate's,
     with close calls timed when the call's memory allows; the ``previous`` auto call's backend
     instead when it is within :data:`SWITCH_S` of the pick, :func:`_staying`), else (no cost model
-    for the call) the first available candidate that supports it, by ``auto_rank``.
+    for the call) :func:`harness.autoselect.fallback`'s: the first available backend that supports it,
+    by ``auto_rank``.
 
     ``finite=False`` (the data holds NaN or Inf) keeps 'auto' to backends that propagate them
     element by element as torch does (not FFT or Winograd, which smear them over a tile).
@@ -49,11 +50,7 @@ def resolve_backend(name, op: str, spec, finite: bool = True, previous: str | No
     choice = choose(op, spec, may_time=lambda: _fits_timing(op, spec)) if finite else None
     if choice is not None:
         return get_backend(_staying(choice, previous, lambda: estimate(op, spec).seconds))
-    candidates = [b for b in backends() if b.available and b.unsupported_reason(op, spec) is None
-                  and (finite or b.propagates_nonfinite(spec.dtype))]
-    if not candidates:
-        raise Unsupported(f"no available backend supports {op} on {spec}")
-    return min(candidates, key=lambda b: (b.auto_rank, b.name))
+    return get_backend(fallback(op, spec, finite))
 
 
 def last_auto_backend() -> str | None:

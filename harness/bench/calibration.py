@@ -14,10 +14,14 @@
   shipped constants predict :data:`RULED_OUT` times slower than the fastest is not timed (unless it
   has fewer than :data:`REGIME_MIN` layers of that regime so far), and one whose
   first call is :data:`SLOW_FIRST` times the best so far keeps that one call as its time; the
-  samples furthest above the first fit are timed once more (:func:`retime_outliers`).
+  samples furthest above the first fit are timed once more (:func:`retime_outliers`). The cores'
+  speed is probed before and after every sample (:mod:`harness.support.core_speed`); a sample timed
+  on a contended core is timed again until one timing runs free, at most :data:`CONTENDED_RETRIES`
+  more times (:func:`retime_contended`), and one that never did stays marked ``contended``.
 * :func:`held_out`: for each suite, fit on every other suite's layers and let the estimate
   pick among the candidates on the held-out suite's layers; per layer, the pick's measured
-  time over the measured best candidate's.
+  time over the measured best candidate's. A layer whose samples or tie-break ran on a contended
+  core is shown and counted, but its ratio is left out of the summary's figures (:func:`summary`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from harness.backend.registry import backends, get_backend
 from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
+from harness.support import core_speed
 from harness.support.allocator import steady_heap
 from harness.support.timing import pinned_threads, set_threads, time_call, time_once
 
@@ -95,6 +100,7 @@ class Sample(NamedTuple):
     op: str
     spec: object
     seconds: float
+    contended: str = ""  # why a core ran contended while it was timed (harness.support.core_speed); "" when none did
 
 
 def modelled() -> list[str]:
@@ -172,15 +178,15 @@ def time_probes(cases, names, threads: int | None = None, budget_s: float = MEAS
                 # grouped (or depthwise) layers would get zero for their constants, and be picked there
                 kind = (name, autoselect.regime(spec))
                 needed = seen.get(kind, 0) < REGIME_MIN
-                seconds, reason = _time_one(name, layer, spec, None if needed else predicted[name], fastest, best,
-                                            budget_s, limit_s, seed)
+                seconds, reason, contended = _time_probed(name, layer.op, spec, None if needed else predicted[name],
+                                                          fastest, best, budget_s, limit_s, seed)
                 if seconds is not None:
                     seen[kind] = seen.get(kind, 0) + 1
                 if seconds is None:
                     skipped.append({"layer": layer.label, "batch": layer.spec.N, "backend": name, "reason": reason})
                     continue
                 best = min(best, seconds)
-                samples.append(Sample(suite, layer.label, layer.spec.N, name, layer.op, spec, seconds))
+                samples.append(Sample(suite, layer.label, layer.spec.N, name, layer.op, spec, seconds, contended))
     if progress:
         print(" " * 79, end="\r", file=sys.stderr)
     return samples, skipped
@@ -195,12 +201,51 @@ def _round_robin(cases) -> list:
     return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
 
 
-def _time_one(name, layer, spec, predicted, fastest, best, budget_s, limit_s, seed):
+def _time_probed(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed):
+    """:func:`_time_one` between two probes of the cores' speed (each after this process's pools went
+    idle): ``(seconds, reason, contended)``, ``contended`` saying why a core ran contended ("" if none)."""
+    before = core_speed.speeds()
+    seconds, reason = _time_one(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed)
+    if seconds is None:
+        return None, reason, ""
+    return seconds, None, core_speed.contention([before, core_speed.speeds()]) or ""
+
+
+#: Samples timed while a core ran contended are timed again, up to this many more times each
+#: (:func:`retime_contended`), and at most this many samples in all.
+CONTENDED_RETRIES = 2
+CONTENDED_MOST = 60
+
+
+def retime_contended(samples, threads: int | None = None, budget_s: float = MEASURE_S,
+                     limit_s: float = 2.0, retries: int = CONTENDED_RETRIES, most: int = CONTENDED_MOST) -> list[Sample]:
+    """``samples`` with those timed on a contended core (``Sample.contended``) timed again until a
+    timing runs free, at most ``retries`` more times each (``most`` samples in all); each keeps its
+    best time (contention only adds time) and is marked free once one of its timings was."""
+    out = list(samples)
+    todo = [i for i, s in enumerate(out) if s.contended][:most]
+    if not todo:
+        return out
+    with pinned_threads(threads):
+        for _ in range(retries):
+            for i in todo:
+                s = out[i]
+                again, _, contended = _time_probed(s.backend, s.op, s.spec, None, math.inf, math.inf, budget_s,
+                                                   limit_s, seed=0)
+                if again is not None:
+                    out[i] = s._replace(seconds=min(s.seconds, again), contended=contended)
+            todo = [i for i in todo if out[i].contended]
+            if not todo:
+                break
+    return out
+
+
+def _time_one(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed):
     """``(seconds, None)`` for one (backend, layer), or ``(None, reason)`` when it is not timed."""
     if predicted is not None and predicted > RULED_OUT * fastest:
         return None, f"predicted {predicted / fastest:.0f}x the fastest candidate's time"
     try:
-        case = bench.prepare(name, layer.op, spec, seed=seed, limit_s=limit_s)
+        case = bench.prepare(name, op, spec, seed=seed, limit_s=limit_s)
         time_once(case.fn, case.args, case.sync)  # compilation, first touch, weight caches: never counted
         first = time_once(case.fn, case.args, case.sync)
     except Unsupported as exc:
@@ -225,7 +270,7 @@ OUTLIER = 2.0
 RETIME_MOST = 8
 
 
-def retime_outliers(samples, cases, constants, threads: int | None = None, budget_s: float = MEASURE_S,
+def retime_outliers(samples, constants, threads: int | None = None, budget_s: float = MEASURE_S,
                     limit_s: float = 2.0, factor: float = OUTLIER, most: int = RETIME_MOST) -> list[Sample]:
     """``samples`` with the ones measured over ``factor`` x their fitted prediction timed again
     (the ``most`` worst), each keeping the smaller of its two times.
@@ -239,15 +284,14 @@ def retime_outliers(samples, cases, constants, threads: int | None = None, budge
                    reverse=True)[:most]
     if not worst:
         return list(samples)
-    layers = {(layer.label, layer.spec.N): layer for _, layer in cases}
     out = list(samples)
     with pinned_threads(threads):
         for _, i in worst:
             s = out[i]
-            again, _ = _time_one(s.backend, layers[(s.layer, s.batch)], s.spec, None, math.inf, math.inf, budget_s,
-                                 limit_s, seed=0)
+            again, _, contended = _time_probed(s.backend, s.op, s.spec, None, math.inf, math.inf, budget_s, limit_s,
+                                               seed=0)
             if again is not None and again < s.seconds:
-                out[i] = s._replace(seconds=again)
+                out[i] = s._replace(seconds=again, contended=contended)
     return out
 
 
@@ -283,7 +327,12 @@ def judge(samples, constants: dict, tie_break: bool = False) -> list[dict]:
     tie-break times them (:func:`harness.autoselect.time_close_calls`: a measurement of its own, not the
     samples'), and the fastest of that timing is the pick; its ``ratio`` is still read from the samples.
     Each row then also has ``estimate_picked`` / ``estimate_ratio`` (the model alone) and ``timed``
-    (the candidates the tie-break timed; empty when there was no tie).
+    (the candidates the tie-break timed; empty when there was no tie) with ``timed_seconds``, their
+    times in the tie-break. Where the pick (auto's or the estimate's) is more than :data:`WITHIN` off
+    the best on the samples, the picks and the best are timed again (:func:`retime_disputed`) and each
+    keeps its best time: ``retimed`` names them. ``contended`` says why a core ran contended while
+    the layer's samples, its tie-break or its re-timing ran ("" when none did): such a row's ratio
+    compares timings that the machine, not the backends, may have decided.
     """
     by_layer: dict = {}
     for s in samples:
@@ -300,15 +349,54 @@ def judge(samples, constants: dict, tie_break: bool = False) -> list[dict]:
         best = min(times, key=times.get)
         row = {"suite": suite, "layer": layer, "batch": batch, "picked": picked, "best": best,
                "ratio": times[picked] / times[best]}
+        contended = sorted({s.contended for s in measured if s.contended})
         if tie_break:
             close = autoselect.tie_to_break(autoselect.Choice(picked, predicted))
-            timed = autoselect.time_close_calls(measured[0].op, measured[0].spec, close) if close else {}
-            row.update(estimate_picked=picked, estimate_ratio=row["ratio"], timed=sorted(timed))
+            tie = autoselect.time_close_calls(measured[0].op, measured[0].spec, close) if close else None
+            timed = tie.seconds if tie else {}
+            row.update(estimate_picked=picked, estimate_ratio=row["ratio"], timed=sorted(timed),
+                       timed_seconds={n: timed[n] for n in sorted(timed)})
             if timed:
                 fastest = min(timed, key=timed.get)
                 row.update(picked=fastest, ratio=times[fastest] / times[best])
+            if tie and tie.contended:
+                contended.append("tie-break: " + tie.contended)
+            disputed = sorted({row["picked"], picked, best})
+            if max(times[n] for n in disputed) > WITHIN * times[best]:
+                # a pick more than 10% off, on one sample each: the picks and the best are timed again
+                # (twice each, in turn) and keep their best times, so that one slowed sample decides nothing
+                retimed, busy = retime_disputed(measured[0].op, measured[0].spec, disputed)
+                for n, t in retimed.items():
+                    times[n] = min(times[n], t)
+                best = min(times, key=times.get)
+                row.update(best=best, ratio=times[row["picked"]] / times[best],
+                           estimate_ratio=times[picked] / times[best], retimed=sorted(retimed))
+                if busy:
+                    contended.append("re-timing: " + busy)
+        row["contended"] = "; ".join(contended)
         rows.append(row)
     return rows
+
+
+#: A held-out row whose pick is more than :data:`WITHIN` off the best is settled by timing the
+#: candidates in dispute this many times each, in turn (:func:`retime_disputed`).
+DISPUTE_TIMINGS = 2
+
+
+def retime_disputed(op: str, spec, names, budget_s: float = MEASURE_S, limit_s: float = 2.0,
+                    timings: int = DISPUTE_TIMINGS) -> tuple[dict, str]:
+    """Best times of ``names`` on ``spec`` over ``timings`` calibration timings each, taken in turn
+    (``a b a b``), and why a core ran contended meanwhile ("" when none did)."""
+    best: dict = {}
+    busy = []
+    for _ in range(timings):
+        for name in names:
+            seconds, _, contended = _time_probed(name, op, spec, None, math.inf, math.inf, budget_s, limit_s, seed=0)
+            if seconds is not None:
+                best[name] = min(seconds, best.get(name, math.inf))
+            if contended:
+                busy.append(contended)
+    return best, busy[0] if busy else ""
 
 
 def held_out(samples, tie_break: bool = False, threads: int | None = None) -> list[dict]:
@@ -330,7 +418,18 @@ def held_out(samples, tie_break: bool = False, threads: int | None = None) -> li
 
 
 def summary(rows) -> dict:
-    """Layers judged, share within :data:`WITHIN` of the best, worst and geomean ratio."""
+    """Layers judged, share within :data:`WITHIN` of the best, worst and geomean ratio, over the rows
+    timed on free cores (``contended`` empty); ``contended`` counts the others, and the ``*_all`` keys
+    give the figures over every row. A row whose timings a contended core may have decided is no
+    figure (the project's rule for busy machines), but it is counted, not hidden."""
+    free = [r for r in rows if not r.get("contended")]
+    out = _figures(free)
+    everything = _figures(rows)
+    out.update(contended=len(rows) - len(free), **{f"{k}_all": v for k, v in everything.items()})
+    return out
+
+
+def _figures(rows) -> dict:
     ratios = np.array([r["ratio"] for r in rows], dtype=float)
     if not ratios.size:
         return {"layers": 0, "within": 0, "share_within": math.nan, "worst": math.nan, "geomean": math.nan}
@@ -341,12 +440,14 @@ def summary(rows) -> dict:
 
 def table(rows) -> str:
     """The held-out rows as text, one line per layer, then the summary line (and with a tie-break,
-    the estimate's own pick and ratio, and the summary of the estimate alone)."""
+    the estimate's own pick and ratio, and the summary of the estimate alone); a row timed on a
+    contended core is marked, and the summaries leave it out (:func:`summary`)."""
     ties = any("estimate_picked" in r for r in rows)
     lines = [f"{'held-out layer':<40} {'N':>3} {'auto picks':<11} {'best':<11} {'ratio':>6}"
              + (f"  {'estimate':<11} {'ratio':>6}  timed" if ties else "")]
     for r in rows:
         flag = "" if r["ratio"] <= WITHIN else "  > 10% off"
+        flag += "  (contended core)" if r.get("contended") else ""
         line = f"{r['layer']:<40} {r['batch']:>3} {r['picked']:<11} {r['best']:<11} {r['ratio']:>6.2f}"
         if ties:
             line += f"  {r.get('estimate_picked', ''):<11} {r.get('estimate_ratio', r['ratio']):>6.2f}  " + \
@@ -364,8 +465,12 @@ def estimate_rows(rows) -> list[dict]:
 
 
 def _summary_line(who: str, s: dict) -> str:
-    return (f"{who}: within {WITHIN - 1:.0%} of the best candidate on {s['within']}/{s['layers']} held-out layers; "
+    line = (f"{who}: within {WITHIN - 1:.0%} of the best candidate on {s['within']}/{s['layers']} held-out layers; "
             f"worst {s['worst']:.2f}x, geomean {s['geomean']:.3f}x")
+    if s.get("contended"):
+        line += (f" ({s['contended']} more timed on a contended core, left out; with them "
+                 f"{s['within_all']}/{s['layers_all']}, worst {s['worst_all']:.2f}x)")
+    return line
 
 
 def quality(samples, constants) -> dict:
@@ -412,7 +517,8 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = MEASURE_
         cases = cases if cases is not None else probe_cases()
         samples, skipped = time_probes(cases, modelled(), threads=threads, budget_s=budget_s, limit_s=limit_s,
                                        progress=progress, total_s=total_s)
-        samples = retime_outliers(samples, cases, fit(samples), threads=threads, budget_s=budget_s, limit_s=limit_s)
+        samples = retime_outliers(samples, fit(samples), threads=threads, budget_s=budget_s, limit_s=limit_s)
+        samples = retime_contended(samples, threads=threads, budget_s=budget_s, limit_s=limit_s)
         used = [threads] if threads else [set_threads(None)[0].get("torch") or 1]
     else:
         samples = samples_from(results)
@@ -435,7 +541,7 @@ def calibrate(cases=None, threads: int | None = None, budget_s: float = MEASURE_
         "held_out_estimate_summary": summary(estimate_rows(rows)),
         "not_timed": skipped,
         "samples": [{"suite": x.suite, "layer": x.layer, "batch": x.batch, "backend": x.backend,
-                     "seconds": x.seconds} for x in samples],
+                     "seconds": x.seconds, "contended": x.contended} for x in samples],
     }
     saved["path"] = str(autoselect.save_calibration(saved, out))
     return saved
@@ -452,9 +558,8 @@ def ensure(threads: int | None = None, progress: bool = False, log=print) -> dic
     except (OSError, ValueError) as exc:  # an unwritable cache or nothing timed: the defaults apply
         log(f"calibration not saved ({exc}); 'auto' uses the backends' shipped constants")
         return None
-    s = saved["held_out_summary"]
-    log(f"calibration: {saved['path']} ({saved['seconds']:.0f} s); held out, auto within 10% of the best "
-        f"candidate on {s['within']}/{s['layers']} layers, worst {s['worst']:.2f}x")
+    log(f"calibration: {saved['path']} ({saved['seconds']:.0f} s); held out, "
+        + _summary_line("auto", saved["held_out_summary"]))
     return saved
 
 

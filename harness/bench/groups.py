@@ -13,6 +13,12 @@ the measured SGEMM peak (``convbench env``), and ``auto``'s pick (:func:`harness
 the path ``backend="auto"`` takes: the estimate, close calls timed once per layer) with its time over the best candidate's. Per group: geomeans,
 and per batch with an approximate 95% interval (each layer's paired range taken as its interval).
 
+Contended cores: the cores' speed is probed before the first round and after each
+(:mod:`harness.support.core_speed`); the times, ratios and ranges use the rounds that ran with no
+core contended at either end. A layer with no such round is printed, marked, and left out of its
+group's figures (counted on the geomean line): on the project machine a vCPU was slowed by other
+guests a third of the time, which load and steal do not show.
+
 Weights: by default every call sees the same weights (inference: a backend may keep work
 derived from them, e.g. transformed weights, between calls). ``--fresh-weights`` changes one
 weight before every call (outside the timed region), so such caches miss every time.
@@ -41,6 +47,7 @@ from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
 from harness.ops.table import op_info
+from harness.support import core_speed
 from harness.support.allocator import steady_heap
 from harness.support.machine import peak_gflops, peak_is_trusted, record
 from harness.support.timing import call_for, pinned_threads, time_once
@@ -121,12 +128,15 @@ def warm_up(fn, args, sync, before=None) -> None:
 
 
 def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weights: bool = False,
-                slow_factor: float = 4.0, keep=()) -> dict:
-    """Per backend: ``{"rounds": [seconds per round], "first": s}``, after :func:`warm_up`. ``first`` is
-    the best of two calls; a backend whose ``first`` is ``slow_factor`` x the fastest one (and over
-    5 ms) gets only that, unless it is in ``keep`` (the baseline every ratio is taken against). Two
-    calls, not one: one call slowed by another process (or by the pools of the backend timed just
-    before) made a backend 18-57x "slower" than it is on some layers, and ``auto`` look wrong there."""
+                slow_factor: float = 4.0, keep=(), probe: bool = True) -> dict:
+    """Per backend: ``{"rounds": [seconds per round], "free": [bool per round], "first": s}``, after
+    :func:`warm_up`. ``first`` is the best of two calls; a backend whose ``first`` is ``slow_factor`` x
+    the fastest one (and over 5 ms) gets only that, unless it is in ``keep`` (the baseline every ratio is
+    taken against). Two calls, not one: one call slowed by another process (or by the pools of the
+    backend timed just before) made a backend 18-57x "slower" than it is on some layers, and ``auto``
+    look wrong there. With ``probe``, the cores' speed is probed before the first round and after each
+    (:mod:`harness.support.core_speed`); ``free`` says which rounds ran with no core contended at either
+    end (all True without probes)."""
     prepared, first = {}, {}
     for name in names:
         try:
@@ -145,19 +155,33 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
         warm_up(case.fn, args, case.sync, before)
         first[name] = _best_of(case.fn, args, case.sync, 2, before)
     fastest = min(first.values(), default=math.inf)
-    out = {name: {"first": t, "rounds": [t]} for name, t in first.items()
+    out = {name: {"first": t, "rounds": [t], "free": [True]} for name, t in first.items()
            if t > slow_factor * fastest and t > 5e-3 and name not in keep}
     timed = [n for n in prepared if n not in out]
     calls = {n: max(1, min(20, int(round_s / max(first[n], 1e-6)))) for n in timed}
     for n in timed:
-        out[n] = {"first": first[n], "rounds": []}
+        out[n] = {"first": first[n], "rounds": [], "free": []}
+    speeds = [core_speed.speeds()] if probe and timed else []
     for r in range(rounds):
         order = timed[r % len(timed):] + timed[:r % len(timed)] if timed else []
         for n in order:  # rotated each round: no backend always runs right after the same one
             case, args, before = prepared[n]
             call_for(case.fn, args, case.sync, ROUND_SETTLE_S, before=before)
             out[n]["rounds"].append(_best_of(case.fn, args, case.sync, calls[n], before))
+        if speeds:
+            speeds.append(core_speed.speeds())
+        free = not speeds or core_speed.contention(speeds[-2:]) is None
+        for n in order:
+            out[n]["free"].append(free)
     return out
+
+
+def free_rounds(entry) -> list[float]:
+    """A backend's round times that ran on free cores (:func:`time_paired`'s ``free``); all of them
+    when none did (the layer is then marked contended: :func:`measure_layer`)."""
+    rounds, free = entry["rounds"], entry.get("free") or [True] * len(entry["rounds"])
+    kept = [t for t, ok in zip(rounds, free) if ok]
+    return kept or list(rounds)
 
 
 #: Untimed calls of a backend, this many seconds (at least one call), before each of its rounds: the
@@ -178,18 +202,25 @@ def measure_layer(layer, rounds: int, fresh_weights: bool) -> dict:
     cands = autoselect.candidates(layer.op, spec)
     times = time_paired(spec, ([baseline] if baseline else []) + cands, rounds, fresh_weights=fresh_weights,
                         keep=(baseline,))
-    best_time = {n: min(t["rounds"]) for n, t in times.items()}
+    best_time = {n: min(free_rounds(t)) for n, t in times.items()}
     measured = [n for n in cands if n in best_time]
     choice = autoselect.choose(layer.op, spec)  # what harness.conv2d(backend="auto") runs
+    free = [ok for t in times.values() for ok in t.get("free", [])]
     return {"spec": spec, "times": times, "best_time": best_time, "baseline": baseline,
             "best": min(measured, key=best_time.get) if measured else None,
-            "picked": choice.backend if choice is not None else None}
+            "picked": choice.backend if choice is not None else None,
+            "contended": bool(free) and not any(free)}
 
 
 def _ratio_range(times, base, name) -> tuple[float, float]:
-    """Min and max over rounds of the paired ratio torch / backend (same round)."""
-    a, b = times[base]["rounds"], times[name]["rounds"]
-    ratios = [x / y for x, y in zip(a, b)] if len(a) == len(b) else [min(a) / min(b)]
+    """Min and max over rounds of the paired ratio torch / backend (same round), over the rounds both
+    ran on free cores where there are any."""
+    a, b = times[base], times[name]
+    if len(a["rounds"]) != len(b["rounds"]):
+        return (min(free_rounds(a)) / min(free_rounds(b)),) * 2
+    pairs = list(zip(a["rounds"], b["rounds"]))
+    free = [x and y for x, y in zip(a.get("free") or [True] * len(pairs), b.get("free") or [True] * len(pairs))]
+    ratios = [x / y for (x, y), ok in zip(pairs, free) if ok] or [x / y for x, y in pairs]
     return min(ratios), max(ratios)
 
 
@@ -206,7 +237,7 @@ def report(rows, peak: float) -> str:
     for group, items in by_group.items():
         lines.append(f"[{group}]")
         summary = {"best": [], "auto": [], "within": 0, "n": 0, "lo": [], "hi": [], "auto_lo": [], "auto_hi": [],
-                   "batch": []}
+                   "batch": [], "contended": 0}
         for layer, m in items:
             flops = op_info(layer.op).counts(m["spec"])["flops_dense"]
             base, best, picked, t = m["baseline"], m["best"], m["picked"], m["best_time"]
@@ -215,6 +246,11 @@ def report(rows, peak: float) -> str:
                 lines.append(f"  {layer.label:<36} {layer.spec.N:>2} {torch_gf:>10.1f}  no candidate ran")
                 continue
             gf = flops / t[best] / 1e9
+            if m.get("contended"):  # shown, but no figure: every round ran with a core slowed by others' work
+                summary["contended"] += 1
+                lines.append(f"  {layer.label:<36} {layer.spec.N:>2} {torch_gf:>10.1f} {best:<10} {gf:>7.1f}  "
+                             f"(contended core in every round: left out)")
+                continue
             if gf > PEAK_NOISE * peak and get_backend(best).exact:  # Winograd and FFT do fewer operations than counted
                 above_peak.append(f"{layer.label} N={layer.spec.N}")
             ratio = t[base] / t[best] if base in t else math.nan
@@ -236,7 +272,9 @@ def report(rows, peak: float) -> str:
                          f"{ratio:>7.2f} [{lo:>5.2f}-{hi:>5.2f}]     {100 * gf / peak:>5.0f}  {picked or '-':<10} "
                          f"{auto_ratio:>7.2f} {vs_best:>5.2f}")
         lines.append(f"  geomean x torch: best candidate {paired.geomean(summary['best']):.2f}, auto {paired.geomean(summary['auto']):.2f}; "
-                     f"auto within 10% of the best on {summary['within']}/{summary['n']} layers")
+                     f"auto within 10% of the best on {summary['within']}/{summary['n']} layers"
+                     + (f" ({summary['contended']} more timed only on contended cores, left out)"
+                        if summary["contended"] else ""))
         lines += _batch_geomeans(summary)
         lines.append("")
     if above_peak:

@@ -27,7 +27,9 @@ Metrics:
 * ``cpr``, ``intensity`` (properties of the layer, repeated per backend for convenience)
 * ``busy_cores`` (cores other processes wanted while the layer ran), ``busy_cores_consumed``,
   ``runnable_others``, ``steal_pct``, ``load1``, ``procs_running``, ``cpu_mhz_before`` /
-  ``cpu_mhz_after`` (the machine's state, where the OS exposes it; repeated per backend)
+  ``cpu_mhz_after`` (the machine's state, where the OS exposes it; repeated per backend),
+  ``core_speed_min`` (the slowest core's speed, as a fraction of its fastest in the process, probed
+  before and after the layer: :mod:`harness.support.core_speed`)
 * ``skipped`` (value NaN) with the reason, for unavailable backends, unsupported
   features or ops, and cases the time guard refused.
 """
@@ -54,7 +56,7 @@ from harness.ops.table import op_info
 from harness.suites import Layer, expand_batches, layers
 from harness.suites.shape_files import read_rows
 from harness.support.allocator import steady_heap
-from harness.support import machine_state
+from harness.support import core_speed, machine_state
 from harness.support.machine import peak_gflops
 from harness.support.results_io import write_atomic, write_csv
 from harness.support.timing import pinned_threads, time_once
@@ -252,23 +254,29 @@ def _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, ma
     machine state, and every row's stability verdict."""
     if not contenders:
         return []
+    speeds_before = core_speed.speeds()  # after this process's pools went idle
     before, during = machine_state.sample(), []
     samples = paired.measure(contenders, budget_s=budget_s, min_rounds=min_runs,
                              max_rounds=max(min_runs, max_rounds), settle_s=settle_s, cache=cache, seed=seed,
                              on_round=lambda: during.append(machine_state.sample(frequency=False)))
     window = machine_state.between(before, machine_state.sample(), during)
     crowded = machine_state.oversubscription(window, threads)
+    speeds = [speeds_before, core_speed.speeds()]
+    contended = core_speed.contention(speeds)
     times, ratios, rows = {}, {}, []
     for name, c in contenders.items():
         times[name] = paired.timing_of(samples.times[name], samples.calls[name], c.first_call_s, cache)
         if baseline in contenders:
             ratios[name] = paired.ratio_interval(samples.times[baseline], samples.times[name], seed=seed)
     state = _state_values(window)
+    slowest = [v for one in speeds if one for v in one.values()]
+    if slowest:
+        state["core_speed_min"] = min(slowest)
     for name, t in times.items():
         spread = paired.rel_spread(samples.times[name])
         ratio, lo, hi = ratios.get(name, (None, None, None))
         stable, why = stability.verdict(rounds=samples.rounds, rel_spread=spread, ratio=ratio, lo=lo, hi=hi,
-                                        oversubscribed=crowded, steal_pct=window.steal_pct)
+                                        oversubscribed=crowded, steal_pct=window.steal_pct, contended=contended)
         flags = {"stable": stable, "unstable_reason": why}
         impl = get_backend(resolve_auto(name, layer.op, op_spec(layer.op, layer.spec))[0]).op_impl(layer.op) or ""
         values = {"time_min": t.min, "time_median": t.median, "time_iqr": t.iqr, "runs": t.runs,

@@ -8,7 +8,10 @@ A measured (backend, layer) row is **unstable** when any of these holds:
 * its own times spread: IQR / median of its samples ``>`` :data:`MAX_REL_SPREAD` (20%);
 * the machine was oversubscribed while the layer ran (other processes' busy cores + our
   threads > usable cores, see :mod:`harness.support.machine_state`), or the hypervisor stole more than
-  :data:`MAX_STEAL_PCT` % of the CPU time.
+  :data:`MAX_STEAL_PCT` % of the CPU time;
+* a core ran contended when probed before or after the layer (:mod:`harness.support.core_speed`:
+  below 85% of its fastest speed in the process): another guest on its physical core or the host,
+  which load and steal do not show, and which slowed a 2-thread layer 1.65x on the project machine.
 
 Unstable rows are kept, flagged (``stable`` False, ``unstable_reason`` saying why), and never
 used for a headline claim. A layer still names its fastest backend (:func:`unranked_layers`) when
@@ -37,15 +40,18 @@ CLEARLY_SLOWER = 2.0
 
 def verdict(*, rounds: int, rel_spread: float, ratio: float | None = None, lo: float | None = None,
             hi: float | None = None, oversubscribed: str | None = None,
-            steal_pct: float | None = None) -> tuple[bool, str]:
+            steal_pct: float | None = None, contended: str | None = None) -> tuple[bool, str]:
     """``(stable, reason)`` for one measured row; ``reason`` is "" when stable.
 
     ``ratio``, ``lo`` and ``hi`` are None when there was no baseline to compare with;
-    ``oversubscribed`` is the reason :func:`harness.support.machine_state.oversubscription` gave, or None.
+    ``oversubscribed`` is the reason :func:`harness.support.machine_state.oversubscription` gave, or None;
+    ``contended`` the one :func:`harness.support.core_speed.contention` gave, or None.
     """
     reasons = []
     if oversubscribed:
         reasons.append(oversubscribed)
+    if contended:
+        reasons.append(contended)
     if steal_pct is not None and steal_pct > MAX_STEAL_PCT:
         reasons.append(f"CPU steal {steal_pct:.0f}% (> {MAX_STEAL_PCT:g}%)")
     if rounds < MIN_ROUNDS:

@@ -233,7 +233,9 @@ def _bench_sections(bench: pd.DataFrame, machine, folder: Path, paths) -> list[S
             "`convbench calibrate` fits the cost model on all suites but one and lets `harness.conv2d`'s auto pick "
             "on the held-out suite's layers: the estimate's pick, or where it predicts other candidates within "
             "2x, the fastest of those timed again (a tie-break, measured apart from the samples); ratio = the "
-            "pick's time in the calibration's samples / the best candidate's. `estimate` is the model alone."]))
+            "pick's time in the calibration's samples / the best candidate's. `estimate` is the model alone. A layer "
+            "marked `(contended core)` was timed while a core ran slowed by other guests' work "
+            "(harness/support/core_speed.py): shown, counted, and left out of the summary's figures."]))
     win = data.winners(bench)  # names no winner where a timing is unstable
     if not win.empty:
         sections.append(Section("Fastest backend per layer", table=win))

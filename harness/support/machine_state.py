@@ -83,7 +83,7 @@ def sample(frequency: bool = True) -> Sample:
                     running = int(line.split()[1])
     except (OSError, ValueError, IndexError):
         busy = steal = total = running = None
-    mine = _own_running_threads()
+    mine = own_running_threads()
     others = None if running is None or mine is None else max(0, running - mine)
     try:
         load1 = os.getloadavg()[0]
@@ -94,7 +94,7 @@ def sample(frequency: bool = True) -> Sample:
                   cpu_mhz=cpu_mhz() if frequency else None)
 
 
-def _own_running_threads() -> int | None:
+def own_running_threads() -> int | None:
     """Threads of this process in state R (running or runnable) now; None without /proc."""
     try:
         tasks = os.listdir("/proc/self/task")
@@ -109,6 +109,27 @@ def _own_running_threads() -> int | None:
         except (OSError, IndexError):
             pass  # a thread that ended meanwhile
     return running
+
+
+def wait_for_own_threads(limit_s: float, poll_s: float = 0.002) -> bool:
+    """Wait until no thread of this process but the caller is running (two reads in a row), at most
+    ``limit_s``; True when they went idle (or this cannot be read: no /proc).
+
+    A library's thread pool spins after its call before it sleeps (OpenBLAS about 0.1 s, numba's
+    and torch's OpenMP pools about 5 ms, measured on 2 threads, 2026-12-03); spinning threads are
+    runnable (state R), sleeping ones are not."""
+    deadline = time.monotonic() + limit_s
+    idle_reads = 0
+    while True:
+        running = own_running_threads()
+        if running is None:
+            return True
+        idle_reads = idle_reads + 1 if running <= 1 else 0
+        if idle_reads >= 2:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
 
 
 def cpu_mhz() -> float | None:

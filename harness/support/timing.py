@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from harness.support.machine_state import own_running_threads, wait_for_own_threads
+
 CACHE_MODES = ("hot", "cold")
 
 
@@ -121,10 +123,16 @@ POOLS_IDLE_S = 0.15
 
 
 def let_pools_sleep(seconds: float = POOLS_IDLE_S) -> None:
-    """Sleep until other libraries' thread pools have gone idle, so that the next timing is not
-    shared with a previous library's spinning workers. Sleeping, not calling: calls of the next
-    library keep competing with the spinning workers until their timeout."""
-    time.sleep(seconds)
+    """Wait until other libraries' thread pools have gone idle, so that the next timing is not
+    shared with a previous library's spinning workers: until no other thread of this process is
+    running (:func:`harness.support.machine_state.wait_for_own_threads`; numba's and torch's pools
+    sleep within about 5 ms, OpenBLAS's after 0.1 s), at most ``seconds`` (all of it where threads'
+    states cannot be read). Waiting, not calling: calls of the next library keep competing with the
+    spinning workers until their timeout."""
+    if own_running_threads() is None:
+        time.sleep(seconds)
+    else:
+        wait_for_own_threads(seconds)
 
 
 def call_for(fn, args=(), sync=None, seconds: float = 0.0, *, before=None, min_calls: int = 1,

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from harness.bench import runner as bench
-from harness.support import machine_state
+from harness.support import core_speed, machine_state
 from harness.bench import paired
 from harness.bench import stability
 from harness.bench.terminal import results_table
@@ -81,6 +81,9 @@ def run(args) -> int:
     threads, note = machine_state.choose_threads(args.threads)
     if note:
         print(note, file=sys.stderr)
+    contended = core_speed.survey_note(core_speed.survey())
+    if contended:
+        print(contended, file=sys.stderr)
     started = time.time()
     out = Path(args.out or REPORTS / "bench.csv")
     history = RunHistory(out, columns=list(bench.COLUMNS))

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from harness.bench import selftest as timing_selftest
+from harness.support import core_speed
 from harness.support.machine import DEFAULT_PATH, record, summary_lines
 
 
@@ -33,4 +34,9 @@ def run(args) -> int:
         print(f"record    {args.out}")
         selftest = Path(args.out).with_name(timing_selftest.DEFAULT_PATH.name)
         print(f"timing    A/A self-test {timing_selftest.summary_line(timing_selftest.load(selftest))}")
+        shares = core_speed.survey(seconds=1.0, probes=10)
+        if shares:
+            listed = ", ".join(f"CPU {cpu} {100 * share:.0f}%" for cpu, share in sorted(shares.items()))
+            print(f"cores     contended now (share of 10 probes over 1 s, below "
+                  f"{100 * core_speed.CONTENDED_BELOW:.0f}% of their fastest): {listed}")
     return 0

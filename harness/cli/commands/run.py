@@ -13,7 +13,7 @@ import pandas as pd
 from harness.bench import calibration
 from harness.suites import representative
 from harness.bench import runner as bench
-from harness.support import machine_state
+from harness.support import core_speed, machine_state
 from harness.bench import paired, stability
 from harness.support.allocator import steady_heap
 from harness.support.machine import record, summary_lines
@@ -99,6 +99,9 @@ def run(args) -> int:
         threads, note = machine_state.choose_threads(args.threads)
         if note:
             print(note, file=sys.stderr)
+        contended = core_speed.survey_note(core_speed.survey())
+        if contended:
+            print(contended, file=sys.stderr)
         if not args.no_calibrate:  # no calibration for this machine, versions and code yet: make one (about a minute)
             calibration.ensure(threads=threads, progress=sys.stderr.isatty())
         # 'auto' decides once per layer as harness.conv2d does (untimed) and is benchmarked as the backend it picks
