@@ -42,6 +42,22 @@ def test_the_report_gives_gflops_and_the_paired_ratio_to_torch():
     assert "3 convolutions" in text
 
 
+def test_rounds_with_a_contended_core_are_left_out_of_the_network_figures(monkeypatch):
+    seen = iter([{0: 1.0}, {0: 0.5}, {0: 1.0}, {0: 1.0}])  # round 1 ends contended, round 2 starts so
+    monkeypatch.setattr(network.core_speed, "speeds", lambda: next(seen))
+    passes = {name: [lambda: None] for name in ("torch", "auto")}
+    times = network.measure(passes, rounds=3)
+    assert all(t["free"] == [False, False, True] for t in times.values())
+    times = {"torch": {"first": 0.01, "rounds": [9e-3, 9e-3, 2e-3], "free": [False, False, True]},
+             "auto": {"first": 0.5, "rounds": [1e-3, 1e-3, 1e-3], "free": [False, False, True]}}
+    text = network.report("lenet5", 1, network.conv_layers("lenet5", 1), times, Counter(im2col=3))
+    assert "1 of 3 rounds ran on free cores" in text
+    assert "2.00x" in next(line for line in text.splitlines() if line.startswith("auto "))
+    busy = {n: dict(t, free=[False] * 3) for n, t in times.items()}
+    assert "no round of 3 ran on free cores" in network.report("lenet5", 1, network.conv_layers("lenet5", 1),
+                                                              busy, Counter(im2col=3))
+
+
 def test_the_command_line_refuses_nonsense_and_runs_a_small_network(capsys):
     with pytest.raises(SystemExit):
         network.main(["--rounds", "0"])

@@ -117,3 +117,19 @@ def test_fewer_threads_than_cpus_are_hurt_only_when_too_few_cpus_ran_free():
     two_slow = [{0: 0.6, 1: 0.5, 2: 1.0}]
     assert core_speed.contention(two_slow, threads=1) is None
     assert core_speed.contention(two_slow, threads=2).startswith("contended cores: CPU 0 at 60%, CPU 1 at 50%")
+
+
+def test_a_large_machine_probes_only_the_cpus_our_threads_ran_on(monkeypatch):
+    monkeypatch.setattr(core_speed, "usable_cpus", lambda: list(range(64)))
+    monkeypatch.setattr(core_speed, "_cpus_of_own_threads", lambda: [5, 3, 5, 70])  # 70: not usable now
+    assert core_speed.cpus_to_probe() == [3, 5]
+    monkeypatch.setattr(core_speed, "_cpus_of_own_threads", lambda: [])
+    assert core_speed.cpus_to_probe() == list(range(core_speed.PROBE_MOST))
+    monkeypatch.setattr(core_speed, "usable_cpus", lambda: [0, 1])
+    assert core_speed.cpus_to_probe() == [0, 1]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc")
+def test_the_cpus_our_threads_ran_on_are_read_from_proc():
+    cpus = core_speed._cpus_of_own_threads()
+    assert cpus and all(0 <= c < (os.cpu_count() or 1024) for c in cpus)

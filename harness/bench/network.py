@@ -22,7 +22,9 @@ first untimed (so the timed one follows its own policy's pass, not another's), t
 rotated from round to round; a policy's pass time is its best round, its ratio to torch
 the median over rounds of the paired ratio with a bootstrap 95% interval
 (:func:`harness.bench.paired.ratio_interval`). For ``auto``, the backends it ran and on how many
-layers.
+layers. The cores' speed is probed before the first round and after each
+(:mod:`harness.support.core_speed`): rounds with a contended core at either end are left out, and
+the table's first line says how many ran free.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from harness.bench import paired
 from harness.bench import runner as bench
 from harness.ops.table import op_info
 from harness.suites import networks
+from harness.support import core_speed
 from harness.support.allocator import steady_heap
 from harness.support.timing import pinned_threads
 
@@ -110,17 +113,33 @@ def run_pass(calls) -> float:
     return time.perf_counter() - started
 
 
-def measure(passes: dict, rounds: int) -> dict:
-    """Per policy: ``{"first": s, "rounds": [s, ...]}`` (see the module docstring). In a round, each
-    policy runs one untimed pass before its timed one, so that a timed pass follows a pass of its own
-    policy (its own thread pools awake), never another policy's."""
-    out = {name: {"first": run_pass(calls), "rounds": []} for name, calls in passes.items()}
+def measure(passes: dict, rounds: int, probe: bool = True) -> dict:
+    """Per policy: ``{"first": s, "rounds": [s, ...], "free": [bool, ...]}`` (see the module docstring).
+    In a round, each policy runs one untimed pass before its timed one, so that a timed pass follows a
+    pass of its own policy (its own thread pools awake), never another policy's. With ``probe``, the
+    cores' speed is probed before the first round and after each (:mod:`harness.support.core_speed`);
+    ``free`` says which rounds ran with no core contended at either end."""
+    out = {name: {"first": run_pass(calls), "rounds": [], "free": []} for name, calls in passes.items()}
     names = list(passes)
+    speeds = [core_speed.speeds()] if probe else []
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             run_pass(passes[name])
             out[name]["rounds"].append(run_pass(passes[name]))
+        if speeds:
+            speeds.append(core_speed.speeds())
+        free = not speeds or core_speed.contention(speeds[-2:]) is None
+        for name in names:
+            out[name]["free"].append(free)
     return out
+
+
+def free_rounds(times: dict) -> list[int]:
+    """Indices of the rounds that ran on free cores (all of them when none did)."""
+    flags = next(iter(times.values())).get("free") or []
+    rounds = len(next(iter(times.values()))["rounds"])
+    kept = [i for i, ok in enumerate(flags) if ok]
+    return kept or list(range(rounds))
 
 
 def auto_mix(calls) -> Counter:
@@ -134,13 +153,19 @@ def auto_mix(calls) -> Counter:
 
 def report(name: str, batch: int, layers, times: dict, mix: Counter, planned: Counter | None = None) -> str:
     """The per-policy table: best pass, first pass, ratio to the first policy (the baseline) with its interval."""
-    base = next(iter(times.values()))["rounds"]
+    keep = free_rounds(times)
+    base = [next(iter(times.values()))["rounds"][i] for i in keep]
     flops = sum(op_info("conv2d").counts(s)["flops_dense"] for s in _specs(layers))
-    lines = [f"{name}, batch {batch}: {len(layers)} convolutions, {flops / 1e9:.2f} GFLOP a pass",
+    rounds = len(next(iter(times.values()))["rounds"])
+    free = sum(next(iter(times.values())).get("free") or [True] * rounds)
+    lines = [f"{name}, batch {batch}: {len(layers)} convolutions, {flops / 1e9:.2f} GFLOP a pass; "
+             + (f"{free} of {rounds} rounds ran on free cores, the others are left out" if free else
+                f"no round of {rounds} ran on free cores (a core was contended in each): no figure"),
              f"{'policy':<14} {'best pass ms':>12} {'GFLOP/s':>8} {'x torch [95% interval]':>24} {'first pass ms':>14}"]
     for policy, t in times.items():
-        best = min(t["rounds"])
-        ratio = paired.format_ratio(*paired.ratio_interval(base, t["rounds"]))
+        kept = [t["rounds"][i] for i in keep]
+        best = min(kept)
+        ratio = paired.format_ratio(*paired.ratio_interval(base, kept))
         lines.append(f"{policy:<14} {best * 1e3:>12.2f} {flops / best / 1e9:>8.1f} {ratio:>24} {t['first'] * 1e3:>14.1f}")
     lines.append("auto ran: " + ", ".join(f"{b} on {n}" for b, n in mix.most_common()))
     if planned:
