@@ -50,10 +50,10 @@ from typing import NamedTuple
 import numpy as np
 
 from harness.backend import registry as _registry
-from harness.backend.dispatch import prepare
+from harness.backend.dispatch import prepare, release as release_inputs
 from harness.backend.registry import backends, get_backend
 from harness.errors import ResourceLimit, Unsupported
-from harness.support import core_speed
+from harness.support import core_speed, machine_state
 from harness.support import machine as _machine
 from harness.support.allocator import steady_heap
 from harness.support.results_io import write_atomic
@@ -353,8 +353,8 @@ PLAN_SWITCH_S = 0.02
 
 def plan(op: str, specs, switch_s: float | None = None, include_torch: bool = False) -> list[str]:
     """One backend per call of a sequence run in order (a network's layers), the one that minimises
-    the sequence's time: each call's time on its backend (:func:`choose`'s, with the close calls
-    timed; else the estimate's) plus ``switch_s`` (default :data:`PLAN_SWITCH_S`) for each call on
+    the sequence's time: each call's time on its backend (where :func:`choose` timed close calls, their
+    measured times, the others being out of the running; else the estimate's) plus ``switch_s`` (default :data:`PLAN_SWITCH_S`) for each call on
     another backend than the call before it. Dynamic programming over the calls, so a run of layers
     stays on one backend unless leaving it saves more than the switches cost; ``backend="auto"``
     decides one call at a time and cannot see the layers ahead.
@@ -372,7 +372,9 @@ def plan(op: str, specs, switch_s: float | None = None, include_torch: bool = Fa
         if guess is None or picked is None:
             options.append({fallback(op, spec): 0.0})
             continue
-        options.append({**guess.seconds, **picked.seconds})
+        # a tie-break's measured times only: the candidates it did not time were predicted over
+        # TIE_MARGIN slower than the estimate's pick, and a model time beside measured ones is no comparison
+        options.append(dict(picked.seconds) if picked.method == "estimate+measure" else dict(guess.seconds))
     # best[b]: the least time of the calls so far ending on backend b; back[i][b]: the backend before
     best, back = dict(options[0]) if options else {}, []
     for times in options[1:]:
@@ -504,14 +506,18 @@ def time_close_calls(op: str, spec, names) -> TieTiming:
         winner = min(seconds, key=seconds.get)
         case = prepare(get_backend(winner), op, spec, seed=0)
         call_for(case.fn, case.args, case.sync, TIE_SETTLE_S)
-        _release(case)
+        release_inputs(case)
     return TieTiming(seconds, contended)
 
 
 def _time_round(op: str, spec, names, seconds: dict) -> str | None:
     """One attempt of a tie-break (:data:`TIE_ROUNDS` rounds over ``names``), each candidate's best kept
-    in ``seconds``; returns why a core ran contended meanwhile (None: none did)."""
+    in ``seconds``; returns why the machine was not free meanwhile (None: it was): a core ran contended
+    (:mod:`harness.support.core_speed`), or other processes crowded ours
+    (:func:`harness.support.machine_state.oversubscription`; a probe of a few ms can run between their
+    time slices and miss them)."""
     probes: list = []
+    state = machine_state.sample(frequency=False)
     order = list(names)
     for _ in range(TIE_ROUNDS):  # the winner is not woken between rounds: the next round's first would follow it
         for name, t in _time_candidates(op, spec, order, TIE_BUDGET_S, min_runs=TIE_MIN_RUNS,
@@ -520,7 +526,10 @@ def _time_round(op: str, spec, names, seconds: dict) -> str | None:
             seconds[name] = min(t, seconds.get(name, math.inf))
         order.reverse()
     probes.append(core_speed.speeds())  # after the last candidate (waits for its pools)
-    return core_speed.contention(probes)
+    threads = threads_set() or machine_state.usable_cores()
+    crowded = machine_state.oversubscription(machine_state.between(state, machine_state.sample(frequency=False)),
+                                             threads)
+    return core_speed.contention(probes, threads=threads) or crowded
 
 
 def _estimate(op: str, spec, include_torch: bool) -> Choice | None:
@@ -709,16 +718,8 @@ def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: flo
         case = cases[min(seconds, key=seconds.get)]
         call_for(case.fn, case.args, case.sync, settle_s)
     for case in cases.values():
-        _release(case)
+        release_inputs(case)
     return seconds
-
-
-def _release(case) -> None:
-    """The backend forgets what it kept from a timing's seeded inputs (``Backend.release``): no
-    caller passes them again, and winograd's weight cache would hold one entry per timed layer."""
-    release = getattr(case, "release", None)
-    if release is not None:
-        release()
 
 
 def _spec_key(op: str, spec, include_torch: bool) -> str:

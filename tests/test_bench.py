@@ -176,3 +176,15 @@ def test_saved_results_carry_their_own_run_settings(tmp_path):
     assert settings["suites"] == ["smoke"] and settings["threads"] == 2 and settings["wall_s"] >= 1.0
     assert settings["command"] and json.loads(out.with_suffix(".json").read_text())["results"][0]["layer"] == "smoke.a"
     assert pd.read_csv(out).time_min.tolist() == [0.5]
+
+
+def test_a_benchmark_run_leaves_nothing_in_winograds_weight_cache():
+    from impls import winograd
+
+    cases = [c for c in bench.plan(["smoke"], batches=[1]) if c[1].spec.KH == 3 and c[1].spec.stride == (1, 1)][:1]
+    assert cases, "the smoke suite has a 3x3 stride-1 layer"
+    before = len(winograd.WEIGHT_CACHE)
+    results = bench.run(cases, ["winograd"], threads=1, budget_s=0.0, min_runs=2, machine=FAKE_MACHINE,
+                        progress=False, limit_s=2)
+    assert (results[(results.backend == "winograd") & (results.metric == "time_min")].value > 0).all()
+    assert len(winograd.WEIGHT_CACHE) == before  # the seeded weights' transforms were forgotten

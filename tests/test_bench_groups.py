@@ -4,6 +4,8 @@ import math
 
 import pytest
 
+from harness.bench import stability
+
 from harness import suites
 from harness.bench import groups, paired
 from harness.ops.table import op_info
@@ -74,7 +76,19 @@ def test_time_paired_marks_each_round_by_the_probes_at_its_ends(monkeypatch):
     spec = next(l for l in suites.layers("resnet50", 1) if l.label == "resnet50.res2_3x3").spec
     small = type(spec).from_shapes((1, 4, 8, 8), (4, 4, 3, 3), padding=1)
     seen = iter([{0: 1.0}, {0: 1.0}, {0: 0.5}, {0: 1.0}])  # before round 1, after rounds 1, 2, 3
-    monkeypatch.setattr(groups.core_speed, "speeds", lambda: next(seen))
+    monkeypatch.setattr(stability.core_speed, "speeds", lambda: next(seen))
+    monkeypatch.setattr(stability.machine_state, "oversubscription", lambda window, threads: None)  # no other load
     monkeypatch.setattr(groups, "ROUND_SETTLE_S", 0.0)
     times = groups.time_paired(small, ["im2col", "numba_cpu"], rounds=3, round_s=1e-4, keep=("im2col", "numba_cpu"))
     assert all(t["free"] == [True, False, False] for t in times.values())
+
+
+def test_a_paired_timing_leaves_nothing_in_winograds_weight_cache():
+    from impls import winograd
+
+    spec = next(l for l in suites.layers("resnet50", 1) if l.label == "resnet50.res2_3x3").spec
+    small = type(spec).from_shapes((1, 8, 8, 8), (8, 8, 3, 3), padding=1)
+    before = len(winograd.WEIGHT_CACHE)
+    times = groups.time_paired(small, ["winograd", "im2col"], rounds=1, round_s=1e-4, keep=("winograd", "im2col"),
+                               probe=False)
+    assert set(times) == {"winograd", "im2col"} and len(winograd.WEIGHT_CACHE) == before

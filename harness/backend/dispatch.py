@@ -134,6 +134,15 @@ class Prepared:
     release: object = None
 
 
+def release(prepared) -> None:
+    """The backend forgets what it kept from a timing's seeded inputs (``Prepared.release``, where the
+    case has one): no caller passes them again, and winograd's weight cache would otherwise hold one
+    entry per timed layer."""
+    forget = getattr(prepared, "release", None)
+    if forget is not None:
+        forget()
+
+
 def prepare(declared, op: str, spec, seed: int = 0) -> Prepared:
     """The backend's implementation and seeded, read-only inputs for timing ``op`` on ``spec``.
 

@@ -34,13 +34,14 @@ from typing import NamedTuple
 import numpy as np
 
 from harness import autoselect
+from harness.backend import dispatch
 from harness.backend.registry import backends, get_backend
 from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
-from harness.support import core_speed
+from harness.support import core_speed, machine_state
 from harness.support.allocator import steady_heap
-from harness.support.timing import pinned_threads, set_threads, time_call, time_once
+from harness.support.timing import pinned_threads, set_threads, threads_set, time_call, time_once
 
 #: ``suite.layer@batch`` of the default probe set: every algorithm's regime (stems, 3x3
 #: stride 1 shallow and deep at batch 1 and 8, 1x1, strided, grouped at group widths 4 to 16,
@@ -203,12 +204,16 @@ def _round_robin(cases) -> list:
 
 def _time_probed(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed):
     """:func:`_time_one` between two probes of the cores' speed (each after this process's pools went
-    idle): ``(seconds, reason, contended)``, ``contended`` saying why a core ran contended ("" if none)."""
-    before = core_speed.speeds()
+    idle) and two samples of the machine: ``(seconds, reason, contended)``, ``contended`` saying why
+    the machine was not free ("" if it was: no core contended, no other process crowding ours)."""
+    before, state = core_speed.speeds(), machine_state.sample(frequency=False)
     seconds, reason = _time_one(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed)
     if seconds is None:
         return None, reason, ""
-    return seconds, None, core_speed.contention([before, core_speed.speeds()]) or ""
+    threads = threads_set() or machine_state.usable_cores()
+    crowded = machine_state.oversubscription(machine_state.between(state, machine_state.sample(frequency=False)),
+                                             threads)
+    return seconds, None, core_speed.contention([before, core_speed.speeds()], threads=threads) or crowded or ""
 
 
 #: Samples timed while a core ran contended are timed again, up to this many more times each
@@ -253,14 +258,17 @@ def _time_one(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed)
     except Exception as exc:  # a crashing backend leaves the calibration to the others
         return None, f"error: {type(exc).__name__}: {exc}"
     if first > limit_s:
+        dispatch.release(case)
         return None, f"first call took {first:.1f} s, over the limit of {limit_s:g} s"
     if first > SLOW_FIRST * best:
         first = min(first, time_once(case.fn, case.args, case.sync))  # one call can be slowed by a burst
         if first > SLOW_FIRST * best:
+            dispatch.release(case)
             return first, None  # clearly slower than a candidate already timed: two calls tell enough
     slow = first >= SETTLE_S  # a call that long has let the other pools stop spinning by itself
     timing = time_call(case.fn, case.args, sync=case.sync, budget_s=budget_s, min_runs=2 if slow else 3,
                        warmup=0 if slow else 1, settle_s=0.0 if slow else SETTLE_S, first_call_s=first)
+    dispatch.release(case)  # seeded inputs: nothing the backend kept from them (winograd's weights) is wanted again
     return timing.min, None
 
 

@@ -13,11 +13,11 @@ the measured SGEMM peak (``convbench env``), and ``auto``'s pick (:func:`harness
 the path ``backend="auto"`` takes: the estimate, close calls timed once per layer) with its time over the best candidate's. Per group: geomeans,
 and per batch with an approximate 95% interval (each layer's paired range taken as its interval).
 
-Contended cores: the cores' speed is probed before the first round and after each
-(:mod:`harness.support.core_speed`); the times, ratios and ranges use the rounds that ran with no
-core contended at either end. A layer with no such round is printed, marked, and left out of its
-group's figures (counted on the geomean line): on the project machine a vCPU was slowed by other
-guests a third of the time, which load and steal do not show.
+A busy machine: each round is watched (:class:`harness.bench.stability.RoundWatch`: the cores'
+speed probed at its ends, :mod:`harness.support.core_speed`, and other processes' use of the cores);
+the times, ratios and ranges use the rounds that ran free. A layer with no such round is printed,
+marked, and left out of its group's figures (counted on the geomean line): on the project machine
+a vCPU was slowed by other guests a third of the time, which load and steal do not show.
 
 Weights: by default every call sees the same weights (inference: a backend may keep work
 derived from them, e.g. transformed weights, between calls). ``--fresh-weights`` changes one
@@ -41,13 +41,13 @@ import time
 import numpy as np
 
 from harness import autoselect
+from harness.backend import dispatch
 from harness.backend.registry import get_backend
-from harness.bench import paired
+from harness.bench import paired, stability
 from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
 from harness.ops.table import op_info
-from harness.support import core_speed
 from harness.support.allocator import steady_heap
 from harness.support.machine import peak_gflops, peak_is_trusted, record
 from harness.support.timing import call_for, pinned_threads, time_once
@@ -134,9 +134,9 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
     the fastest one (and over 5 ms) gets only that, unless it is in ``keep`` (the baseline every ratio is
     taken against). Two calls, not one: one call slowed by another process (or by the pools of the
     backend timed just before) made a backend 18-57x "slower" than it is on some layers, and ``auto``
-    look wrong there. With ``probe``, the cores' speed is probed before the first round and after each
-    (:mod:`harness.support.core_speed`); ``free`` says which rounds ran with no core contended at either
-    end (all True without probes)."""
+    look wrong there. With ``probe``, ``free`` says which rounds ran on a free machine
+    (:class:`harness.bench.stability.RoundWatch`: no core contended, no other process crowding ours;
+    all True without probes)."""
     prepared, first = {}, {}
     for name in names:
         try:
@@ -161,18 +161,19 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
     calls = {n: max(1, min(20, int(round_s / max(first[n], 1e-6)))) for n in timed}
     for n in timed:
         out[n] = {"first": first[n], "rounds": [], "free": []}
-    speeds = [core_speed.speeds()] if probe and timed else []
+    watch = stability.RoundWatch(probe=probe and bool(timed))
+    watch.start()
     for r in range(rounds):
         order = timed[r % len(timed):] + timed[:r % len(timed)] if timed else []
         for n in order:  # rotated each round: no backend always runs right after the same one
             case, args, before = prepared[n]
             call_for(case.fn, args, case.sync, ROUND_SETTLE_S, before=before)
             out[n]["rounds"].append(_best_of(case.fn, args, case.sync, calls[n], before))
-        if speeds:
-            speeds.append(core_speed.speeds())
-        free = not speeds or core_speed.contention(speeds[-2:]) is None
+        free = watch.free()
         for n in order:
             out[n]["free"].append(free)
+    for case, _, _ in prepared.values():  # seeded inputs: what a backend kept from them is not wanted again
+        dispatch.release(case)
     return out
 
 

@@ -57,6 +57,7 @@ class Contender:
     args: tuple
     sync: object
     first_call_s: float
+    release: object = None  # forgets what the backend derived from these inputs (Backend.release); None: nothing
 
 
 @dataclass

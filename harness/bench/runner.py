@@ -202,6 +202,9 @@ def run(
                 attempt += 1  # another shuffle of the rounds' order each time
                 measured = _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, machine,
                                           used_threads, seed + attempt, settle_s, baseline, max_rounds)
+            for contender in contenders.values():  # seeded inputs no later layer passes again
+                if contender.release is not None:
+                    contender.release()
             layer_rows += measured
             rows += layer_rows
             if on_rows is not None:
@@ -229,7 +232,7 @@ def _one(name, layer, base, limit_s, seed):
     if first > limit_s:
         reason = f"first call took {first:.1f} s, over the per-case limit of {limit_s:g} s; not timed further"
         return [dict(row, metric="skipped", value=math.nan, reason=reason)]
-    return paired.Contender(prepared.fn, prepared.args, prepared.sync, first), note
+    return paired.Contender(prepared.fn, prepared.args, prepared.sync, first, getattr(prepared, "release", None)), note
 
 
 def _share_inputs(contender, others: dict):
