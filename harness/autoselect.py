@@ -53,7 +53,7 @@ from harness.backend import registry as _registry
 from harness.backend.dispatch import prepare, release as release_inputs
 from harness.backend.registry import backends, get_backend
 from harness.errors import ResourceLimit, Unsupported
-from harness.support import core_speed, machine_state
+from harness.support import core_speed
 from harness.support import machine as _machine
 from harness.support.allocator import steady_heap
 from harness.support.results_io import write_atomic
@@ -512,24 +512,18 @@ def time_close_calls(op: str, spec, names) -> TieTiming:
 
 def _time_round(op: str, spec, names, seconds: dict) -> str | None:
     """One attempt of a tie-break (:data:`TIE_ROUNDS` rounds over ``names``), each candidate's best kept
-    in ``seconds``; returns why the machine was not free meanwhile (None: it was): a core ran contended
-    (:mod:`harness.support.core_speed`), or other processes crowded ours
-    (:func:`harness.support.machine_state.oversubscription`; a probe of a few ms can run between their
-    time slices and miss them)."""
-    probes: list = []
-    state = machine_state.sample(frequency=False)
+    in ``seconds``; returns why the machine was not free meanwhile (None: it was;
+    :class:`harness.support.core_speed.FreeWatch`: a core ran contended, or other processes wanted ours)."""
+    watch = core_speed.FreeWatch()
+    watch.start()
     order = list(names)
     for _ in range(TIE_ROUNDS):  # the winner is not woken between rounds: the next round's first would follow it
         for name, t in _time_candidates(op, spec, order, TIE_BUDGET_S, min_runs=TIE_MIN_RUNS,
                                         settle_s=TIE_SETTLE_S, wake_winner=False, quiet=True,
-                                        probes=probes).items():
+                                        watch=watch).items():
             seconds[name] = min(t, seconds.get(name, math.inf))
         order.reverse()
-    probes.append(core_speed.speeds())  # after the last candidate (waits for its pools)
-    threads = threads_set() or machine_state.usable_cores()
-    crowded = machine_state.oversubscription(machine_state.between(state, machine_state.sample(frequency=False)),
-                                             threads)
-    return core_speed.contention(probes, threads=threads) or crowded
+    return watch.reason()  # after the last candidate (its probe waits for the pools)
 
 
 def _estimate(op: str, spec, include_torch: bool) -> Choice | None:
@@ -682,11 +676,11 @@ def _remember(key: str, spec_key: str, choice: Choice, use_disk: bool = True) ->
 
 
 def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: float = 0.1,
-                     wake_winner: bool = True, quiet: bool = False, probes: list | None = None) -> dict[str, float]:
+                     wake_winner: bool = True, quiet: bool = False, watch=None) -> dict[str, float]:
     """Best-of times per call of ``names`` on ``spec``; with ``wake_winner``, the fastest one's case runs
     last again, for ``settle_s``, so that its thread pools are the ones awake when the caller goes on.
     With ``quiet``, each candidate first waits for the thread pools to go idle (:func:`let_pools_sleep`),
-    and then, with a ``probes`` list, appends the cores' speeds there (:func:`harness.support.core_speed.speeds`).
+    and then probes the cores for ``watch`` (a :class:`harness.support.core_speed.FreeWatch`), when given.
 
     A candidate whose first call takes over 3x the best so far is called once more before it is kept
     as clearly slower: the first call into one library's thread pool right after another's ran
@@ -701,8 +695,8 @@ def _time_candidates(op, spec, names, budget_s, min_runs: int = 3, settle_s: flo
             time_once(case.fn, case.args, case.sync)  # compilation and first touch, never counted
             if quiet:
                 let_pools_sleep()
-                if probes is not None:
-                    probes.append(core_speed.speeds())
+                if watch is not None:
+                    watch.probe()
         except Unsupported:  # a limit found only at run time (e.g. winograd's kernel size)
             continue
         cases[name] = case

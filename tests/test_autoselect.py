@@ -112,7 +112,7 @@ def test_a_call_too_large_to_time_twice_keeps_the_estimate(monkeypatch):
 def test_a_tie_break_times_the_close_calls_in_both_orders_and_keeps_each_ones_best(monkeypatch):
     orders, spoiled = [], {"numba_cpu": 16e-3}  # the first round's numba_cpu ran right after im2col's pool
     monkeypatch.setattr(autoselect, "TIE_ROUNDS", 2)
-    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True, quiet=False, probes=None):
+    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True, quiet=False, watch=None):
         assert not wake_winner  # woken between rounds, the winner would precede the next round's first
         assert quiet  # each candidate waits for the others' pools to go idle
         orders.append(list(names))
@@ -123,7 +123,7 @@ def test_a_tie_break_times_the_close_calls_in_both_orders_and_keeps_each_ones_be
         fn=backend.name, args=(), sync=None))
     monkeypatch.setattr(autoselect, "call_for", lambda fn, args, sync, seconds: woken.append(fn))
     monkeypatch.setattr(autoselect.core_speed, "speeds", lambda: {0: 1.0, 1: 1.0})
-    monkeypatch.setattr(autoselect.machine_state, "oversubscription", lambda window, threads: None)
+    monkeypatch.setattr(autoselect.core_speed.machine_state, "oversubscription", lambda window, threads: None)
     timed_ = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
     # numba_cpu overturns the estimate's pick (named first): the two are timed once more to confirm it
     assert orders == [["im2col", "numba_cpu"], ["numba_cpu", "im2col"]] * 2
@@ -137,16 +137,16 @@ def _tie_timing(monkeypatch, speeds_per_attempt, times_per_attempt):
     attempts, speeds = [], iter(speeds_per_attempt)
     times = iter(times_per_attempt)
 
-    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True, quiet=False, probes=None):
-        assert quiet and probes is not None
+    def timed(op, spec, names, budget_s, min_runs=3, settle_s=0.1, wake_winner=True, quiet=False, watch=None):
+        assert quiet and watch is not None
         attempts.append(list(names))
-        for _ in names:
-            probes.append(next(speeds))
+        for _ in names[1:]:  # the watch's start probes before the first candidate
+            watch.probe()
         return dict(next(times))
 
     monkeypatch.setattr(autoselect, "_time_candidates", timed)
     monkeypatch.setattr(autoselect.core_speed, "speeds", lambda: next(speeds))
-    monkeypatch.setattr(autoselect.machine_state, "oversubscription", lambda window, threads: None)
+    monkeypatch.setattr(autoselect.core_speed.machine_state, "oversubscription", lambda window, threads: None)
     monkeypatch.setattr(autoselect, "prepare", lambda backend, op, spec, seed=0: SimpleNamespace(
         fn=backend.name, args=(), sync=None))
     monkeypatch.setattr(autoselect, "call_for", lambda fn, args, sync, seconds: None)
@@ -170,7 +170,7 @@ def test_a_tie_break_crowded_by_other_processes_counts_as_contended(monkeypatch)
     # the probes dodge other processes' time slices; the machine's CPU accounting does not
     n = autoselect.TIE_ATTEMPTS
     attempts = _tie_timing(monkeypatch, [FREE] * (3 * n), [{"im2col": 1e-3, "numba_cpu": 2e-3}] * n)
-    monkeypatch.setattr(autoselect.machine_state, "oversubscription",
+    monkeypatch.setattr(autoselect.core_speed.machine_state, "oversubscription",
                         lambda window, threads: "oversubscribed: other processes wanted 1.8 of 2 cores")
     timed = autoselect.time_close_calls("conv2d", SMALL, ["im2col", "numba_cpu"])
     assert len(attempts) == n and timed.contended.startswith("oversubscribed")

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from harness.bench import stability
+from harness.support import core_speed
 
 from harness import suites
 from harness.bench import groups, paired
@@ -76,8 +76,8 @@ def test_time_paired_marks_each_round_by_the_probes_at_its_ends(monkeypatch):
     spec = next(l for l in suites.layers("resnet50", 1) if l.label == "resnet50.res2_3x3").spec
     small = type(spec).from_shapes((1, 4, 8, 8), (4, 4, 3, 3), padding=1)
     seen = iter([{0: 1.0}, {0: 1.0}, {0: 0.5}, {0: 1.0}])  # before round 1, after rounds 1, 2, 3
-    monkeypatch.setattr(stability.core_speed, "speeds", lambda: next(seen))
-    monkeypatch.setattr(stability.machine_state, "oversubscription", lambda window, threads: None)  # no other load
+    monkeypatch.setattr(core_speed, "speeds", lambda: next(seen))
+    monkeypatch.setattr(core_speed.machine_state, "oversubscription", lambda window, threads: None)  # no other load
     monkeypatch.setattr(groups, "ROUND_SETTLE_S", 0.0)
     times = groups.time_paired(small, ["im2col", "numba_cpu"], rounds=3, round_s=1e-4, keep=("im2col", "numba_cpu"))
     assert all(t["free"] == [True, False, False] for t in times.values())

@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harness.bench import stability
+from harness.support import core_speed
 
 from harness.bench import network
 from harness.ops.table import op_info
@@ -46,8 +46,8 @@ def test_the_report_gives_gflops_and_the_paired_ratio_to_torch():
 
 def test_rounds_with_a_contended_core_are_left_out_of_the_network_figures(monkeypatch):
     seen = iter([{0: 1.0}, {0: 0.5}, {0: 1.0}, {0: 1.0}])  # round 1 ends contended, round 2 starts so
-    monkeypatch.setattr(stability.core_speed, "speeds", lambda: next(seen))
-    monkeypatch.setattr(stability.machine_state, "oversubscription", lambda window, threads: None)  # no other load
+    monkeypatch.setattr(core_speed, "speeds", lambda: next(seen))
+    monkeypatch.setattr(core_speed.machine_state, "oversubscription", lambda window, threads: None)  # no other load
     passes = {name: [lambda: None] for name in ("torch", "auto")}
     times = network.measure(passes, rounds=3)
     assert all(t["free"] == [False, False, True] for t in times.values())

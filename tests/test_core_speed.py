@@ -133,3 +133,19 @@ def test_a_large_machine_probes_only_the_cpus_our_threads_ran_on(monkeypatch):
 def test_the_cpus_our_threads_ran_on_are_read_from_proc():
     cpus = core_speed._cpus_of_own_threads()
     assert cpus and all(0 <= c < (os.cpu_count() or 1024) for c in cpus)
+
+
+def test_a_watch_calls_a_stretch_free_only_without_contended_cores_or_other_processes(monkeypatch):
+    speeds = iter([{0: 1.0, 1: 1.0}, {0: 1.0, 1: 1.0}, {0: 1.0, 1: 0.5}, {0: 1.0, 1: 1.0}, {0: 1.0, 1: 1.0},
+                   {0: 1.0, 1: 1.0}])
+    crowded = iter([None, None, "oversubscribed: other processes wanted 1.9 of 2 cores"])  # read where cores ran free
+    monkeypatch.setattr(core_speed, "speeds", lambda: next(speeds))
+    monkeypatch.setattr(core_speed.machine_state, "oversubscription", lambda window, threads: next(crowded))
+    watch = core_speed.FreeWatch(threads=2)
+    watch.start()
+    assert watch.reason() is None
+    watch.probe()  # CPU 1 slow inside the second stretch: it is not free
+    assert "CPU 1 at 50%" in watch.reason()
+    assert watch.reason() is None  # the slow probe belongs to the second stretch only
+    assert watch.reason().startswith("oversubscribed")
+    assert core_speed.FreeWatch(enabled=False).reason() is None

@@ -227,14 +227,3 @@ def test_slow_calls_settle_by_sleeping_after_the_first_round(monkeypatch):
     samples = paired.measure({"a": contender}, budget_s=0.0, min_rounds=4, settle_s=0.0)
     assert samples.rounds == 4 and len(calls) == 1 + 4  # one settling call in round 1, then only timed ones
 
-
-def test_a_round_watch_calls_a_round_free_only_without_contended_cores_or_other_processes(monkeypatch):
-    speeds = iter([{0: 1.0, 1: 1.0}, {0: 1.0, 1: 1.0}, {0: 1.0, 1: 0.5}, {0: 1.0, 1: 1.0}, {0: 1.0, 1: 1.0}])
-    crowded = iter([None, "oversubscribed: other processes wanted 1.9 of 2 cores"])  # read where the cores ran free
-    monkeypatch.setattr(stability.core_speed, "speeds", lambda: next(speeds))
-    monkeypatch.setattr(stability.machine_state, "oversubscription", lambda window, threads: next(crowded))
-    watch = stability.RoundWatch(threads=2)
-    watch.start()
-    # free; CPU 1 slow at the second's end, so the second and third are not; the fourth was crowded
-    assert [watch.free() for _ in range(4)] == [True, False, False, False]
-    assert stability.RoundWatch(probe=False).free() is True

@@ -39,9 +39,9 @@ from harness.backend.registry import backends, get_backend
 from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
-from harness.support import core_speed, machine_state
+from harness.support import core_speed
 from harness.support.allocator import steady_heap
-from harness.support.timing import pinned_threads, set_threads, threads_set, time_call, time_once
+from harness.support.timing import pinned_threads, set_threads, time_call, time_once
 
 #: ``suite.layer@batch`` of the default probe set: every algorithm's regime (stems, 3x3
 #: stride 1 shallow and deep at batch 1 and 8, 1x1, strided, grouped at group widths 4 to 16,
@@ -203,17 +203,15 @@ def _round_robin(cases) -> list:
 
 
 def _time_probed(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed):
-    """:func:`_time_one` between two probes of the cores' speed (each after this process's pools went
-    idle) and two samples of the machine: ``(seconds, reason, contended)``, ``contended`` saying why
-    the machine was not free ("" if it was: no core contended, no other process crowding ours)."""
-    before, state = core_speed.speeds(), machine_state.sample(frequency=False)
+    """:func:`_time_one` watched (:class:`harness.support.core_speed.FreeWatch`: the cores probed before
+    and after, each probe once this process's pools went idle, and other processes' use of the cores):
+    ``(seconds, reason, contended)``, ``contended`` saying why the machine was not free ("" if it was)."""
+    watch = core_speed.FreeWatch()
+    watch.start()
     seconds, reason = _time_one(name, op, spec, predicted, fastest, best, budget_s, limit_s, seed)
     if seconds is None:
         return None, reason, ""
-    threads = threads_set() or machine_state.usable_cores()
-    crowded = machine_state.oversubscription(machine_state.between(state, machine_state.sample(frequency=False)),
-                                             threads)
-    return seconds, None, core_speed.contention([before, core_speed.speeds()], threads=threads) or crowded or ""
+    return seconds, None, watch.reason() or ""
 
 
 #: Samples timed while a core ran contended are timed again, up to this many more times each

@@ -13,7 +13,7 @@ the measured SGEMM peak (``convbench env``), and ``auto``'s pick (:func:`harness
 the path ``backend="auto"`` takes: the estimate, close calls timed once per layer) with its time over the best candidate's. Per group: geomeans,
 and per batch with an approximate 95% interval (each layer's paired range taken as its interval).
 
-A busy machine: each round is watched (:class:`harness.bench.stability.RoundWatch`: the cores'
+A busy machine: each round is watched (:class:`harness.support.core_speed.FreeWatch`: the cores'
 speed probed at its ends, :mod:`harness.support.core_speed`, and other processes' use of the cores);
 the times, ratios and ranges use the rounds that ran free. A layer with no such round is printed,
 marked, and left out of its group's figures (counted on the geomean line): on the project machine
@@ -43,11 +43,12 @@ import numpy as np
 from harness import autoselect
 from harness.backend import dispatch
 from harness.backend.registry import get_backend
-from harness.bench import paired, stability
+from harness.bench import paired
 from harness.bench import runner as bench
 from harness import suites
 from harness.errors import Unsupported
 from harness.ops.table import op_info
+from harness.support import core_speed
 from harness.support.allocator import steady_heap
 from harness.support.machine import peak_gflops, peak_is_trusted, record
 from harness.support.timing import call_for, pinned_threads, time_once
@@ -135,7 +136,7 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
     taken against). Two calls, not one: one call slowed by another process (or by the pools of the
     backend timed just before) made a backend 18-57x "slower" than it is on some layers, and ``auto``
     look wrong there. With ``probe``, ``free`` says which rounds ran on a free machine
-    (:class:`harness.bench.stability.RoundWatch`: no core contended, no other process crowding ours;
+    (:class:`harness.support.core_speed.FreeWatch`: no core contended, no other process crowding ours;
     all True without probes)."""
     prepared, first = {}, {}
     for name in names:
@@ -161,7 +162,7 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
     calls = {n: max(1, min(20, int(round_s / max(first[n], 1e-6)))) for n in timed}
     for n in timed:
         out[n] = {"first": first[n], "rounds": [], "free": []}
-    watch = stability.RoundWatch(probe=probe and bool(timed))
+    watch = core_speed.FreeWatch(enabled=probe and bool(timed))
     watch.start()
     for r in range(rounds):
         order = timed[r % len(timed):] + timed[:r % len(timed)] if timed else []
@@ -169,7 +170,7 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
             case, args, before = prepared[n]
             call_for(case.fn, args, case.sync, ROUND_SETTLE_S, before=before)
             out[n]["rounds"].append(_best_of(case.fn, args, case.sync, calls[n], before))
-        free = watch.free()
+        free = watch.reason() is None
         for n in order:
             out[n]["free"].append(free)
     for case, _, _ in prepared.values():  # seeded inputs: what a backend kept from them is not wanted again

@@ -22,7 +22,7 @@ first untimed (so the timed one follows its own policy's pass, not another's), t
 rotated from round to round; a policy's pass time is its best round, its ratio to torch
 the median over rounds of the paired ratio with a bootstrap 95% interval
 (:func:`harness.bench.paired.ratio_interval`). For ``auto``, the backends it ran and on how many
-layers. Each round is watched (:class:`harness.bench.stability.RoundWatch`: contended cores, other
+layers. Each round is watched (:class:`harness.support.core_speed.FreeWatch`: contended cores, other
 processes): rounds that did not run free are left out, and the table's first line says how many did.
 """
 
@@ -39,10 +39,11 @@ from harness import autoselect
 from harness.api import resolve
 from harness.api.conv import conv2d
 from harness.backend.registry import get_backend
-from harness.bench import paired, stability
+from harness.bench import paired
 from harness.bench import runner as bench
 from harness.ops.table import op_info
 from harness.suites import networks
+from harness.support import core_speed
 from harness.support.allocator import steady_heap
 from harness.support.timing import pinned_threads
 
@@ -115,16 +116,16 @@ def measure(passes: dict, rounds: int, probe: bool = True) -> dict:
     """Per policy: ``{"first": s, "rounds": [s, ...], "free": [bool, ...]}`` (see the module docstring).
     In a round, each policy runs one untimed pass before its timed one, so that a timed pass follows a
     pass of its own policy (its own thread pools awake), never another policy's. With ``probe``, ``free``
-    says which rounds ran on a free machine (:class:`harness.bench.stability.RoundWatch`)."""
+    says which rounds ran on a free machine (:class:`harness.support.core_speed.FreeWatch`)."""
     out = {name: {"first": run_pass(calls), "rounds": [], "free": []} for name, calls in passes.items()}
     names = list(passes)
-    watch = stability.RoundWatch(probe=probe)
+    watch = core_speed.FreeWatch(enabled=probe)
     watch.start()
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             run_pass(passes[name])
             out[name]["rounds"].append(run_pass(passes[name]))
-        free = watch.free()
+        free = watch.reason() is None
         for name in names:
             out[name]["free"].append(free)
     return out

@@ -28,7 +28,6 @@ import math
 import pandas as pd
 
 from harness.bench.paired import MIN_ROUNDS
-from harness.support import core_speed, machine_state, timing
 
 MAX_INTERVAL_WIDTH = 0.20
 MAX_REL_SPREAD = 0.20
@@ -65,38 +64,6 @@ def verdict(*, rounds: int, rel_spread: float, ratio: float | None = None, lo: f
     if not math.isfinite(rel_spread) or rel_spread > MAX_REL_SPREAD:
         reasons.append(f"times spread {100 * rel_spread:.0f}% (IQR/median > {100 * MAX_REL_SPREAD:.0f}%)")
     return not reasons, "; ".join(reasons)
-
-
-class RoundWatch:
-    """Whether each round of a paired timing ran on a free machine: between two marks, no core
-    contended (:mod:`harness.support.core_speed`, probed at each mark) and the machine not
-    oversubscribed (:func:`harness.support.machine_state.oversubscription`: other processes in this
-    system, which a short probe can dodge between their time slices). ``python -m harness.bench.groups``
-    and ``python -m harness.bench.network`` keep only the rounds it calls free.
-
-    ``probe=False`` watches nothing: every round is free."""
-
-    def __init__(self, threads: int | None = None, probe: bool = True):
-        self.threads = threads
-        self.probe = probe
-        self._speeds = self._state = None
-
-    def start(self) -> None:
-        """The first mark, before the first round."""
-        if self.probe:
-            self._speeds, self._state = core_speed.speeds(), machine_state.sample(frequency=False)
-
-    def free(self) -> bool:
-        """Mark the end of a round (and the start of the next); True when it ran free."""
-        if not self.probe:
-            return True
-        speeds, state = core_speed.speeds(), machine_state.sample(frequency=False)
-        threads = self.threads or timing.threads_set() or machine_state.usable_cores()
-        window = machine_state.between(self._state, state)
-        ok = (core_speed.contention([self._speeds, speeds], threads=threads) is None
-              and machine_state.oversubscription(window, threads) is None)
-        self._speeds, self._state = speeds, state
-        return ok
 
 
 def timed_flags(results: pd.DataFrame) -> pd.DataFrame:

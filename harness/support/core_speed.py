@@ -28,6 +28,7 @@ import os
 import threading
 import time
 
+from harness.support import machine_state
 from harness.support.machine_state import wait_for_own_threads
 from harness.support.timing import threads_set
 
@@ -195,3 +196,43 @@ def survey_note(shares: dict[int, float]) -> str | None:
     listed = ", ".join(f"CPU {cpu} in {100 * share:.0f}% of probes" for cpu, share in sorted(busy.items()))
     return (f"note: contended cores ({listed}): another guest or the host shares them, which load and steal "
             f"do not show; layers timed while a core is contended are flagged unstable")
+
+
+class FreeWatch:
+    """Whether the machine stayed free over a stretch of timing: no core contended at any probe
+    (:func:`speeds`, taken at :meth:`start`, at each :meth:`probe` and at :meth:`reason`), and no
+    other process wanting our cores over the whole stretch
+    (:func:`harness.support.machine_state.oversubscription`, from the CPU accounting: a probe of a few
+    ms can run between other processes' time slices and miss them).
+
+    ``threads``: the thread count timed (default: the count ``set_threads`` put in force, else every
+    usable CPU); ``enabled=False`` watches nothing (every stretch is free)."""
+
+    def __init__(self, threads: int | None = None, enabled: bool = True):
+        self.threads = threads
+        self.enabled = enabled
+        self._speeds: list = []
+        self._state = None
+
+    def start(self) -> None:
+        """Begin a stretch: the first probe and machine sample."""
+        if self.enabled:
+            self._speeds = [speeds()]
+            self._state = machine_state.sample(frequency=False)
+
+    def probe(self) -> None:
+        """A probe inside the stretch (between two candidates, after their pools went idle)."""
+        if self.enabled:
+            self._speeds.append(speeds())
+
+    def reason(self) -> str | None:
+        """End the stretch (and begin the next): why the machine was not free, or None."""
+        if not self.enabled:
+            return None
+        self._speeds.append(speeds())
+        state = machine_state.sample(frequency=False)
+        threads = self.threads or threads_set() or machine_state.usable_cores()
+        why = (contention(self._speeds, threads=threads)
+               or machine_state.oversubscription(machine_state.between(self._state, state), threads))
+        self._speeds, self._state = self._speeds[-1:], state
+        return why
