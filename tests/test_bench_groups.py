@@ -92,3 +92,9 @@ def test_a_paired_timing_leaves_nothing_in_winograds_weight_cache():
     times = groups.time_paired(small, ["winograd", "im2col"], rounds=1, round_s=1e-4, keep=("winograd", "im2col"),
                                probe=False)
     assert set(times) == {"winograd", "im2col"} and len(winograd.WEIGHT_CACHE) == before
+
+
+def test_free_indices_keep_the_free_rounds_or_all_when_none_ran_free():
+    assert paired.free_indices([True, False, True], 3) == [0, 2]
+    assert paired.free_indices([False, False], 2) == [0, 1]
+    assert paired.free_indices(None, 3) == [0, 1, 2] and paired.free_indices([], 2) == [0, 1]

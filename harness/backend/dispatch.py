@@ -135,9 +135,9 @@ class Prepared:
 
 
 def release(prepared) -> None:
-    """The backend forgets what it kept from a timing's seeded inputs (``Prepared.release``, where the
-    case has one): no caller passes them again, and winograd's weight cache would otherwise hold one
-    entry per timed layer."""
+    """The backend forgets what it kept from a timing's seeded inputs (the ``release`` of a
+    :class:`Prepared` or a ``harness.bench.paired.Contender``, where the case has one): no caller
+    passes them again, and winograd's weight cache would otherwise hold one entry per timed layer."""
     forget = getattr(prepared, "release", None)
     if forget is not None:
         forget()

@@ -181,9 +181,7 @@ def time_paired(spec, names, rounds: int = 5, round_s: float = 0.03, fresh_weigh
 def free_rounds(entry) -> list[float]:
     """A backend's round times that ran on free cores (:func:`time_paired`'s ``free``); all of them
     when none did (the layer is then marked contended: :func:`measure_layer`)."""
-    rounds, free = entry["rounds"], entry.get("free") or [True] * len(entry["rounds"])
-    kept = [t for t, ok in zip(rounds, free) if ok]
-    return kept or list(rounds)
+    return [entry["rounds"][i] for i in paired.free_indices(entry.get("free"), len(entry["rounds"]))]
 
 
 #: Untimed calls of a backend, this many seconds (at least one call), before each of its rounds: the
@@ -222,7 +220,7 @@ def _ratio_range(times, base, name) -> tuple[float, float]:
         return (min(free_rounds(a)) / min(free_rounds(b)),) * 2
     pairs = list(zip(a["rounds"], b["rounds"]))
     free = [x and y for x, y in zip(a.get("free") or [True] * len(pairs), b.get("free") or [True] * len(pairs))]
-    ratios = [x / y for (x, y), ok in zip(pairs, free) if ok] or [x / y for x, y in pairs]
+    ratios = [pairs[i][0] / pairs[i][1] for i in paired.free_indices(free, len(pairs))]
     return min(ratios), max(ratios)
 
 

@@ -131,14 +131,6 @@ def measure(passes: dict, rounds: int, probe: bool = True) -> dict:
     return out
 
 
-def free_rounds(times: dict) -> list[int]:
-    """Indices of the rounds that ran on free cores (all of them when none did)."""
-    flags = next(iter(times.values())).get("free") or []
-    rounds = len(next(iter(times.values()))["rounds"])
-    kept = [i for i, ok in enumerate(flags) if ok]
-    return kept or list(range(rounds))
-
-
 def auto_mix(calls) -> Counter:
     """The backends one pass of ``auto`` ``calls`` runs (after its decisions), and on how many layers."""
     ran = Counter()
@@ -150,11 +142,12 @@ def auto_mix(calls) -> Counter:
 
 def report(name: str, batch: int, layers, times: dict, mix: Counter, planned: Counter | None = None) -> str:
     """The per-policy table: best pass, first pass, ratio to the first policy (the baseline) with its interval."""
-    keep = free_rounds(times)
-    base = [next(iter(times.values()))["rounds"][i] for i in keep]
+    first = next(iter(times.values()))  # every policy ran in every round: one set of flags
+    rounds = len(first["rounds"])
+    free = sum(first.get("free") or [True] * rounds)
+    keep = paired.free_indices(first.get("free"), rounds)
+    base = [first["rounds"][i] for i in keep]
     flops = sum(op_info("conv2d").counts(s)["flops_dense"] for s in _specs(layers))
-    rounds = len(next(iter(times.values()))["rounds"])
-    free = sum(next(iter(times.values())).get("free") or [True] * rounds)
     lines = [f"{name}, batch {batch}: {len(layers)} convolutions, {flops / 1e9:.2f} GFLOP a pass; "
              + (f"{free} of {rounds} rounds ran on free cores, the others are left out" if free else
                 f"no round of {rounds} ran on free cores (a core was contended in each): no figure"),

@@ -160,6 +160,14 @@ def timing_of(samples: list, calls: int, first_call_s: float, cache: str) -> Tim
                   first_call=first_call_s, compile=max(0.0, first_call_s - float(median)), cache=cache)
 
 
+def free_indices(free, rounds: int) -> list[int]:
+    """The rounds to keep, by index: those whose ``free`` flag is set (rounds that ran on a free
+    machine, ``harness.support.core_speed.FreeWatch``), or all ``rounds`` when none was (or there are
+    no flags): the caller then marks its figure as taken on a busy machine."""
+    flags = list(free) if free else [True] * rounds
+    return [i for i, ok in enumerate(flags) if ok] or list(range(rounds))
+
+
 def rel_spread(samples) -> float:
     """The backend's own dispersion: IQR / median of its samples (0 for a single sample)."""
     t = np.asarray(samples, dtype=float)

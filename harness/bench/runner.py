@@ -203,8 +203,7 @@ def run(
                 measured = _measure_layer(contenders, notes, layer, base, budget_s, min_runs, cache, machine,
                                           used_threads, seed + attempt, settle_s, baseline, max_rounds)
             for contender in contenders.values():  # seeded inputs no later layer passes again
-                if contender.release is not None:
-                    contender.release()
+                dispatch.release(contender)
             layer_rows += measured
             rows += layer_rows
             if on_rows is not None:
@@ -232,7 +231,7 @@ def _one(name, layer, base, limit_s, seed):
     if first > limit_s:
         reason = f"first call took {first:.1f} s, over the per-case limit of {limit_s:g} s; not timed further"
         return [dict(row, metric="skipped", value=math.nan, reason=reason)]
-    return paired.Contender(prepared.fn, prepared.args, prepared.sync, first, getattr(prepared, "release", None)), note
+    return paired.Contender(prepared.fn, prepared.args, prepared.sync, first, prepared.release), note
 
 
 def _share_inputs(contender, others: dict):

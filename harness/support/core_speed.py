@@ -76,18 +76,8 @@ def cpus_to_probe() -> list[int]:
 
 def _cpus_of_own_threads() -> list[int]:
     """The CPU each thread of this process last ran on (field 39 of its stat); empty without /proc."""
-    found = []
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            with open(f"/proc/self/task/{task}/stat") as handle:
-                found.append(int(handle.read().rsplit(")", 1)[1].split()[36]))
-        except (OSError, IndexError, ValueError):
-            pass  # a thread that ended meanwhile
-    return found
+    return [int(fields[36]) for fields in machine_state.own_thread_stats() or []
+            if len(fields) > 36 and fields[36].isdigit()]
 
 
 def probe(cpus=None, loop: int = PROBE_LOOP, reps: int = PROBE_REPS) -> dict[int, float] | None:

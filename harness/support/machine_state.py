@@ -94,21 +94,28 @@ def sample(frequency: bool = True) -> Sample:
                   cpu_mhz=cpu_mhz() if frequency else None)
 
 
-def own_running_threads() -> int | None:
-    """Threads of this process in state R (running or runnable) now; None without /proc."""
+def own_thread_stats() -> list[list[str]] | None:
+    """Each thread of this process's ``/proc/self/task/*/stat`` fields from the state on (field 3, so
+    index ``k`` is field ``k + 3``); None without /proc. Threads that end meanwhile are left out."""
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
         return None
-    running = 0
+    out = []
     for task in tasks:
         try:
             with open(f"/proc/self/task/{task}/stat") as handle:
                 # "pid (comm) S ...": the name may hold spaces or parentheses, the state follows the last ')'
-                running += handle.read().rsplit(")", 1)[1].split()[0] == "R"
+                out.append(handle.read().rsplit(")", 1)[1].split())
         except (OSError, IndexError):
             pass  # a thread that ended meanwhile
-    return running
+    return out
+
+
+def own_running_threads() -> int | None:
+    """Threads of this process in state R (running or runnable) now; None without /proc."""
+    stats = own_thread_stats()
+    return None if stats is None else sum(1 for fields in stats if fields and fields[0] == "R")
 
 
 def wait_for_own_threads(limit_s: float, poll_s: float = 0.002) -> bool:
